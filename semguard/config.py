@@ -1,0 +1,315 @@
+"""The typed, frozen config tree of a training run, read from YAML.
+
+One dataclass per section; `load_config(path, overrides)` reads YAML with
+`yaml.safe_load`, applies dotted overrides (`train.steps=200`) and builds the tree.
+Unknown or misspelt keys are errors that name the file, the key and the valid keys;
+a value of the wrong type names the key, the value and the expected type. Nothing is
+ignored silently. `config_to_dict` gives back plain data (for YAML and checkpoints).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import types
+import typing
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Literal, Union
+
+import yaml
+
+from semguard.errors import ConfigError
+
+
+@dataclass(frozen=True)
+class DataConfig:
+    """Where the unpaired source and target images come from and how they are batched."""
+
+    source: str = "toy/sim/train"          # data set root of the source (simulator) domain
+    source_format: str = "folder"          # a name in semguard.data.formats.FORMATS
+    target: str = "toy/real/train"         # data set root of the target (real) domain
+    target_format: str = "folder"
+    crop: tuple[int, int] = (128, 256)     # training crop (H, W)
+    resize: tuple[int, int] | None = None  # resize (H, W) before cropping; None keeps size
+    small_box_crop_prob: float = 0.5       # share of crops centred on a sign or light box
+    hflip: bool = True
+    batch_size: int = 4
+    workers: int = 0
+
+
+@dataclass(frozen=True)
+class ConditioningConfig:
+    """What the generator is conditioned on (all off = unconditioned)."""
+
+    labels: bool = True          # one-hot train-id label map (19 channels + ignore)
+    boxes: bool = True           # per box class: filled box and box edge maps
+    boundaries: bool = True      # instance boundaries
+
+
+@dataclass(frozen=True)
+class DiscriminatorConfig:
+    n_scales: int = 2
+    base_channels: int = 32
+    n_layers: int = 3
+    spectral_norm: bool = True
+
+
+@dataclass(frozen=True)
+class ModelConfig:
+    generator: str = "spade"     # a name in semguard.models.GENERATORS
+    base_channels: int = 32
+    n_blocks: int = 4
+    n_downsample: int = 2
+    conditioning: ConditioningConfig = field(default_factory=ConditioningConfig)
+    discriminator: DiscriminatorConfig = field(default_factory=DiscriminatorConfig)
+
+
+@dataclass(frozen=True)
+class LossConfig:
+    """Weights of the named loss terms and their settings; a weight of 0 turns a term off."""
+
+    gan_mode: Literal["hinge", "lsgan", "nonsaturating"] = "hinge"
+    gan: float = 1.0
+    nce: float = 1.0
+    nce_identity: float = 0.0
+    nce_layers: tuple[int, ...] = (0, 1, 2)
+    nce_patches: int = 128
+    nce_temperature: float = 0.07
+    seg: float = 0.0
+    seg_class_weights: dict[str, float] = field(default_factory=dict)
+    box: float = 0.0
+    box_backbone: Literal["guide", "lpips-alex", "lpips-vgg"] = "guide"
+    box_class_weights: dict[str, float] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class GuideConfig:
+    """The guide segmenter that serves the seg-consistency loss (never the judge)."""
+
+    checkpoint: str | None = None                    # a `semguard segmenter train` output
+    mode: Literal["frozen", "cotrain"] = "frozen"
+    lr: float = 1e-4
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    steps: int = 1000
+    lr_g: float = 2e-4
+    lr_d: float = 2e-4
+    betas: tuple[float, float] = (0.5, 0.999)
+    lr_schedule: Literal["constant", "linear_decay"] = "linear_decay"
+    decay_start: float = 0.5        # share of steps after which a linear decay starts
+    ema_decay: float = 0.999
+    grad_clip: float = 0.0          # 0 = no clipping
+    amp: bool = True                # bf16 autocast on CUDA; ignored on CPU
+    channels_last: bool = True
+    device: str = "auto"            # auto | cpu | cuda | cuda:N
+    seed: int = 0
+    out: str = "runs/toy"
+    log_every: int = 10
+    sample_every: int = 200
+    checkpoint_every: int = 200
+    keep_last: int = 3
+
+
+@dataclass(frozen=True)
+class RunConfig:
+    """A whole translator training run (what `semguard train --config` reads)."""
+
+    data: DataConfig = field(default_factory=DataConfig)
+    model: ModelConfig = field(default_factory=ModelConfig)
+    loss: LossConfig = field(default_factory=LossConfig)
+    guide: GuideConfig = field(default_factory=GuideConfig)
+    train: TrainConfig = field(default_factory=TrainConfig)
+
+
+# --------------------------------------------------------------------------- machinery
+
+
+def _type_name(tp: Any) -> str:
+    if isinstance(tp, type):
+        return tp.__name__
+    return str(tp).replace("typing.", "")
+
+
+def _convert(value: Any, tp: Any, key: str, source: str) -> Any:
+    """Check `value` against the annotation `tp` and convert lists to tuples."""
+    origin = typing.get_origin(tp)
+    args = typing.get_args(tp)
+
+    def wrong() -> ConfigError:
+        return ConfigError(
+            f"{source}: key '{key}' has value {value!r} ({type(value).__name__}), "
+            f"expected {_type_name(tp)}"
+        )
+
+    if dataclasses.is_dataclass(tp):
+        if not isinstance(value, dict):
+            raise wrong()
+        return _build(tp, value, key, source)
+    if origin in (Union, types.UnionType):
+        if value is None and type(None) in args:
+            return None
+        for option in args:
+            if option is type(None):
+                continue
+            try:
+                return _convert(value, option, key, source)
+            except ConfigError:
+                continue
+        raise wrong()
+    if origin is Literal:
+        if value not in args:
+            raise ConfigError(
+                f"{source}: key '{key}' has value {value!r}; valid values: "
+                + ", ".join(repr(a) for a in args)
+            )
+        return value
+    if origin is tuple:
+        if not isinstance(value, (list, tuple)):
+            raise wrong()
+        if len(args) == 2 and args[1] is Ellipsis:
+            return tuple(_convert(v, args[0], f"{key}[{i}]", source) for i, v in enumerate(value))
+        if len(value) != len(args):
+            raise wrong()
+        return tuple(_convert(v, a, f"{key}[{i}]", source) for i, (v, a) in enumerate(zip(value, args)))
+    if origin is dict:
+        if not isinstance(value, dict):
+            raise wrong()
+        key_type, value_type = args
+        return {
+            _convert(k, key_type, f"{key}.{k}", source): _convert(v, value_type, f"{key}.{k}", source)
+            for k, v in value.items()
+        }
+    if tp is float:
+        if isinstance(value, bool) or not isinstance(value, (int, float)):
+            raise wrong()
+        return float(value)
+    if tp is int:
+        if isinstance(value, bool) or not isinstance(value, int):
+            raise wrong()
+        return value
+    if tp is bool:
+        if not isinstance(value, bool):
+            raise wrong()
+        return value
+    if tp is str:
+        if not isinstance(value, str):
+            raise wrong()
+        return value
+    raise TypeError(f"config annotation {tp!r} of '{key}' is not supported")
+
+
+def _build(cls: type, data: dict, prefix: str, source: str) -> Any:
+    hints = typing.get_type_hints(cls)
+    fields = {f.name: f for f in dataclasses.fields(cls)}
+    kwargs = {}
+    for name, value in data.items():
+        key = f"{prefix}.{name}" if prefix else str(name)
+        if name not in fields:
+            raise ConfigError(
+                f"{source}: unknown key '{key}'; valid keys"
+                f"{' in ' + repr(prefix) if prefix else ''}: {', '.join(fields)}"
+            )
+        kwargs[name] = _convert(value, hints[name], key, source)
+    return cls(**kwargs)
+
+
+def config_from_dict(data: dict | None, cls: type = RunConfig, source: str = "<config>") -> Any:
+    """Build a config dataclass from plain data; errors name `source` and the key."""
+    if data is None:
+        data = {}
+    if not isinstance(data, dict):
+        raise ConfigError(f"{source}: the top level must be a mapping of sections, got {type(data).__name__}")
+    return _build(cls, data, "", source)
+
+
+def config_to_dict(config: Any) -> dict:
+    """Plain, YAML-safe data of a config tree (tuples become lists)."""
+
+    def plain(value: Any) -> Any:
+        if dataclasses.is_dataclass(value):
+            return {f.name: plain(getattr(value, f.name)) for f in dataclasses.fields(value)}
+        if isinstance(value, (list, tuple)):
+            return [plain(v) for v in value]
+        if isinstance(value, dict):
+            return {k: plain(v) for k, v in value.items()}
+        return value
+
+    return plain(config)
+
+
+def parse_override(text: str) -> tuple[list[str], Any]:
+    """Parse one `section.key=value` override; the value is read as YAML (`200`, `[64,128]`)."""
+    if "=" not in text:
+        raise ConfigError(f"override '{text}' must look like section.key=value (e.g. train.steps=200)")
+    dotted, raw = text.split("=", 1)
+    path = dotted.strip().split(".")
+    if not all(path):
+        raise ConfigError(f"override '{text}': '{dotted}' is not a dotted key like train.steps")
+    try:
+        value = yaml.safe_load(raw) if raw.strip() else None
+    except yaml.YAMLError as err:
+        raise ConfigError(f"override '{text}': the value is not valid YAML ({err.problem})") from None
+    return path, value
+
+
+def apply_overrides(data: dict, overrides: list[str], cls: type = RunConfig) -> dict:
+    """Return a copy of `data` with dotted overrides applied; unknown keys are errors."""
+    import copy
+
+    data = copy.deepcopy(data) if data else {}
+    for text in overrides:
+        path, value = parse_override(text)
+        node, node_cls = data, cls
+        for depth, name in enumerate(path):
+            valid = {f.name: f for f in dataclasses.fields(node_cls)} if dataclasses.is_dataclass(node_cls) else {}
+            if name not in valid:
+                where = ".".join(path[:depth]) or "the top level"
+                raise ConfigError(
+                    f"override '{text}': unknown key '{'.'.join(path[:depth + 1])}'; "
+                    f"valid keys in {where}: {', '.join(valid) or '(none: not a section)'}"
+                )
+            if depth == len(path) - 1:
+                node[name] = value
+            else:
+                node_cls = typing.get_type_hints(node_cls)[name]
+                child = node.get(name)
+                if child is None:
+                    child = node[name] = {}
+                if not isinstance(child, dict):
+                    raise ConfigError(f"override '{text}': '{'.'.join(path[:depth + 1])}' is not a section")
+                node = child
+    return data
+
+
+def read_yaml(path: str | Path) -> Any:
+    """Read a YAML file with `safe_load`; a missing or malformed file is a ConfigError."""
+    path = Path(path)
+    if not path.is_file():
+        raise ConfigError(f"config file {path} does not exist; give the path of a YAML file (see configs/)")
+    try:
+        with path.open("r", encoding="utf-8") as handle:
+            return yaml.safe_load(handle)
+    except yaml.YAMLError as err:
+        mark = getattr(err, "problem_mark", None)
+        where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark else ""
+        problem = getattr(err, "problem", None) or str(err)
+        raise ConfigError(f"{path}: malformed YAML{where}: {problem}; fix the file and rerun") from None
+
+
+def load_config(path: str | Path | None, overrides: list[str] | tuple[str, ...] = (), cls: type = RunConfig) -> Any:
+    """Read a config file (or the defaults when `path` is None) and apply overrides."""
+    data = read_yaml(path) if path is not None else {}
+    source = str(path) if path is not None else "<defaults>"
+    if data is not None and not isinstance(data, dict):
+        raise ConfigError(f"{source}: the top level must be a mapping of sections, got {type(data).__name__}")
+    data = apply_overrides(data or {}, list(overrides), cls)
+    return config_from_dict(data, cls, source)
+
+
+def save_config(config: Any, path: str | Path) -> None:
+    """Write the fully resolved config as YAML (what a run records beside its outputs)."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(yaml.safe_dump(config_to_dict(config), sort_keys=False), encoding="utf-8")

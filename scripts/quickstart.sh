@@ -1,0 +1,27 @@
+#!/usr/bin/env bash
+# The main job end to end on the embedded toy world, on a fresh machine:
+# environment + install, toy world, guide and judge segmenters, crop classifier,
+# a short semguard training run, and the flip report.
+# Usage: bash scripts/quickstart.sh        (STEPS=..., OUT=..., VENV=... to change)
+set -euo pipefail
+cd "$(dirname "$0")/.."
+VENV="${VENV:-.venv}"
+PYTHON="${PYTHON:-python3}"
+OUT="${OUT:-runs/quickstart}"
+STEPS="${STEPS:-300}"
+[ -x "$VENV/bin/python" ] || "$PYTHON" -m venv "$VENV"
+"$VENV/bin/python" -m pip install --quiet --upgrade pip >/dev/null 2>&1 || true
+"$VENV/bin/python" -m pip install --quiet -e .
+sg() { echo "+ semguard $*"; "$VENV/bin/semguard" "$@"; }
+
+sg data make-toy --out "$OUT/toy" --train 400 --val 48 --size 128x256 --seed 0
+sg data preview "$OUT/toy" --out "$OUT/toy_preview.png"
+sg segmenter train --role guide --data "$OUT/toy/sim/train" --val "$OUT/toy/sim/val" --out "$OUT/guide.pt" --steps 400
+sg segmenter train --role judge --data "$OUT/toy/real/train" --val "$OUT/toy/real/val" --out "$OUT/judge.pt" --steps 400
+sg segmenter train-crops --data "$OUT/toy/real/train" --val "$OUT/toy/real/val" --out "$OUT/crops.pt"
+sg train --config configs/toy.yaml \
+  --set data.source="$OUT/toy/sim/train" --set data.target="$OUT/toy/real/train" \
+  --set guide.checkpoint="$OUT/guide.pt" --set train.out="$OUT/semguard" --set train.steps="$STEPS"
+sg eval --checkpoint "$OUT/semguard/final.pt" --data "$OUT/toy" --judge "$OUT/judge.pt" \
+  --crop-classifier "$OUT/crops.pt" --flip-report --out "$OUT/report"
+echo "done: report in $OUT/report (report.md, report.json, pictures)"

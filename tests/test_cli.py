@@ -1,0 +1,50 @@
+"""The command line: help, version, bad subcommands and user errors print one clear line."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+
+import pytest
+
+from semguard import __version__
+from semguard.cli import COMMAND_GROUPS, main
+
+
+def test_help_lists_every_group(capsys):
+    with pytest.raises(SystemExit) as info:
+        main(["--help"])
+    assert info.value.code == 0
+    out = capsys.readouterr().out
+    for group in COMMAND_GROUPS:
+        assert group in out
+
+
+def test_version(capsys):
+    with pytest.raises(SystemExit) as info:
+        main(["--version"])
+    assert info.value.code == 0
+    assert __version__ in capsys.readouterr().out
+
+
+def test_bad_subcommand_is_one_line(capsys):
+    with pytest.raises(SystemExit) as info:
+        main(["bogus"])
+    assert info.value.code == 2
+    err = capsys.readouterr().err.strip()
+    assert "invalid choice: 'bogus'" in err and len(err.splitlines()) <= 2
+
+
+def test_console_script_runs():
+    result = subprocess.run([sys.executable, "-m", "semguard.cli", "--help"], capture_output=True, text=True, timeout=120)
+    assert result.returncode == 0 and "semguard" in result.stdout
+
+
+def test_bad_config_gives_one_line_not_a_traceback(tmp_path):
+    config = tmp_path / "bad.yaml"
+    config.write_text("train:\n  stpes: 3\n")
+    result = subprocess.run([sys.executable, "-m", "semguard.cli", "train", "--config", str(config)],
+                            capture_output=True, text=True, timeout=300)
+    assert result.returncode == 2
+    assert "Traceback" not in result.stderr
+    assert "train.stpes" in result.stderr

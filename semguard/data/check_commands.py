@@ -1,5 +1,72 @@
-"""(being written)"""
+"""`semguard data check ROOT --format F`: a table of every problem in a data set, and a verdict.
+
+Exit status 0 when the set is usable, 1 when it is not (2 for usage errors, as everywhere).
+"""
+
+from __future__ import annotations
+
+import argparse
+
+
+def _options(pairs: list[str]) -> dict[str, str]:
+    from semguard.errors import ConfigError
+
+    options = {}
+    for pair in pairs:
+        key, sep, value = pair.partition("=")
+        if not sep or not key:
+            raise ConfigError(f"--option '{pair}' must be KEY=VALUE (e.g. --option version=0.9.14)")
+        options[key.strip()] = value.strip()
+    return options
+
+
+def run_check(args: argparse.Namespace) -> int:
+    from rich.console import Console
+    from rich.table import Table
+
+    from semguard.data.check import check_dataset
+
+    options = _options(args.option or [])
+    if args.unlabelled:
+        options["labels_required"] = False
+    report = check_dataset(args.root, args.format, limit=args.limit, **options)
+    console = Console(highlight=False, soft_wrap=False)
+    if report.problems:
+        table = Table(title=f"problems in {args.root} ({args.format})", show_lines=False)
+        table.add_column("kind", style="bold red", no_wrap=True)
+        table.add_column("file", overflow="fold")
+        table.add_column("detail", overflow="fold")
+        for problem in report.problems[: args.max_rows]:
+            detail = problem.detail
+            if detail.startswith(problem.path + ": "):
+                detail = detail[len(problem.path) + 2:]
+            table.add_row(problem.kind, problem.path, detail)
+        console.print(table)
+        if len(report.problems) > args.max_rows:
+            console.print(f"... and {len(report.problems) - args.max_rows} more problems (--max-rows to see them)")
+    ignore_lines = report.ignore.lines(report.id_names)
+    if ignore_lines:
+        console.print("sent to ignore (source id: pixels):")
+        for line in ignore_lines:
+            console.print(f"  {line}")
+    style = "bold green" if report.usable else "bold red"
+    console.print(f"[{style}]{report.summary()}[/]")
+    return 0 if report.usable else 1
 
 
 def register(subparsers) -> None:
-    pass
+    from semguard.data.formats import FORMATS
+
+    parser = subparsers.add_parser(
+        "check", help="scan a data set and list every problem (exit 0 usable, 1 not)",
+        description="Scan a data set: images without labels, labels without images, size mismatches, "
+                    "unreadable or truncated files, unexpected ids, empty sets. Exit 0 when usable, 1 when not.",
+    )
+    parser.add_argument("root", help="data set folder")
+    parser.add_argument("--format", default="folder", choices=list(FORMATS), help="data set format (default folder)")
+    parser.add_argument("--option", action="append", metavar="KEY=VALUE",
+                        help="format option, repeatable (e.g. version=0.9.14 for carla, table=PATH for palette, split=val)")
+    parser.add_argument("--unlabelled", action="store_true", help="labels are optional (an unlabelled target set)")
+    parser.add_argument("--limit", type=int, default=None, help="check only the first N frames")
+    parser.add_argument("--max-rows", type=int, default=50, help="problems shown in the table (default 50)")
+    parser.set_defaults(handler=run_check)

@@ -1,0 +1,116 @@
+"""Scan a data set and collect *every* problem (the loaders stop at the first one).
+
+`check_dataset(root, fmt, **options)` lists the frames, reads each one (image, label,
+boxes) and returns a `CheckReport`: problems (image without label, label without image,
+size mismatch, unreadable or truncated file, unexpected ids, bad annotation, empty set),
+the ignore report over all frames, and whether the set is usable. `require_usable`
+is what training and translation call to refuse a broken set with the first problems named.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from semguard.data.mapping import (
+    BAD_ANNOTATION, EMPTY_SET, IMAGE_WITHOUT_LABEL, LABEL_WITHOUT_IMAGE, UNEXPECTED_IDS, FrameProblem, IgnoreReport,
+)
+from semguard.errors import ConfigError, DataError
+
+
+@dataclass(frozen=True)
+class Problem:
+    kind: str      # one of semguard.data.mapping.PROBLEM_KINDS
+    path: str      # the offending file (or the data set root)
+    detail: str    # one sentence, with the fix
+
+
+@dataclass
+class CheckReport:
+    root: str
+    format: str
+    frames: int = 0              # frames listed (image + label pairs, or images when labels are optional)
+    checked: int = 0             # frames read
+    problems: list[Problem] = field(default_factory=list)
+    ignore: IgnoreReport = field(default_factory=IgnoreReport)
+    id_names: dict = field(default_factory=dict)
+
+    @property
+    def usable(self) -> bool:
+        return not self.problems
+
+    def counts(self) -> Counter:
+        return Counter(problem.kind for problem in self.problems)
+
+    def summary(self) -> str:
+        if self.usable:
+            return f"{self.root} ({self.format}): usable, {self.checked}/{self.frames} frames checked, no problems"
+        counts = ", ".join(f"{n} {kind}" for kind, n in self.counts().most_common())
+        return f"{self.root} ({self.format}): NOT usable, {self.checked}/{self.frames} frames checked: {counts}"
+
+    def to_dict(self) -> dict:
+        return {"root": self.root, "format": self.format, "frames": self.frames, "checked": self.checked,
+                "usable": self.usable, "problems": [p.__dict__ for p in self.problems],
+                "ignore": self.ignore.to_dict()}
+
+
+def check_dataset(root: str | Path, fmt: str = "folder", limit: int | None = None, **options) -> CheckReport:
+    """Check every frame (or the first `limit`) of the data set at `root`; never raises DataError.
+
+    options: the format's options (see FORMATS[fmt].options_help), plus labels_required.
+    Unexpected ids are collected as problems (strict is implied; ids are listed per frame).
+    Config mistakes (unknown format or option, missing required option) still raise ConfigError.
+    """
+    from semguard.data.formats import open_dataset
+
+    options = {k: v for k, v in options.items() if k != "strict"}
+    report = CheckReport(root=str(root), format=fmt)
+    try:
+        dataset = open_dataset(root, fmt, check_pairs=False, **options)
+    except FrameProblem as err:
+        report.problems.append(Problem(err.kind, err.path, str(err)))
+        return report
+    except ConfigError:
+        raise
+    except DataError as err:
+        report.problems.append(Problem(BAD_ANNOTATION, str(root), str(err)))
+        return report
+    report.id_names = dict(getattr(dataset, "id_names", {}) or {})
+    index = dataset.index
+    if dataset.labels_required:
+        for ref in index.orphan_images:
+            report.problems.append(Problem(IMAGE_WITHOUT_LABEL, ref, f"{ref}: image without a label file"))
+    for ref in index.orphan_labels:
+        report.problems.append(Problem(LABEL_WITHOUT_IMAGE, ref, f"{ref}: label without an image"))
+    report.frames = len(dataset.frames)
+    if not dataset.frames:
+        report.problems.append(Problem(EMPTY_SET, str(root), f"{root}: no frames found for format '{fmt}'; "
+                                                             "check the path and the folder layout"))
+        return report
+    frames = dataset.frames if limit is None else dataset.frames[: max(0, int(limit))]
+    for frame in frames:
+        frame_report = IgnoreReport()
+        try:
+            dataset.read(frame, frame_report, strict=False)
+        except FrameProblem as err:
+            report.problems.append(Problem(err.kind, err.path, str(err)))
+        except DataError as err:
+            report.problems.append(Problem(BAD_ANNOTATION, frame.image, str(err)))
+        report.checked += 1
+        if frame_report.unexpected:
+            ids = ", ".join(f"{k} ({v} px)" for k, v in frame_report.unexpected.most_common(8))
+            report.problems.append(Problem(UNEXPECTED_IDS, frame.label or frame.image,
+                                           f"{frame.label}: unexpected ids {ids}; check --format and its options"))
+        report.ignore.merge(frame_report)
+    return report
+
+
+def require_usable(root: str | Path, fmt: str = "folder", limit: int | None = None, **options) -> CheckReport:
+    """check_dataset, raising DataError naming the first problems when the set is not usable."""
+    report = check_dataset(root, fmt, limit=limit, **options)
+    if not report.usable:
+        first = "; ".join(p.detail for p in report.problems[:3])
+        raise DataError(f"{report.summary()}. First problems: {first}. Run `semguard data check {root} --format {fmt}` "
+                        "for the full list")
+    return report

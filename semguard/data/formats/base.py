@@ -1,0 +1,342 @@
+"""What every format loader shares: frame listing, file reading, the data set protocol.
+
+A format is a `FrameDataset` subclass. `scan()` lists the frames on disk (pairing
+images with labels by name) and reports orphans; `load_frame()` reads one frame into a
+`Sample` in train ids, recording what it sent to ignore. The base class turns the scan
+into the map-style data set (`len`, `getitem`, `.names`) and refuses broken sets with one
+message; `semguard data check` uses the same two methods but collects every problem.
+
+File references are plain paths, or `ARCHIVE.zip::MEMBER` for files inside zip archives
+(SHIFT ships its frames zipped); `read_bytes` opens either, one ZipFile per process.
+"""
+
+from __future__ import annotations
+
+import io
+import os
+import zipfile
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Mapping
+
+import numpy as np
+from PIL import Image, UnidentifiedImageError
+
+from semguard.data.mapping import (
+    EMPTY_SET, IMAGE_WITHOUT_LABEL, LABEL_WITHOUT_IMAGE, SIZE_MISMATCH, UNREADABLE, BAD_ANNOTATION,
+    FrameProblem, IgnoreReport,
+)
+from semguard.data.sample import Box, Sample
+from semguard.errors import ConfigError
+from semguard.labels import IGNORE_ID
+
+ZIP_SEPARATOR = "::"
+
+
+@dataclass
+class Frame:
+    """One frame on disk: name (relative stem), image ref, label ref (None = unlabelled), extras."""
+
+    name: str
+    image: str
+    label: str | None
+    extra: dict = field(default_factory=dict)
+
+
+@dataclass
+class FrameIndex:
+    frames: list[Frame]
+    orphan_images: list[str] = field(default_factory=list)
+    orphan_labels: list[str] = field(default_factory=list)
+    unlabelled: list[Frame] = field(default_factory=list)   # the orphan images as label-less frames
+
+
+def pair_frames(images: Mapping[str, str], labels: Mapping[str, str],
+                extras: Mapping[str, dict] | None = None) -> FrameIndex:
+    """Pair image and label refs by name; unmatched ones become orphans (sorted by name)."""
+    extras = extras or {}
+    frames = [Frame(name, images[name], labels[name], dict(extras.get(name, {})))
+              for name in sorted(images) if name in labels]
+    return FrameIndex(
+        frames=frames,
+        orphan_images=[images[n] for n in sorted(images) if n not in labels],
+        orphan_labels=[labels[n] for n in sorted(labels) if n not in images],
+        unlabelled=[Frame(n, images[n], None, dict(extras.get(n, {}))) for n in sorted(images) if n not in labels],
+    )
+
+
+def files_by_stem(folder: Path, suffixes: tuple[str, ...], strip: str = "") -> dict[str, str]:
+    """name -> path of files under `folder` (recursive) with one of `suffixes`.
+
+    name: path relative to `folder` without the suffix and without the trailing `strip`
+    (e.g. '_leftImg8bit'), '/'-separated.
+    """
+    out: dict[str, str] = {}
+    if not folder.is_dir():
+        return out
+    for path in folder.rglob("*"):
+        if path.suffix.lower() not in suffixes or not path.is_file():
+            continue
+        name = path.relative_to(folder).with_suffix("").as_posix()
+        if strip:
+            if not name.endswith(strip):
+                continue
+            name = name[: -len(strip)]
+        out[name] = str(path)
+    return out
+
+
+# ---------------------------------------------------------------------------- reading files
+
+_ZIPS: dict[tuple[int, str], zipfile.ZipFile] = {}
+
+
+def open_zip(path: str) -> zipfile.ZipFile:
+    """The process's open ZipFile for `path` (a DataLoader worker opens its own)."""
+    key = (os.getpid(), path)
+    archive = _ZIPS.get(key)
+    if archive is None:
+        try:
+            archive = zipfile.ZipFile(path)
+        except (OSError, zipfile.BadZipFile) as err:
+            raise FrameProblem(UNREADABLE, path, f"{path}: unreadable zip archive ({err}); download it again") from None
+        _ZIPS[key] = archive
+    return archive
+
+
+def read_bytes(ref: str) -> bytes:
+    """The bytes of a file or of a zip member (`ARCHIVE::MEMBER`)."""
+    try:
+        if ZIP_SEPARATOR in ref:
+            archive_path, member = ref.split(ZIP_SEPARATOR, 1)
+            return open_zip(archive_path).read(member)
+        return Path(ref).read_bytes()
+    except FrameProblem:
+        raise
+    except (OSError, KeyError, zipfile.BadZipFile, EOFError) as err:
+        raise FrameProblem(UNREADABLE, ref, f"{ref}: cannot read the file ({err}); restore or remove this frame") from None
+
+
+def read_pil(ref: str, what: str) -> Image.Image:
+    """Open and fully decode an image file; truncated or corrupt files are a FrameProblem."""
+    data = read_bytes(ref)
+    try:
+        image = Image.open(io.BytesIO(data))
+        image.load()
+        return image
+    except UnidentifiedImageError:
+        raise FrameProblem(UNREADABLE, ref, f"{ref}: unreadable {what}: not an image file, or its header is "
+                           "truncated; restore the file or remove this frame") from None
+    except (OSError, ValueError, SyntaxError, Image.DecompressionBombError) as err:
+        raise FrameProblem(UNREADABLE, ref, f"{ref}: unreadable or truncated {what} ({err}); "
+                           "restore the file or remove this frame") from None
+
+
+def read_rgb(ref: str) -> np.ndarray:
+    """An image file as uint8 [H,W,3] RGB."""
+    image = read_pil(ref, "image")
+    if image.mode != "RGB":
+        if image.mode in ("I;16", "I", "F"):
+            raise FrameProblem(UNREADABLE, ref, f"{ref}: image is {image.mode} (not 8-bit colour); is this a label file?")
+        image = image.convert("RGB")
+    return np.asarray(image)
+
+
+def read_ids(ref: str, what: str = "label") -> np.ndarray:
+    """A label or instance file as its raw integer array.
+
+    Palette PNGs give their *indices* (not the colours); 16-bit grey gives uint16;
+    RGB gives uint8 [H,W,3].
+    """
+    image = read_pil(ref, what)
+    array = np.asarray(image)
+    if image.mode == "RGBA":
+        array = array[..., :3]
+    return array
+
+
+def require_same_size(image: np.ndarray, other: np.ndarray, image_ref: str, other_ref: str, what: str) -> None:
+    if image.shape[:2] != other.shape[:2]:
+        raise FrameProblem(
+            SIZE_MISMATCH, other_ref,
+            f"{other_ref}: {what} is {other.shape[1]}x{other.shape[0]} but its image {image_ref} is "
+            f"{image.shape[1]}x{image.shape[0]} (WxH); replace the mismatched file or remove this frame",
+        )
+
+
+def red_channel(array: np.ndarray, ref: str, what: str) -> np.ndarray:
+    """Ids stored in the red channel (SHIFT, CARLA); grey files are taken as they are."""
+    if array.ndim == 2:
+        return array
+    if array.ndim == 3 and array.shape[2] >= 3:
+        return array[..., 0]
+    raise FrameProblem(UNREADABLE, ref, f"{ref}: {what} has shape {array.shape}, expected grey or RGB")
+
+
+def boxes_from_instances(instances: np.ndarray, label: np.ndarray,
+                         classes: tuple[int, ...] | None = None) -> tuple[np.ndarray, list[Box]]:
+    """Tight half-open boxes of each instance; instance ids made compact (1..N).
+
+    instances: integer [H,W], 0 = none, any other value = one instance; label: uint8 train
+    ids [H,W]. The class of an instance is the most common train id among its pixels
+    (ignore excluded); instances that are all ignore, or whose class is not in `classes`
+    (when given), are removed. Returns (int32 [H,W] compact instance map, boxes).
+    """
+    from scipy import ndimage
+
+    values, compact = np.unique(instances, return_inverse=True)
+    compact = compact.reshape(instances.shape).astype(np.int32)
+    if not (values.size and values[0] == 0):
+        compact += 1  # no background value present: every id is an instance
+    out = np.zeros(instances.shape, dtype=np.int32)
+    boxes: list[Box] = []
+    next_id = 1
+    for index, window in enumerate(ndimage.find_objects(compact), start=1):
+        if window is None:
+            continue
+        mask = compact[window] == index
+        classes_here = label[window][mask]
+        classes_here = classes_here[classes_here != IGNORE_ID]
+        if classes_here.size == 0:
+            continue
+        class_id = int(np.bincount(classes_here).argmax())
+        if classes is not None and class_id not in classes:
+            continue
+        out[window][mask] = next_id
+        rows, cols = np.nonzero(mask)
+        y0, x0 = window[0].start, window[1].start
+        boxes.append(Box(
+            xyxy=(float(x0 + cols.min()), float(y0 + rows.min()), float(x0 + cols.max() + 1), float(y0 + rows.max() + 1)),
+            class_id=class_id, instance_id=next_id,
+        ))
+        next_id += 1
+    return out, boxes
+
+
+# ---------------------------------------------------------------------------- the data set
+
+
+class FrameDataset:
+    """Base of every format: a map-style data set of `Sample`s (picklable for workers).
+
+    root: the data set folder; strict: an unexpected source id is a DataError (else it goes
+    to ignore and is counted in `ignore_report`); labels_required: images without a label
+    are an error (True) or load with an all-ignore label (False, unlabelled target sets);
+    check_pairs: refuse orphans at construction (False only for `semguard data check`).
+
+    `ignore_report` sums what the frames read *in this process* sent to ignore (frames read
+    in DataLoader workers count in the workers); `check_dataset` gives the full report.
+    """
+
+    format_name = ""
+    # option name -> one-line description (validated by open_dataset)
+    options_help: dict[str, str] = {}
+    # source id -> name, for ignore-report lines
+    id_names: Mapping = {}
+
+    def __init__(self, root: str | Path, *, strict: bool = False, labels_required: bool = True,
+                 check_pairs: bool = True):
+        self.root = Path(root)
+        if not self.root.exists():
+            raise FrameProblem(EMPTY_SET, str(self.root),
+                               f"data set {self.root} does not exist; check the path given for the {self.format_name} data")
+        self.strict = as_bool(strict, "strict")
+        self.labels_required = as_bool(labels_required, "labels_required")
+        self.ignore_report = IgnoreReport()
+        self.index = self.scan()
+        frames = list(self.index.frames)
+        if not self.labels_required:
+            frames += self.index.unlabelled
+            frames.sort(key=lambda f: f.name)
+        self.frames = frames
+        self.names = [frame.name for frame in frames]
+        if check_pairs:
+            self.refuse_problems()
+
+    # -- for subclasses
+    def scan(self) -> FrameIndex:
+        raise NotImplementedError
+
+    def load_frame(self, frame: Frame, report: IgnoreReport, strict: bool) -> Sample:
+        raise NotImplementedError
+
+    # -- the data set protocol
+    def refuse_problems(self) -> None:
+        index = self.index
+        if not self.frames:
+            raise FrameProblem(EMPTY_SET, str(self.root), f"data set {self.root} ({self.format_name}) is empty: no frames found; "
+                            f"check the path and the {self.format_name} folder layout (see FORMATS in the README)")
+        if self.labels_required and index.orphan_images:
+            raise FrameProblem(IMAGE_WITHOUT_LABEL, index.orphan_images[0],
+                               f"{index.orphan_images[0]}: image without a label file ({len(index.orphan_images)} "
+                               f"such images in {self.root}); add the labels, or load it as an unlabelled set")
+        if index.orphan_labels:
+            raise FrameProblem(LABEL_WITHOUT_IMAGE, index.orphan_labels[0],
+                               f"{index.orphan_labels[0]}: label without an image ({len(index.orphan_labels)} such "
+                               f"labels in {self.root}); restore the images or remove the stray labels")
+
+    def __len__(self) -> int:
+        return len(self.frames)
+
+    def __getitem__(self, index: int) -> Sample:
+        if not -len(self.frames) <= index < len(self.frames):
+            raise IndexError(index)
+        return self.read(self.frames[index], self.ignore_report, self.strict)
+
+    def read(self, frame: Frame, report: IgnoreReport, strict: bool) -> Sample:
+        sample = self.load_frame(frame, report, strict)
+        try:
+            return sample.validate()
+        except ValueError as err:
+            raise FrameProblem(BAD_ANNOTATION, frame.image, str(err)) from None
+
+    def unlabelled(self, image: np.ndarray) -> np.ndarray:
+        return np.full(image.shape[:2], IGNORE_ID, dtype=np.uint8)
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}(root={str(self.root)!r}, frames={len(self.frames)})"
+
+
+def as_bool(value, name: str) -> bool:
+    """A boolean option that may arrive as a string from the command line."""
+    if isinstance(value, bool):
+        return value
+    text = str(value).strip().lower()
+    if text in ("true", "1", "yes", "on"):
+        return True
+    if text in ("false", "0", "no", "off"):
+        return False
+    raise ConfigError(f"option '{name}' must be true or false, got {value!r}")
+
+
+def require_option(value, name: str, fmt: str, choices: tuple[str, ...] | None = None):
+    """An option the user must give (never guessed); a wrong value lists the valid ones."""
+    if value is None:
+        hint = f" (one of: {', '.join(choices)})" if choices else ""
+        raise ConfigError(f"the {fmt} format needs the option '{name}'{hint}; "
+                          f"pass it as --option {name}=VALUE or open_dataset(..., {name}=...)")
+    if choices is not None and str(value) not in choices:
+        raise ConfigError(f"the {fmt} option '{name}' is {value!r}; valid values: {', '.join(choices)}")
+    return str(value)
+
+
+def clip_boxes(boxes: list[Box], size: tuple[int, int], min_size: float = 1.0) -> list[Box]:
+    """Clip half-open boxes to an image of size (H, W); drop those narrower than `min_size`."""
+    height, width = size
+    out = []
+    for box in boxes:
+        x1, y1, x2, y2 = box.xyxy
+        x1, x2 = min(max(x1, 0.0), width), min(max(x2, 0.0), width)
+        y1, y2 = min(max(y1, 0.0), height), min(max(y2, 0.0), height)
+        if x2 - x1 >= min_size and y2 - y1 >= min_size:
+            out.append(box.with_xyxy((x1, y1, x2, y2)))
+    return out
+
+
+def no_frames(path: str | Path, message: str) -> FrameProblem:
+    """The layout holds no frames at all (wrong path or wrong format)."""
+    return FrameProblem(EMPTY_SET, str(path), message)
+
+
+def bad_annotation(path: str, message: str) -> FrameProblem:
+    return FrameProblem(BAD_ANNOTATION, path, f"{path}: {message}")

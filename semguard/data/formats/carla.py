@@ -1,0 +1,68 @@
+"""CARLA semantic camera output (class tag in the red channel), version told, never guessed.
+
+    ROOT/images/NAME.{png,jpg}   RGB camera
+    ROOT/labels/NAME.png         semantic camera saved raw: tag in the red channel
+    ROOT/boxes.json              optional COCO or Scalabel box file (option boxes=PATH)
+
+CARLA renumbered its tags in 0.9.14, so the option `version` is required:
+"legacy" (<= 0.9.13, the SHIFT list of 23 tags) or "0.9.14" (tags 1..19 follow the
+Cityscapes train order, 24 road line -> road; 29 tags 0..28).
+"""
+
+from __future__ import annotations
+
+from semguard.data.formats.base import (
+    Frame, FrameDataset, FrameIndex, files_by_stem, pair_frames, read_ids, read_rgb, red_channel,
+    require_same_size, require_option, clip_boxes,
+)
+from semguard.data.formats.coco import BoxFile
+from semguard.data.mapping import IdMapping, IgnoreReport
+from semguard.data.sample import Sample
+from semguard.labels import CARLA_0914_TO_TRAIN, CARLA_LEGACY_NAMES, CARLA_LEGACY_TO_TRAIN
+
+CARLA_0914_NAMES = {
+    0: "unlabeled", 1: "road", 2: "sidewalk", 3: "building", 4: "wall", 5: "fence", 6: "pole",
+    7: "traffic light", 8: "traffic sign", 9: "vegetation", 10: "terrain", 11: "sky", 12: "pedestrian",
+    13: "rider", 14: "car", 15: "truck", 16: "bus", 17: "train", 18: "motorcycle", 19: "bicycle",
+    20: "static", 21: "dynamic", 22: "other", 23: "water", 24: "road line", 25: "ground", 26: "bridge",
+    27: "rail track", 28: "guard rail",
+}
+VERSIONS = {
+    "legacy": IdMapping(CARLA_LEGACY_TO_TRAIN, known_ids=CARLA_LEGACY_NAMES, source="CARLA (legacy) tag",
+                        names=CARLA_LEGACY_NAMES),
+    "0.9.14": IdMapping(CARLA_0914_TO_TRAIN, known_ids=CARLA_0914_NAMES, source="CARLA 0.9.14 tag",
+                        names=CARLA_0914_NAMES),
+}
+
+
+class CarlaFormat(FrameDataset):
+    format_name = "carla"
+    options_help = {"version": "REQUIRED: legacy (CARLA <= 0.9.13) | 0.9.14 (tag table changed in 0.9.14)",
+                    "image_dir": "image folder under ROOT (default images)",
+                    "label_dir": "semantic folder under ROOT (default labels)",
+                    "boxes": "COCO or Scalabel box file (default ROOT/boxes.json when present)"}
+
+    def __init__(self, root, *, version: str | None = None, image_dir: str = "images", label_dir: str = "labels",
+                 boxes: str | None = None, **kwargs):
+        self.version = require_option(version, "version", "carla", tuple(VERSIONS))
+        self.mapping = VERSIONS[self.version]
+        self.id_names = self.mapping.names
+        self.image_dir, self.label_dir, self.boxes_option = image_dir, label_dir, boxes
+        super().__init__(root, **kwargs)
+
+    def scan(self) -> FrameIndex:
+        self.box_file = BoxFile.find(self.root, self.boxes_option)
+        return pair_frames(files_by_stem(self.root / self.image_dir, (".png", ".jpg", ".jpeg")),
+                           files_by_stem(self.root / self.label_dir, (".png",)))
+
+
+    def load_frame(self, frame: Frame, report: IgnoreReport, strict: bool) -> Sample:
+        image = read_rgb(frame.image)
+        if frame.label is None:
+            label = self.unlabelled(image)
+        else:
+            raw = red_channel(read_ids(frame.label), frame.label, "semantic label")
+            require_same_size(image, raw, frame.image, frame.label, "semantic label")
+            label = self.mapping.apply(raw, frame.label, report, strict)
+        boxes = clip_boxes(self.box_file.boxes(frame.name, report, strict), image.shape[:2]) if self.box_file else []
+        return Sample(image=image, label=label, boxes=boxes, name=frame.name, source_path=frame.image)

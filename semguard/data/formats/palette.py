@@ -1,0 +1,107 @@
+"""Simulators with their own colour palette (MORAI and others): a user YAML colour table.
+
+    ROOT/images/NAME.{png,jpg}    ROOT/labels/NAME.png (RGB colour label)    [ROOT/boxes.json]
+
+The table (option `table`, required) is YAML read with safe_load:
+
+    classes:
+      - {color: [128, 64, 128], train_id: road}      # a train id 0..18, its name, or ignore
+      - {color: [0, 0, 0], train_id: ignore, name: unlabeled}
+
+Colours not in the table are unexpected (ignored and counted; strict: an error).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import yaml
+
+from semguard.data.formats.base import (
+    Frame, FrameDataset, FrameIndex, files_by_stem, pair_frames, read_ids, read_rgb, require_same_size,
+    require_option, clip_boxes,
+)
+from semguard.data.formats.coco import BoxFile
+from semguard.data.mapping import ColorMapping, IgnoreReport
+from semguard.data.sample import Sample
+from semguard.errors import ConfigError
+from semguard.labels import IGNORE_ID, NAME_TO_TRAIN_ID, NUM_CLASSES
+
+
+def _train_id(value, where: str) -> int:
+    if isinstance(value, str):
+        key = value.strip().lower()
+        if key == "ignore":
+            return IGNORE_ID
+        if key in NAME_TO_TRAIN_ID:
+            return NAME_TO_TRAIN_ID[key]
+    elif isinstance(value, int) and not isinstance(value, bool) and (0 <= value < NUM_CLASSES or value == IGNORE_ID):
+        return value
+    raise ConfigError(f"{where}: train_id {value!r} is not a train id 0..18, 255, 'ignore' or one of "
+                      f"{', '.join(NAME_TO_TRAIN_ID)}")
+
+
+def load_palette_table(path: str | Path) -> ColorMapping:
+    """Read a palette YAML (see the module docstring) into a ColorMapping."""
+    path = Path(path)
+    if not path.is_file():
+        raise ConfigError(f"palette table {path} does not exist; pass the simulator's colour table with --option table=PATH")
+    try:
+        data = yaml.safe_load(path.read_text(encoding="utf-8"))
+    except yaml.YAMLError as err:
+        raise ConfigError(f"{path}: invalid YAML ({err})") from None
+    classes = data.get("classes") if isinstance(data, dict) else None
+    if not isinstance(classes, list) or not classes:
+        raise ConfigError(f"{path}: expected a top-level 'classes' list of {{color: [r, g, b], train_id: ...}}")
+    entries = []
+    for index, entry in enumerate(classes):
+        where = f"{path}: classes[{index}]"
+        if not isinstance(entry, dict) or set(entry) - {"color", "train_id", "name"} or "color" not in entry or "train_id" not in entry:
+            raise ConfigError(f"{where} must have keys color and train_id (and optionally name), got {entry!r}")
+        color = entry["color"]
+        if (not isinstance(color, list) or len(color) != 3
+                or not all(isinstance(c, int) and not isinstance(c, bool) and 0 <= c <= 255 for c in color)):
+            raise ConfigError(f"{where}: color must be [r, g, b] with integers 0..255, got {color!r}")
+        train_id = _train_id(entry["train_id"], where)
+        name = str(entry.get("name") or f"rgb({color[0]},{color[1]},{color[2]})")
+        entries.append((name, tuple(color), train_id))
+    try:
+        return ColorMapping(entries, source=f"palette table {path}")
+    except Exception as err:  # duplicate colours
+        raise ConfigError(str(err)) from None
+
+
+class PaletteFormat(FrameDataset):
+    format_name = "palette"
+    options_help = {"table": "REQUIRED: YAML colour -> train id table",
+                    "image_dir": "image folder under ROOT (default images)",
+                    "label_dir": "colour label folder under ROOT (default labels)",
+                    "boxes": "COCO or Scalabel box file (default ROOT/boxes.json when present)"}
+
+    def __init__(self, root, *, table: str | None = None, image_dir: str = "images", label_dir: str = "labels",
+                 boxes: str | None = None, **kwargs):
+        self.table_path = require_option(table, "table", "palette")
+        self.mapping = load_palette_table(self.table_path)
+        self.image_dir, self.label_dir, self.boxes_option = image_dir, label_dir, boxes
+        super().__init__(root, **kwargs)
+
+    def scan(self) -> FrameIndex:
+        self.box_file = BoxFile.find(self.root, self.boxes_option)
+        return pair_frames(files_by_stem(self.root / self.image_dir, (".png", ".jpg", ".jpeg")),
+                           files_by_stem(self.root / self.label_dir, (".png",)))
+
+
+    def load_frame(self, frame: Frame, report: IgnoreReport, strict: bool) -> Sample:
+        image = read_rgb(frame.image)
+        if frame.label is None:
+            label = self.unlabelled(image)
+        else:
+            rgb = read_ids(frame.label)
+            if rgb.ndim == 2:  # a palette-mode PNG: take its colours
+                from semguard.data.formats.base import read_pil
+                import numpy as np
+                rgb = np.asarray(read_pil(frame.label, "label").convert("RGB"))
+            require_same_size(image, rgb, frame.image, frame.label, "colour label")
+            label = self.mapping.apply(rgb, frame.label, report, strict)
+        boxes = clip_boxes(self.box_file.boxes(frame.name, report, strict), image.shape[:2]) if self.box_file else []
+        return Sample(image=image, label=label, boxes=boxes, name=frame.name, source_path=frame.image)

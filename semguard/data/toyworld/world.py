@@ -1,0 +1,209 @@
+"""The toy world's public face: one sample from (seed, index), a whole world on disk.
+
+Every sample is a pure function of (seed, index, layout domain, style, size, gap): the
+layout's random numbers come from `np.random.default_rng([seed, index, layout code, 0])`
+and the style's from a sibling stream, so the bytes do not depend on the order in which
+samples are made, nor on how many worker processes make them. The sim and real domains
+use different layout streams, so their layouts are independent; validation samples use
+indices offset by VAL_INDEX_BASE, so they never repeat a training layout.
+
+On disk (`make_toy_world`, `semguard data make-toy`):
+
+    OUT/sim/train, OUT/sim/val        sim layouts, sim style
+    OUT/real/train, OUT/real/val      real layouts, real style (labels kept for the judge)
+    OUT/paired/val                    the sim/val layouts in the real style, same names
+
+each a semguard folder data set (see semguard.data.folder) whose dataset.json records
+domain, split, style, seed, gap, size and the index base of its sample names.
+"""
+
+from __future__ import annotations
+
+import multiprocessing
+import shutil
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Callable, Iterable
+
+import numpy as np
+
+from semguard.data.folder import write_dataset_info, write_sample
+from semguard.data.sample import Sample
+from semguard.data.toyworld.layout import DOMAINS, sample_layout
+from semguard.data.toyworld.raster import rasterize
+from semguard.data.toyworld.style import STYLES, render_real, render_sim
+
+VAL_INDEX_BASE = 1_000_000
+"""Validation sample j is rendered from index VAL_INDEX_BASE + j (named f"{j:06d}")."""
+MIN_SIZE = (32, 32)
+_LAYOUT_CODE = {"sim": 1, "real": 2}
+_STYLE_CODE = {"sim": 1, "real": 2}
+SPLITS: tuple[tuple[str, str, str, str], ...] = (
+    # folder, split, layout domain, style
+    ("sim/train", "train", "sim", "sim"),
+    ("sim/val", "val", "sim", "sim"),
+    ("real/train", "train", "real", "real"),
+    ("real/val", "val", "real", "real"),
+    ("paired/val", "val", "sim", "real"),
+)
+
+
+def check_size(size: tuple[int, int]) -> tuple[int, int]:
+    """Return (H, W) as ints; raise ValueError unless both are >= 32."""
+    try:
+        height, width = (int(v) for v in size)
+    except (TypeError, ValueError):
+        raise ValueError(f"size must be (H, W), got {size!r}") from None
+    if height < MIN_SIZE[0] or width < MIN_SIZE[1]:
+        raise ValueError(f"toy-world frames must be at least {MIN_SIZE[0]}x{MIN_SIZE[1]} pixels, got {height}x{width}")
+    return height, width
+
+
+def render_sample(
+    seed: int,
+    index: int,
+    layout: str = "sim",
+    style: str = "sim",
+    size: tuple[int, int] = (128, 256),
+    gap: float = 1.0,
+) -> Sample:
+    """Render toy-world sample `index` of world `seed`.
+
+    layout: "sim" | "real", the domain prior the street is drawn from; style: "sim" |
+    "real", how it is coloured; size: (H, W) pixels, each >= 32; gap: semantic-gap
+    strength >= 0 (0: both domains share the sim prior; 1: the default gap).
+    Returns a Sample: image uint8 [H,W,3]; label uint8 [H,W] train ids (no ignore);
+    instances int32 [H,W] (cars, persons, lights, signs; 0 elsewhere); boxes half-open
+    xyxy, tight around visible pixels, lights with {"state": red|amber|green}, signs
+    with {"pictogram": ...}; name f"{index:06d}".
+    """
+    if layout not in DOMAINS:
+        raise ValueError(f"unknown layout domain {layout!r}; expected one of {DOMAINS}")
+    if style not in STYLES:
+        raise ValueError(f"unknown style {style!r}; expected one of {STYLES}")
+    if int(seed) < 0 or int(index) < 0:
+        raise ValueError(f"seed and index must be >= 0, got seed={seed}, index={index}")
+    size = check_size(size)
+    layout_rng = np.random.default_rng([int(seed), int(index), _LAYOUT_CODE[layout], 0])
+    scene = sample_layout(layout_rng, layout, size, gap)
+    raster = rasterize(scene)
+    if style == "sim":
+        image = render_sim(raster)
+    else:
+        style_rng = np.random.default_rng([int(seed), int(index), _LAYOUT_CODE[layout], 10 + _STYLE_CODE[style]])
+        image = render_real(raster, style_rng, horizon=scene.camera.horizon, focal=scene.camera.focal)
+    return Sample(image=image, label=raster.label, instances=raster.instances, boxes=raster.boxes, name=f"{index:06d}")
+
+
+@dataclass(frozen=True)
+class _Job:
+    root: str
+    name: str
+    index: int
+    layout: str
+    style: str
+    seed: int
+    size: tuple[int, int]
+    gap: float
+
+
+def _make_one(job: _Job) -> str:
+    sample = render_sample(job.seed, job.index, job.layout, job.style, job.size, job.gap)
+    sample.name = job.name
+    write_sample(job.root, sample)
+    return job.name
+
+
+def toy_world_jobs(out: Path, train: int, val: int, size: tuple[int, int], seed: int, gap: float) -> list[_Job]:
+    jobs = []
+    for folder, split, layout, style in SPLITS:
+        count, base = (train, 0) if split == "train" else (val, VAL_INDEX_BASE)
+        jobs.extend(
+            _Job(str(out / folder), f"{j:06d}", base + j, layout, style, seed, size, gap) for j in range(count)
+        )
+    return jobs
+
+
+def make_toy_world(
+    out: str | Path,
+    train: int = 200,
+    val: int = 50,
+    size: tuple[int, int] = (128, 256),
+    seed: int = 0,
+    gap: float = 1.0,
+    workers: int = 1,
+    overwrite: bool = False,
+    progress: Callable[[int, int], None] | None = None,
+) -> None:
+    """Write a toy world under `out` (layout in the module docstring).
+
+    train, val: samples per domain and split (>= 0; paired/val has `val` samples too);
+    size: (H, W); seed: world seed >= 0; gap: semantic-gap strength >= 0; workers:
+    processes (1 = in this process); the bytes written do not depend on it. overwrite:
+    replace existing sim/, real/ and paired/ folders under `out` (else they are an error).
+    progress: called as progress(done, total) after each sample.
+    """
+    out = Path(out)
+    size = check_size(size)
+    if train < 0 or val < 0:
+        raise ValueError(f"train and val counts must be >= 0, got {train}, {val}")
+    if workers < 1:
+        raise ValueError(f"workers must be >= 1, got {workers}")
+    existing = [out / d for d in ("sim", "real", "paired") if (out / d).exists()]
+    if existing:
+        if not overwrite:
+            raise FileExistsError(f"{existing[0]} already exists; pass overwrite=True to replace it")
+        for folder in existing:
+            shutil.rmtree(folder)
+    for folder, split, layout, style in SPLITS:
+        count = train if split == "train" else val
+        domain = folder.split("/")[0]
+        (out / folder).mkdir(parents=True, exist_ok=True)
+        write_dataset_info(
+            out / folder, generator="semguard toy world", domain=domain, split=split, layout=layout, style=style,
+            seed=int(seed), gap=float(gap), size=[size[0], size[1]], count=int(count),
+            index_base=0 if split == "train" else VAL_INDEX_BASE,
+        )
+    jobs = toy_world_jobs(out, train, val, size, int(seed), float(gap))
+    for done, _ in enumerate(_run(jobs, workers), start=1):
+        if progress is not None:
+            progress(done, len(jobs))
+
+
+def _run(jobs: list[_Job], workers: int) -> Iterable[str]:
+    if workers == 1 or len(jobs) < 2:
+        for job in jobs:
+            yield _make_one(job)
+        return
+    # spawn: safe whatever the parent imported (torch, threads); samples do not depend on it
+    context = multiprocessing.get_context("spawn")
+    with context.Pool(processes=workers) as pool:
+        yield from pool.imap_unordered(_make_one, jobs, chunksize=max(1, min(32, len(jobs) // (4 * workers))))
+
+
+class ToyWorldDataset:
+    """A toy-world split served from memory: len/getitem -> Sample, rendered on demand.
+
+    Sample i is `render_sample(seed, base + i, layout, style, size, gap)` named f"{i:06d}",
+    with base 0 for "train" and VAL_INDEX_BASE for "val": the same frames that
+    `make_toy_world` writes for that split.
+    """
+
+    def __init__(self, count: int, split: str = "train", layout: str = "sim", style: str | None = None,
+                 size: tuple[int, int] = (128, 256), seed: int = 0, gap: float = 1.0):
+        if split not in ("train", "val"):
+            raise ValueError(f"split must be 'train' or 'val', got {split!r}")
+        self.count, self.layout, self.style = int(count), layout, style or layout
+        self.size, self.seed, self.gap = check_size(size), int(seed), float(gap)
+        self.base = 0 if split == "train" else VAL_INDEX_BASE
+        self.names = [f"{i:06d}" for i in range(self.count)]
+
+    def __len__(self) -> int:
+        return self.count
+
+    def __getitem__(self, index: int) -> Sample:
+        if not 0 <= index < self.count:
+            raise IndexError(index)
+        sample = render_sample(self.seed, self.base + index, self.layout, self.style, self.size, self.gap)
+        sample.name = self.names[index]
+        return sample

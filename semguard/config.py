@@ -27,8 +27,10 @@ class DataConfig:
 
     source: str = "toy/sim/train"          # data set root of the source (simulator) domain
     source_format: str = "folder"          # a name in semguard.data.formats.FORMATS
+    source_options: dict[str, str | bool | int] = field(default_factory=dict)  # format options, e.g. {split: train}
     target: str = "toy/real/train"         # data set root of the target (real) domain
     target_format: str = "folder"
+    target_options: dict[str, str | bool | int] = field(default_factory=dict)  # unlabelled frames allowed unless labels_required: true
     crop: tuple[int, int] = (128, 256)     # training crop (H, W)
     resize: tuple[int, int] | None = None  # resize (H, W) before cropping; None keeps size
     small_box_crop_prob: float = 0.5       # share of crops centred on a sign or light box
@@ -75,6 +77,7 @@ class LossConfig:
     nce_layers: tuple[int, ...] = (0, 1, 2)
     nce_patches: int = 128
     nce_temperature: float = 0.07
+    nce_mlp_channels: int = 256           # width of the PatchNCE projection heads (0 = no heads)
     seg: float = 0.0
     seg_class_weights: dict[str, float] = field(default_factory=dict)
     box: float = 0.0
@@ -107,9 +110,10 @@ class TrainConfig:
     seed: int = 0
     out: str = "runs/toy"
     log_every: int = 10
-    sample_every: int = 200
-    checkpoint_every: int = 200
-    keep_last: int = 3
+    sample_every: int = 200         # write out/samples/step_N.png every N steps (0 = only at the end)
+    sample_count: int = 4           # source frames in each sample grid
+    checkpoint_every: int = 200     # write out/checkpoints/step_N.pt every N steps (0 = only at the end)
+    keep_last: int = 3              # step checkpoints kept (0 = all); out/final.pt is always written
 
 
 @dataclass(frozen=True)

@@ -144,7 +144,7 @@ def _read_png(path: Path, what: str) -> np.ndarray:
     try:
         with Image.open(path) as image:
             image.load()
-            return np.asarray(image)
+            return np.array(image)
     except OSError as err:
         raise DataError(f"{path}: unreadable or truncated {what} ({err}); regenerate or remove this frame") from None
 

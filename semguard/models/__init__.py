@@ -1,0 +1,55 @@
+"""Networks: registries and the one place a ModelConfig becomes modules.
+
+GENERATORS and DISCRIMINATORS are plain dicts name -> class; every class has
+`from_config(...)`, so building never dispatches on name strings. An unknown name is a
+ConfigError that lists the valid names.
+"""
+
+from __future__ import annotations
+
+from torch import nn
+
+from semguard.errors import ConfigError
+from semguard.models.conditioning import UNCONDITIONED, ConditioningSpec, build_conditioning
+from semguard.models.discriminators import MultiScalePatchDiscriminator
+from semguard.models.generators import ResnetGenerator, SpadeGenerator
+
+GENERATORS: dict[str, type[nn.Module]] = {"spade": SpadeGenerator, "resnet": ResnetGenerator}
+DISCRIMINATORS: dict[str, type[nn.Module]] = {"patch": MultiScalePatchDiscriminator}
+
+__all__ = [
+    "GENERATORS", "DISCRIMINATORS", "ConditioningSpec", "UNCONDITIONED", "build_conditioning",
+    "SpadeGenerator", "ResnetGenerator", "MultiScalePatchDiscriminator",
+    "conditioning_spec", "build_generator", "build_discriminator",
+]
+
+
+def _lookup(registry: dict[str, type], name: str, key: str) -> type:
+    if name not in registry:
+        raise ConfigError(f"unknown {key} '{name}'; valid names: {', '.join(sorted(registry))}")
+    return registry[name]
+
+
+def conditioning_spec(model_cfg) -> ConditioningSpec:
+    """The ConditioningSpec a ModelConfig implies (unconditioned generators get no channels)."""
+    generator_cls = _lookup(GENERATORS, model_cfg.generator, "model.generator")
+    if not getattr(generator_cls, "conditioned", False):
+        return UNCONDITIONED
+    c = model_cfg.conditioning
+    return ConditioningSpec(labels=c.labels, boxes=c.boxes, boundaries=c.boundaries)
+
+
+def build_generator(model_cfg) -> tuple[nn.Module, ConditioningSpec]:
+    """ModelConfig -> (generator, its ConditioningSpec).
+
+    "resnet" (unconditioned) forces an all-off spec (channels 0): its conditioning
+    section is ignored, so the CUT baseline config need not switch each part off.
+    """
+    spec = conditioning_spec(model_cfg)
+    generator_cls = GENERATORS[model_cfg.generator]
+    return generator_cls.from_config(model_cfg, spec), spec
+
+
+def build_discriminator(model_cfg, name: str = "patch") -> nn.Module:
+    """ModelConfig -> discriminator (forward(image) -> list of logit maps)."""
+    return _lookup(DISCRIMINATORS, name, "discriminator").from_config(model_cfg)

@@ -1,5 +1,50 @@
-"""`semguard train` (being written)."""
+"""`semguard train`: train a translator (semguard or a baseline) from a YAML config.
+
+    semguard train --config configs/toy.yaml [--set train.steps=200 ...] [--out DIR] [--device cpu] [--resume]
+
+Under torchrun (`torchrun --nproc_per_node N -m semguard.cli train --config ...`) each
+process trains on its share of the data (DistributedDataParallel); rank 0 writes files.
+"""
+
+from __future__ import annotations
 
 
 def register(subparsers) -> None:
-    subparsers.add_parser("train", help="train a translator (semguard or a baseline) from a YAML config")
+    parser = subparsers.add_parser(
+        "train", help="train a translator (semguard or a baseline) from a YAML config",
+        description="Train a translator from a YAML config (see configs/). Writes OUT/config.yaml, OUT/log.jsonl, "
+                    "OUT/samples/*.png, OUT/checkpoints/step_*.pt (last train.keep_last) and OUT/final.pt.",
+    )
+    parser.add_argument("--config", required=True, help="YAML run config, e.g. configs/toy.yaml")
+    parser.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
+                        help="override a config key, e.g. --set train.steps=200 (repeatable)")
+    parser.add_argument("--out", default=None, help="output folder (overrides train.out)")
+    parser.add_argument("--device", default=None, help="auto | cpu | cuda | cuda:N (overrides train.device)")
+    parser.add_argument("--resume", action="store_true",
+                        help="continue the run in the output folder from its newest checkpoint")
+    parser.add_argument("--no-progress", action="store_true", help="no progress bar (log.jsonl is still written)")
+    parser.set_defaults(handler=run_train)
+
+
+def run_train(args) -> int:
+    import dataclasses
+    import os
+
+    from rich.console import Console
+
+    from semguard.config import load_config
+    from semguard.train.trainer import train
+
+    config = load_config(args.config, list(args.overrides))
+    if args.out is not None:
+        config = dataclasses.replace(config, train=dataclasses.replace(config.train, out=args.out))
+    if args.device is not None:
+        config = dataclasses.replace(config, train=dataclasses.replace(config.train, device=args.device))
+    result = train(config, resume=args.resume, show_progress=not args.no_progress)
+    if int(os.environ.get("RANK", "0")) == 0:
+        terms = " ".join(f"{name} {value:.4g}" for name, value in result.last_terms.items())
+        Console(highlight=False).print(
+            f"trained {result.step} steps ({result.images_per_s:.1f} img/s); final checkpoint {result.final_checkpoint}"
+            + (f"; last terms: {terms}" if terms else "")
+        )
+    return 0

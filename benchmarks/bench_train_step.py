@@ -1,0 +1,195 @@
+"""Train-step throughput (img/s) and peak memory: spade (semguard) vs resnet (CUT baseline).
+
+One full trainer step (generator + PatchNCE heads, discriminator, EMA; plus the frozen
+guide's seg and box losses for the semguard row) on one fixed batch, so data loading is
+not measured. Every (config, resolution) runs in its own fresh process, one after the
+other in this same run, so the peak-memory figures do not leak into each other:
+  - CUDA: torch.cuda.max_memory_allocated of the timed steps;
+  - CPU:  peak resident set size of the process (ru_maxrss) minus its size after the
+          models were built (what the steps themselves add), and the total peak.
+
+    python benchmarks/bench_train_step.py [--device cpu|cuda] [--steps 3] [--batch-size 2]
+        [--sizes 128x256,256x512] [--out benchmarks/results/train_step.md]
+
+Rows: semguard = configs/toy.yaml (spade, conditioned, gan + nce + seg + box, frozen guide);
+spade-cut = configs/toy_cond_only.yaml (spade, conditioned, gan + nce);
+resnet-cut = configs/toy_cut.yaml (resnet, unconditioned, gan + nce). The guide is an
+untrained segmenter of the toy guide's architecture (speed does not depend on its weights).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[1]
+ROWS = (("semguard", "toy.yaml"), ("spade-cut", "toy_cond_only.yaml"), ("resnet-cut", "toy_cut.yaml"))
+
+
+def _write_data(root: Path, size: tuple[int, int], count: int) -> None:
+    from semguard.data.folder import write_dataset_info, write_sample
+    from semguard.data.toyworld import render_sample
+
+    for domain in ("sim", "real"):
+        for index in range(count):
+            sample = render_sample(0, index, layout=domain, style=domain, size=size)
+            write_sample(root / domain, sample)
+        write_dataset_info(root / domain, domain=domain)
+
+
+def _measure(args) -> dict:
+    """Child process: build the trainer, time `steps` train steps on one batch, report JSON."""
+    import resource
+
+    import torch
+
+    from semguard.config import load_config
+    from semguard.train.segmenter import build_segmenter, save_segmenter
+    from semguard.train.trainer import Trainer
+
+    height, width = args.size
+    work = Path(args.work)
+    guide = work / "guide.pt"
+    if not guide.exists():
+        torch.manual_seed(0)
+        save_segmenter(guide, build_segmenter("unet", "resnet18"), role="guide")
+    overrides = [f"data.source={work / 'sim'}", f"data.target={work / 'real'}", f"data.crop=[{height},{width}]",
+                 f"data.batch_size={args.batch_size}", "data.workers=0", f"train.device={args.device}",
+                 f"train.out={work / ('run_' + args.row)}", f"train.steps={args.steps + 1}", "train.sample_count=0",
+                 "train.log_every=0", "train.sample_every=0", "train.checkpoint_every=0"]
+    config = load_config(REPO / "configs" / args.config, overrides)
+    if config.guide.checkpoint is not None:
+        config = load_config(REPO / "configs" / args.config, overrides + [f"guide.checkpoint={guide}"])
+    trainer = Trainer(config, show_progress=False)
+    batch = trainer.stream.next()
+
+    class _SameBatch:
+        def next(self):
+            return batch
+
+    trainer.stream = _SameBatch()
+    cuda = trainer.device.type == "cuda"
+    rss_before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024   # models built, batch fetched
+    trainer.train_step()   # warm-up (allocations, cuDNN autotune)
+    if cuda:
+        torch.cuda.synchronize()
+        torch.cuda.reset_peak_memory_stats()
+    start = time.perf_counter()
+    for _ in range(args.steps):
+        trainer.train_step()
+    if cuda:
+        torch.cuda.synchronize()
+    elapsed = time.perf_counter() - start
+    result = {
+        "row": args.row, "size": f"{height}x{width}", "batch": args.batch_size,
+        "images_per_s": args.steps * args.batch_size / elapsed, "seconds_per_step": elapsed / args.steps,
+        "generator_params_m": sum(p.numel() for p in trainer.generator.parameters()) / 1e6,
+    }
+    if cuda:
+        result["peak_mib"] = torch.cuda.max_memory_allocated() / 2**20
+    else:
+        peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+        result["peak_mib"] = peak
+        result["step_peak_mib"] = peak - rss_before
+    trainer.close()
+    return result
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--device", default="cpu")
+    parser.add_argument("--steps", type=int, default=3, help="timed steps per row (after one warm-up step)")
+    parser.add_argument("--batch-size", type=int, default=2)
+    parser.add_argument("--sizes", default="128x256,256x512")
+    parser.add_argument("--threads", type=int, default=0, help="torch CPU threads (0 = torch default)")
+    parser.add_argument("--rows", default=",".join(row for row, _ in ROWS),
+                        help=f"comma-separated rows to run (default all: {', '.join(row for row, _ in ROWS)})")
+    parser.add_argument("--out", default=str(REPO / "benchmarks" / "results" / "train_step.md"))
+    parser.add_argument("--child", nargs=5, metavar=("ROW", "CONFIG", "H", "W", "WORK"), help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    if args.child:
+        import torch
+
+        if args.threads:
+            torch.set_num_threads(args.threads)
+        args.row, args.config, height, width, args.work = args.child
+        args.size = (int(height), int(width))
+        print("RESULT " + json.dumps(_measure(args)))
+        return 0
+
+    sizes = [tuple(int(v) for v in text.split("x")) for text in args.sizes.split(",")]
+    results = []
+    with tempfile.TemporaryDirectory() as tmp:
+        for height, width in sizes:
+            work = Path(tmp) / f"{height}x{width}"
+            _write_data(work, (height, width), count=max(4, args.batch_size))
+            for row, config in ROWS:
+                if row not in args.rows.split(","):
+                    continue
+                command = [sys.executable, __file__, "--device", args.device, "--steps", str(args.steps),
+                           "--batch-size", str(args.batch_size), "--threads", str(args.threads),
+                           "--child", row, config, str(height), str(width), str(work)]
+                done = subprocess.run(command, capture_output=True, text=True, cwd=REPO)
+                lines = [line for line in done.stdout.splitlines() if line.startswith("RESULT ")]
+                if done.returncode != 0 or not lines:
+                    print(done.stdout[-2000:], done.stderr[-4000:], file=sys.stderr)
+                    raise SystemExit(f"benchmark row {row} {height}x{width} failed")
+                results.append(json.loads(lines[-1][len("RESULT "):]))
+                print(json.dumps(results[-1]))
+    _write_report(args, results)
+    return 0
+
+
+def _write_report(args, results: list[dict]) -> None:
+    import torch
+
+    cuda = args.device.startswith("cuda")
+    machine = (torch.cuda.get_device_name(0) if cuda else
+               f"{platform.processor() or platform.machine()}, {os.cpu_count()} logical CPUs "
+               f"(torch threads: {args.threads or torch.get_num_threads()})")
+    command = (f"python benchmarks/bench_train_step.py --device {args.device} --steps {args.steps} "
+               f"--batch-size {args.batch_size} --sizes {args.sizes} --rows {args.rows}"
+               + (f" --threads {args.threads}" if args.threads else ""))
+    lines = [
+        "# Train-step throughput and peak memory: spade vs resnet",
+        "",
+        f"Command: `{command}`  ",
+        f"Machine: {machine}; torch {torch.__version__}; Python {platform.python_version()}  ",
+        f"Date: {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}",
+        "",
+        "One trainer step = generator + PatchNCE heads update, discriminator update, EMA "
+        "(+ frozen guide forward for the seg and box losses in the semguard row), on one fixed "
+        f"batch of {args.batch_size} (data loading excluded); {args.steps} timed steps after one warm-up. "
+        "Model sizes of configs/toy*.yaml (base 32 channels, 4 blocks, 2 downsamplings). "
+        + ("Peak memory: torch.cuda.max_memory_allocated." if cuda else
+           "Peak memory: process peak RSS (ru_maxrss); 'steps add' = peak RSS growth over the size after building the models (warm-up and timed steps) "
+           "(the process peak includes Python, torch and the models)."),
+        "",
+    ]
+    if cuda:
+        lines += ["| row | generator | size | img/s | s/step | peak MiB |", "|---|---|---|---:|---:|---:|"]
+    else:
+        lines += ["| row | generator | size | img/s | s/step | peak RSS MiB | steps add MiB |",
+                  "|---|---|---|---:|---:|---:|---:|"]
+    generator = {"semguard": "spade + seg + box", "spade-cut": "spade", "resnet-cut": "resnet"}
+    for r in results:
+        cells = [r["row"], generator[r["row"]], r["size"], f"{r['images_per_s']:.2f}", f"{r['seconds_per_step']:.2f}",
+                 f"{r['peak_mib']:.0f}"]
+        if not cuda:
+            cells.append(f"{r['step_peak_mib']:.0f}")
+        lines.append("| " + " | ".join(cells) + " |")
+    path = Path(args.out)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text("\n".join(lines) + "\n", encoding="utf-8")
+    print(f"wrote {path}")
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,376 @@
+"""The benchmark: semguard against the unconditioned CUT baseline and the ablations.
+
+On the toy world, with equal budgets (steps, batch, crop, seeds), it trains every variant
+(CUT; conditioning only; + seg-consistency; + box perceptual; semguard full), evaluates each
+with the same judge (FID/KID on judge features, per-class flip rates, box preservation,
+distance to the paired truth), measures train img/s and peak memory, and runs the downstream
+test: a segmenter trained on (a) untranslated sim, (b) CUT-translated sim, (c) semguard-
+translated sim, each with the sim labels, and (d) real labels (the oracle), scored by mIoU on
+labelled real validation data.
+
+Every stage is the user's own command (`semguard ...` in a subprocess), so the benchmark
+exercises the product as shipped. Results: JSON + Markdown with the command, machine,
+seeds and date.
+
+    python benchmarks/run_benchmark.py --profile ci   --work /tmp/bench      # CI: < 20 min
+    python benchmarks/run_benchmark.py --profile full --work runs/bench_full  # committed results
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime as dt
+import json
+import math
+import os
+import platform
+import shlex
+import statistics
+import subprocess
+import sys
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parent.parent
+RESULTS = REPO / "benchmarks" / "results"
+
+# name -> (config, needs guide)
+VARIANTS: dict[str, str] = {
+    "cut": "configs/toy_cut.yaml",
+    "cond_only": "configs/toy_cond_only.yaml",
+    "cond_seg": "configs/toy_cond_seg.yaml",
+    "cond_box": "configs/toy_cond_box.yaml",
+    "semguard": "configs/toy.yaml",
+}
+GAP_CLASSES = ("sky", "vegetation", "building", "road", "sidewalk", "traffic sign", "traffic light")
+
+
+@dataclass(frozen=True)
+class Profile:
+    train: int            # toy frames per domain, training split
+    val: int              # toy frames per domain, validation split
+    size: str             # toy frame size HxW
+    crop: str             # training crop HxW ([H,W] for the YAML override)
+    segmenter_steps: int  # guide, judge and downstream segmenters
+    segmenter_crop: str
+    crop_epochs: int      # crop classifier
+    translator_steps: int
+    batch_size: int
+    seeds: tuple[int, ...]
+    variants: tuple[str, ...] = tuple(VARIANTS)
+    extra: tuple[str, ...] = field(default_factory=tuple)  # further --set overrides for every translator
+
+
+PROFILES = {
+    "ci": Profile(train=48, val=12, size="64x128", crop="64x128", segmenter_steps=60, segmenter_crop="64x128",
+                  crop_epochs=5, translator_steps=30, batch_size=2, seeds=(0,),
+                  extra=("train.sample_every=0", "train.checkpoint_every=0")),
+    "full": Profile(train=600, val=64, size="128x256", crop="128x256", segmenter_steps=1500,
+                    segmenter_crop="128x256", crop_epochs=30, translator_steps=1500, batch_size=4,
+                    seeds=(0, 1), extra=("train.sample_every=250", "train.checkpoint_every=500")),
+}
+
+
+class StageFailed(RuntimeError):
+    pass
+
+
+def run_stage(name: str, args: list[str], log_dir: Path) -> dict:
+    """Run `semguard ARGS` in a subprocess; return wall time and the child's peak RSS."""
+    command = [sys.executable, "-m", "semguard.cli", *args]
+    log_dir.mkdir(parents=True, exist_ok=True)
+    log_path = log_dir / f"{name}.log"
+    print(f"[{dt.datetime.now():%H:%M:%S}] {name}: semguard {shlex.join(args)}", flush=True)
+    start = time.perf_counter()
+    with log_path.open("w") as log:
+        process = subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT, cwd=REPO)
+        _, status, usage = os.wait4(process.pid, 0)
+        process.returncode = os.waitstatus_to_exitcode(status)
+    seconds = time.perf_counter() - start
+    if process.returncode != 0:
+        tail = "".join(log_path.read_text(errors="replace").splitlines(keepends=True)[-15:])
+        raise StageFailed(f"stage {name} failed with exit code {process.returncode}; log {log_path}:\n{tail}")
+    return {"seconds": round(seconds, 2), "peak_rss_mb": round(usage.ru_maxrss / 1024, 1), "log": str(log_path)}
+
+
+def read_train_speed(run_dir: Path) -> float | None:
+    """Mean img/s over the logged steps of a training run (log.jsonl), skipping warm-up."""
+    log = run_dir / "log.jsonl"
+    if not log.is_file():
+        return None
+    speeds = []
+    for line in log.read_text().splitlines():
+        record = json.loads(line)
+        value = record.get("img_per_s", record.get("images_per_second"))
+        if isinstance(value, (int, float)):
+            speeds.append(float(value))
+    speeds = speeds[len(speeds) // 5:] if len(speeds) > 4 else speeds
+    return round(statistics.fmean(speeds), 3) if speeds else None
+
+
+def _rate(value):
+    if isinstance(value, dict):
+        value = value.get("value", value.get("rate"))
+    return None if value is None or (isinstance(value, float) and math.isnan(value)) else float(value)
+
+
+def summarise_report(report: dict, variant: str = "translated") -> dict:
+    """The figures the benchmark compares, out of one report.json variant."""
+    entry = report["variants"][variant]
+    flip = entry["flip"]
+    per_class = {}
+    for name, value in flip.get("per_class", {}).items():
+        per_class[name] = _rate(value)
+    distance = entry.get("image_distance") or {}
+    extractor = distance.get("feature_extractor")
+    out = {
+        "mean_flip_rate": _rate(flip.get("mean_flip_rate")),
+        "pixel_flip_rate": _rate(flip.get("pixel_flip_rate")),
+        "flip_rate": {name: per_class.get(name) for name in GAP_CLASSES},
+        f"fid_{extractor}": distance.get(f"fid_{extractor}"),
+        f"kid_{extractor}_mean": distance.get(f"kid_{extractor}_mean"),
+        f"kid_{extractor}_std": distance.get(f"kid_{extractor}_std"),
+    }
+    attributes = entry.get("attributes") or {}
+    for key, value in attributes.items():
+        if isinstance(value, dict) and "accuracy" in value:
+            out[f"{key}_preserved"] = _rate(value["accuracy"])
+    boxes = entry.get("boxes") or {}
+    for name, value in boxes.items():
+        if isinstance(value, dict) and "mean_flip_rate" in value:
+            out[f"box_flip_{name}"] = _rate(value["mean_flip_rate"])
+    paired = entry.get("paired_distance") or {}
+    out["psnr_to_paired"] = paired.get("psnr")
+    out["ssim_to_paired"] = paired.get("ssim")
+    return out
+
+
+def machine() -> dict:
+    import torch
+
+    return {
+        "platform": platform.platform(),
+        "python": platform.python_version(),
+        "cpu_count": os.cpu_count(),
+        "torch": torch.__version__,
+        "cuda": torch.cuda.get_device_name(0) if torch.cuda.is_available() else None,
+    }
+
+
+def segmenter_miou(path: Path) -> dict:
+    from semguard.train.segmenter import load_segmenter
+
+    _, metadata = load_segmenter(path)
+    metrics = metadata.get("metrics", {})
+    return {"miou": metrics.get("val_miou", metrics.get("miou")),
+            "per_class_iou": metrics.get("val_per_class_iou", metrics.get("per_class_iou"))}
+
+
+def run(profile_name: str, work: Path, only: tuple[str, ...] | None = None) -> dict:
+    profile = PROFILES[profile_name]
+    variants = only or profile.variants
+    logs = work / "logs"
+    toy = work / "toy"
+    crop_h, crop_w = profile.crop.split("x")
+    stages: dict[str, dict] = {}
+
+    def stage(name, args):
+        stages[name] = run_stage(name, args, logs)
+        return stages[name]
+
+    stage("make_toy", ["data", "make-toy", "--out", str(toy), "--train", str(profile.train), "--val", str(profile.val),
+                       "--size", profile.size, "--seed", "0", "--workers", "2", "--overwrite"])
+    common_seg = ["--steps", str(profile.segmenter_steps), "--crop", profile.segmenter_crop, "--quiet"]
+    stage("guide", ["segmenter", "train", "--role", "guide", "--data", str(toy / "sim/train"),
+                    "--val", str(toy / "sim/val"), "--out", str(work / "guide.pt"), *common_seg])
+    stage("judge", ["segmenter", "train", "--role", "judge", "--data", str(toy / "real/train"),
+                    "--val", str(toy / "real/val"), "--out", str(work / "judge.pt"), *common_seg])
+    stage("crop_classifier", ["segmenter", "train-crops", "--data", str(toy / "real/train"),
+                              "--val", str(toy / "real/val"), "--out", str(work / "crops.pt"),
+                              "--epochs", str(profile.crop_epochs)])
+    judge = segmenter_miou(work / "judge.pt")
+
+    results: dict[str, list[dict]] = {}
+    references: dict[str, dict] = {}
+    for variant in variants:
+        for seed in profile.seeds:
+            run_dir = work / "runs" / f"{variant}_seed{seed}"
+            overrides = [
+                f"data.source={toy / 'sim/train'}", f"data.target={toy / 'real/train'}",
+                f"data.crop=[{crop_h},{crop_w}]", f"data.batch_size={profile.batch_size}",
+                f"train.steps={profile.translator_steps}", f"train.seed={seed}", f"train.out={run_dir}",
+                f"guide.checkpoint={work / 'guide.pt'}", *profile.extra,
+            ]
+            args = ["train", "--config", VARIANTS[variant], "--no-progress"]
+            for override in overrides:
+                args += ["--set", override]
+            train_stage = stage(f"train_{variant}_seed{seed}", args)
+            report_dir = work / "reports" / f"{variant}_seed{seed}"
+            stage(f"eval_{variant}_seed{seed}", [
+                "eval", "--checkpoint", str(run_dir / "final.pt"), "--data", str(toy), "--judge", str(work / "judge.pt"),
+                "--crop-classifier", str(work / "crops.pt"), "--flip-report", "--out", str(report_dir),
+                "--seed", str(seed), "--no-lpips"])
+            report = json.loads((report_dir / "report.json").read_text())
+            summary = summarise_report(report)
+            summary.update(seed=seed, train_img_per_s=read_train_speed(run_dir),
+                           train_peak_rss_mb=train_stage["peak_rss_mb"], train_seconds=train_stage["seconds"])
+            results.setdefault(variant, []).append(summary)
+            for reference in ("source", "paired_truth"):
+                if reference in report["variants"] and reference not in references:
+                    references[reference] = summarise_report(report, reference)
+
+    downstream = run_downstream(profile, work, toy, stage)
+    return {
+        "profile": profile_name,
+        "profile_settings": asdict(profile),
+        "command": " ".join([Path(sys.executable).name, *map(shlex.quote, sys.argv)]),
+        "date": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
+        "machine": machine(),
+        "seeds": list(profile.seeds),
+        "judge": judge,
+        "variants": results,
+        "references": references,
+        "downstream": downstream,
+        "stages": stages,
+    }
+
+
+def run_downstream(profile: Profile, work: Path, toy: Path, stage) -> dict:
+    """Segmenters trained on sim / CUT-translated sim / semguard-translated sim / real, tested on real val."""
+    seed = profile.seeds[0]
+    sets = {"sim": toy / "sim/train", "real_oracle": toy / "real/train"}
+    for variant in ("cut", "semguard"):
+        out = work / "translated" / variant
+        stage(f"translate_{variant}", ["translate", "--checkpoint", str(work / "runs" / f"{variant}_seed{seed}" / "final.pt"),
+                                       "--input", str(toy / "sim/train"), "--format", "folder", "--out", str(out)])
+        sets[f"{variant}_translated"] = out
+    scores = {}
+    for name, data in sets.items():
+        path = work / "downstream" / f"{name}.pt"
+        stage(f"downstream_{name}", ["segmenter", "train", "--role", "downstream", "--data", str(data),
+                                     "--val", str(toy / "real/val"), "--out", str(path), "--seed", str(seed),
+                                     "--steps", str(profile.segmenter_steps), "--crop", profile.segmenter_crop, "--quiet"])
+        scores[name] = segmenter_miou(path)
+    return scores
+
+
+# ------------------------------------------------------------------ output
+
+
+def _fmt(value, digits=3):
+    if value is None:
+        return "n/a"
+    if isinstance(value, float):
+        return f"{value:.{digits}f}"
+    return str(value)
+
+
+def _mean_spread(rows: list[dict], key: str, sub: str | None = None):
+    values = [(row[key] if sub is None else row[key].get(sub)) for row in rows]
+    values = [v for v in values if isinstance(v, (int, float))]
+    if not values:
+        return None, None
+    return statistics.fmean(values), (statistics.stdev(values) if len(values) > 1 else None)
+
+
+def _cell(rows, key, sub=None, digits=3):
+    mean, spread = _mean_spread(rows, key, sub)
+    if mean is None:
+        return "n/a"
+    return f"{mean:.{digits}f}" + (f" ± {spread:.{digits}f}" if spread is not None else "")
+
+
+def to_markdown(result: dict) -> str:
+    rows = result["variants"]
+    fid_key = next((k for row in sum(rows.values(), []) for k in row if k.startswith("fid_")), "fid_judge")
+    kid_key = fid_key.replace("fid_", "kid_") + "_mean"
+    lines = [
+        f"# semguard benchmark ({result['profile']} profile)",
+        "",
+        f"- command: `{result['command']}`",
+        f"- date: {result['date']}",
+        f"- machine: {result['machine']['platform']}, {result['machine']['cpu_count']} CPUs, torch {result['machine']['torch']}"
+        + (f", {result['machine']['cuda']}" if result['machine']['cuda'] else ", no GPU"),
+        f"- seeds: {result['seeds']}; settings: {json.dumps(result['profile_settings'])}",
+        f"- judge mIoU on real val: {_fmt(result['judge']['miou'])}",
+        "",
+        "## Translators (mean ± std over seeds)",
+        "",
+        f"| variant | mean flip | {' | '.join('flip ' + c for c in GAP_CLASSES)} | {fid_key} | {kid_key} | light state kept | sign pictogram kept | PSNR to paired | train img/s | peak RSS MB |",
+        "|---" * (9 + len(GAP_CLASSES)) + "|",
+    ]
+    attribute_keys = ("state_preserved", "pictogram_preserved")
+    for name, variant_rows in rows.items():
+        cells = [_cell(variant_rows, "mean_flip_rate")]
+        cells += [_cell(variant_rows, "flip_rate", c) for c in GAP_CLASSES]
+        cells += [_cell(variant_rows, fid_key, digits=2), _cell(variant_rows, kid_key, digits=4)]
+        cells += [_cell(variant_rows, k) for k in attribute_keys]
+        cells += [_cell(variant_rows, "psnr_to_paired", digits=2), _cell(variant_rows, "train_img_per_s", digits=2),
+                  _cell(variant_rows, "train_peak_rss_mb", digits=0)]
+        lines.append(f"| {name} | " + " | ".join(cells) + " |")
+    for name, ref in result["references"].items():
+        cells = [_fmt(ref.get("mean_flip_rate"))] + [_fmt(ref["flip_rate"].get(c)) for c in GAP_CLASSES]
+        cells += [_fmt(ref.get(fid_key), 2), _fmt(ref.get(kid_key), 4)]
+        cells += [_fmt(ref.get(k)) for k in attribute_keys] + [_fmt(ref.get("psnr_to_paired"), 2), "", ""]
+        lines.append(f"| *{name} (reference)* | " + " | ".join(cells) + " |")
+    lines += ["", "## Downstream: segmenter trained on ..., tested on real val", "", "| training data | mIoU | IoU traffic light | IoU traffic sign |", "|---|---|---|---|"]
+    for name, score in result["downstream"].items():
+        per_class = score.get("per_class_iou") or {}
+        lines.append(f"| {name} | {_fmt(score.get('miou'))} | {_fmt(per_class.get('traffic light'))} | {_fmt(per_class.get('traffic sign'))} |")
+    lines += ["", "## Stages", "", "| stage | seconds | peak RSS MB |", "|---|---|---|"]
+    for name, info in result["stages"].items():
+        lines.append(f"| {name} | {info['seconds']} | {info['peak_rss_mb']} |")
+    return "\n".join(lines) + "\n"
+
+
+def check_well_formed(result: dict) -> list[str]:
+    """Problems with a result (every stage ran, every figure present and finite)."""
+    problems = []
+    for name, rows in result["variants"].items():
+        for row in rows:
+            value = row.get("mean_flip_rate")
+            if not isinstance(value, float) or not 0.0 <= value <= 1.0:
+                problems.append(f"{name} seed {row['seed']}: mean flip rate {value!r} is not a rate")
+            if not any(k.startswith("fid_") and isinstance(v, (int, float)) and math.isfinite(v) for k, v in row.items()):
+                problems.append(f"{name} seed {row['seed']}: no finite FID")
+    expected = set(PROFILES[result["profile"]].variants)
+    if set(result["variants"]) != expected:
+        problems.append(f"variants {sorted(result['variants'])} != {sorted(expected)}")
+    for name in ("sim", "real_oracle", "cut_translated", "semguard_translated"):
+        miou = result["downstream"].get(name, {}).get("miou")
+        if not isinstance(miou, float) or not 0.0 <= miou <= 1.0:
+            problems.append(f"downstream {name}: mIoU {miou!r} is not in [0, 1]")
+    return problems
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--profile", choices=sorted(PROFILES), default="ci")
+    parser.add_argument("--work", type=Path, required=True, help="working folder for data, checkpoints and reports")
+    parser.add_argument("--results", type=Path, default=None,
+                        help="where to write benchmark_<profile>.json/.md (default: benchmarks/results for full, --work for ci)")
+    args = parser.parse_args(argv)
+    started = time.perf_counter()
+    try:
+        result = run(args.profile, args.work)
+    except StageFailed as err:
+        print(f"benchmark failed: {err}", file=sys.stderr)
+        return 1
+    result["total_seconds"] = round(time.perf_counter() - started, 1)
+    results_dir = args.results or (RESULTS if args.profile == "full" else args.work)
+    results_dir.mkdir(parents=True, exist_ok=True)
+    (results_dir / f"benchmark_{args.profile}.json").write_text(json.dumps(result, indent=1))
+    markdown = to_markdown(result)
+    (results_dir / f"benchmark_{args.profile}.md").write_text(markdown)
+    print(markdown)
+    problems = check_well_formed(result)
+    if problems:
+        print("benchmark results are not well formed:\n- " + "\n- ".join(problems), file=sys.stderr)
+        return 1
+    print(f"benchmark ({args.profile}) complete in {result['total_seconds']} s; results in {results_dir}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

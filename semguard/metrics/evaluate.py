@@ -1,0 +1,434 @@
+"""The flip-report pipeline: translate (or read) the source validation set and measure it.
+
+For every source validation frame the judge segmenter reads three images side by side:
+
+- "translated": the translator's output (from a checkpoint, or read from --translated DIR),
+- "source": the untranslated simulator image (what flipping is measured against),
+- "paired_truth": on the toy world, the same layout rendered in the real style: the floor,
+  i.e. the judge's own error on a perfect translation.
+
+Each variant gets per-class flip rates and the flip table (`FlipRate`), per-box flip
+rates (`BoxPreservation`), attribute preservation (crop classifier, when given), FID/KID
+against the target validation images with one named feature extractor, and PSNR/SSIM/LPIPS
+to the paired truth. The judge's mIoU on the target validation set is measured in the same
+run, since a flip rate means nothing without the judge's error floor. The report records
+the protocol: image count, resolution, resize and filter, seeds, the sha256 of the
+translator checkpoint (or of the translated images) and of the judge.
+
+Only semguard.cli-level code (commands.py) turns strings into these objects; this module
+is usable from Python: `evaluate(EvalData(...), judge_path, checkpoint=...)`.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import heapq
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Callable, Sequence
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from semguard import __version__
+from semguard.data.batch import Batch, collate_samples, image_to_tensor, tensor_to_image
+from semguard.data.folder import read_sample
+from semguard.data.sample import Sample
+from semguard.errors import DataError, SemguardError
+from semguard.labels import NUM_CLASSES, TRAIN_ID_NAMES
+from semguard.metrics.boxes import AttributePreservation, BoxPreservation, attribute_boxes, read_attributes
+from semguard.metrics.confusion import confusion_matrix, iou_from_confusion, mean_iou
+from semguard.metrics.fid import FEATURE_EXTRACTORS, ImageDistance, build_feature_extractor
+from semguard.metrics.flip import FlipRate
+from semguard.metrics.paired import PairedDistance
+from semguard.metrics.report import SCHEMA_VERSION
+
+VARIANTS: tuple[str, ...] = ("translated", "source", "paired_truth")
+RESIZE_FILTER = "images: bilinear (antialiased); labels: nearest; boxes: scaled"
+
+
+@dataclass(frozen=True)
+class EvalData:
+    """Where the evaluation images come from (data set roots and their formats).
+
+    source_val: labelled source (simulator) validation set; target_val: labelled target (real)
+    validation set (judge mIoU, FID/KID reference); paired: the source layouts rendered in the
+    target style, same names as source_val (toy world), or None.
+    """
+
+    source_val: str
+    target_val: str
+    paired: str | None = None
+    source_format: str = "folder"
+    target_format: str = "folder"
+
+    @classmethod
+    def toy(cls, root: str | Path) -> "EvalData":
+        """The toy world's layout: ROOT/sim/val, ROOT/real/val, ROOT/paired/val (when present)."""
+        root = Path(root)
+        paired = root / "paired" / "val"
+        return cls(source_val=str(root / "sim" / "val"), target_val=str(root / "real" / "val"),
+                   paired=str(paired) if paired.is_dir() else None)
+
+
+@dataclass(frozen=True)
+class EvalSettings:
+    """How to measure. features: "judge", "inception" or None (no FID/KID)."""
+
+    features: str | None = "judge"
+    batch_size: int = 4
+    seed: int = 0
+    kid_subsets: int = 100
+    kid_subset_size: int = 1000
+    resize: tuple[int, int] | None = None
+    worst_k: int = 6
+    top_k: int = 10
+    device: str = "cpu"
+    lpips: bool = True
+    max_images: int | None = None
+
+
+@dataclass
+class _Worst:
+    """The k worst images of one variant, kept while streaming (a min-heap on flip rate)."""
+
+    k: int
+    heap: list = field(default_factory=list)
+    counter: int = 0
+
+    def offer(self, rate: float, name: str, image: np.ndarray, label: np.ndarray, prediction: np.ndarray) -> None:
+        if self.k <= 0 or rate != rate:
+            return
+        self.counter += 1
+        # ties: the earlier image stays (its tiebreak -counter is larger)
+        entry = (rate, -self.counter, name, image, label, prediction)
+        if len(self.heap) < self.k:
+            heapq.heappush(self.heap, entry)
+        elif entry[:2] > self.heap[0][:2]:
+            heapq.heapreplace(self.heap, entry)
+
+    def ranked(self) -> list[tuple]:
+        return sorted(self.heap, key=lambda e: (-e[0], -e[1]))
+
+
+def sha256_file(path: str | Path) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as handle:
+        for chunk in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
+def sha256_images(root: str | Path, names: Sequence[str]) -> str:
+    """One hash over the image files of `names` under ROOT/images (name and content)."""
+    digest = hashlib.sha256()
+    for name in sorted(names):
+        digest.update(name.encode("utf-8") + b"\0")
+        digest.update(sha256_file(Path(root) / "images" / f"{name}.png").encode("ascii"))
+    return digest.hexdigest()
+
+
+def open_labelled(root: str, fmt: str, labels_required: bool = True):
+    """A data set (len / getitem -> Sample, .names) of `fmt` at `root`."""
+    if not Path(root).is_dir():
+        raise DataError(f"data set folder {root} does not exist")
+    if fmt == "folder":
+        from semguard.data.folder import FolderDataset
+
+        return FolderDataset(root, labels_required=labels_required)
+    try:
+        from semguard.data.formats import open_dataset
+    except ImportError as err:
+        raise SemguardError(f"format {fmt!r} needs semguard.data.formats ({err}); use --source-format folder") from None
+    return open_dataset(root, fmt)
+
+
+def resize_sample(sample: Sample, size: tuple[int, int] | None) -> Sample:
+    """Resize a sample to (H, W): image bilinear (antialiased), label/instances nearest, boxes scaled."""
+    if size is None or tuple(sample.size) == tuple(size):
+        return sample
+    height, width = size
+    scale_y, scale_x = height / sample.size[0], width / sample.size[1]
+    image = F.interpolate(image_to_tensor(sample.image)[None], size=size, mode="bilinear", antialias=True,
+                          align_corners=False)[0]
+    label = F.interpolate(torch.from_numpy(sample.label.astype(np.float32))[None, None], size=size, mode="nearest")[0, 0]
+    instances = None
+    if sample.instances is not None:
+        instances = F.interpolate(torch.from_numpy(sample.instances.astype(np.float32))[None, None], size=size,
+                                  mode="nearest")[0, 0].numpy().astype(np.int32)
+    boxes = [box.with_xyxy((box.xyxy[0] * scale_x, box.xyxy[1] * scale_y, box.xyxy[2] * scale_x, box.xyxy[3] * scale_y))
+             for box in sample.boxes]
+    return Sample(image=tensor_to_image(image), label=label.numpy().astype(np.uint8), instances=instances, boxes=boxes,
+                  name=sample.name, source_path=sample.source_path)
+
+
+def _batches(dataset, batch_size: int, resize, limit: int | None):
+    """Consecutive frames of one size, at most batch_size at a time, in data set order."""
+    pending: list[Sample] = []
+    count = len(dataset) if limit is None else min(limit, len(dataset))
+    for index in range(count):
+        sample = resize_sample(dataset[index], resize)
+        if pending and (len(pending) == batch_size or pending[0].size != sample.size):
+            yield pending
+            pending = []
+        pending.append(sample)
+    if pending:
+        yield pending
+
+
+class _Translated:
+    """Gives the translated images of a source batch: from a checkpoint or from a folder."""
+
+    def __init__(self, checkpoint: str | None, translated_dir: str | None, device: str, resize):
+        if (checkpoint is None) == (translated_dir is None):
+            raise SemguardError("give exactly one of --checkpoint (translate now) or --translated DIR (images made elsewhere)")
+        self.resize = resize
+        if checkpoint is not None:
+            if not Path(checkpoint).is_file():
+                raise DataError(f"translator checkpoint {checkpoint} does not exist")
+            from semguard.translate import Translator
+
+            self.translator = Translator.from_checkpoint(checkpoint, device=device)
+            self.root = None
+            self.info = {"mode": "checkpoint", "path": str(checkpoint), "sha256": sha256_file(checkpoint),
+                         "step": (getattr(self.translator, "metadata", None) or {}).get("step")}
+        else:
+            root = Path(translated_dir)
+            if not (root / "images").is_dir():
+                raise DataError(f"--translated {root} is not a folder of translated images: {root / 'images'} is missing "
+                                "(write one with `semguard translate`)")
+            self.translator = None
+            self.root = root
+            self.info = {"mode": "translated_dir", "path": str(root), "sha256": ""}
+        self.device = device
+
+    def seeds(self) -> dict[str, int | None]:
+        """The translator's training seed, when its checkpoint config records one."""
+        if self.translator is None:
+            return {}
+        config = (getattr(self.translator, "metadata", None) or {}).get("config") or {}
+        seed = (config.get("train") or {}).get("seed") if isinstance(config, dict) else None
+        return {"translator_train": int(seed) if isinstance(seed, int) and not isinstance(seed, bool) else None}
+
+    def images(self, batch: Batch, samples: Sequence[Sample]) -> torch.Tensor:
+        """float [B,3,H,W] in [-1,1], the same size as the source batch."""
+        if self.translator is not None:
+            with torch.no_grad():
+                output = self.translator.translate_batch(batch.to(self.device)).float().cpu()
+            if output.shape != batch.image.shape:
+                raise SemguardError(f"the translator returned {tuple(output.shape)} for a batch of {tuple(batch.image.shape)}")
+            # quantised as `semguard translate` writes PNGs, so --checkpoint and --translated agree
+            return output.clamp(-1, 1).add(1.0).mul(127.5).round().div(127.5).sub(1.0)
+        images = []
+        for sample in samples:
+            path = self.root / "images" / f"{sample.name}.png"
+            if not path.is_file():
+                raise DataError(f"{path}: no translated image for source frame {sample.name!r}; "
+                                f"translate the whole source validation set into {self.root}")
+            translated = read_sample(self.root, sample.name, with_label=False)
+            if self.resize is not None:
+                translated = resize_sample(translated, self.resize)
+            if translated.size != sample.size:
+                raise DataError(f"{path}: translated image is {translated.size[0]}x{translated.size[1]}, its source frame "
+                                f"{sample.size[0]}x{sample.size[1]}; translate at the source resolution or pass --resize")
+            images.append(image_to_tensor(translated.image))
+        return torch.stack(images)
+
+
+def _judge_reads(judge, images: torch.Tensor, device: str) -> torch.Tensor:
+    with torch.no_grad():
+        return judge(images.to(device)).argmax(1).cpu()
+
+
+def evaluate(data: EvalData, judge_path: str | Path, checkpoint: str | None = None, translated_dir: str | None = None,
+             crop_classifier: str | None = None, settings: EvalSettings = EvalSettings(), out: str | Path | None = None,
+             progress: Callable[[str], None] | None = None) -> dict:
+    """Run the flip-report protocol; returns the report dict (schema_version 1).
+
+    With `out`, the pictures (flip-table heat maps, flip bars, worst images) are written under
+    OUT/figures and listed in report["figures"]; report.json / report.md are written by the caller
+    (`write_report_files`).
+    """
+    from semguard.train.segmenter import load_segmenter
+
+    say = progress or (lambda message: None)
+    if settings.features is not None and settings.features not in FEATURE_EXTRACTORS:
+        raise SemguardError(f"unknown feature extractor {settings.features!r}; choose one of {', '.join(FEATURE_EXTRACTORS)}")
+    device = settings.device
+    judge, judge_meta = load_segmenter(judge_path, device=device, expected_role="judge")
+    extractor = build_feature_extractor(settings.features, judge) if settings.features else None
+    translated = _Translated(checkpoint, translated_dir, device, settings.resize)
+    source_set = open_labelled(data.source_val, data.source_format)
+    target_set = open_labelled(data.target_val, data.target_format)
+    paired_root = Path(data.paired) if data.paired else None
+    if paired_root is not None and not (paired_root / "images").is_dir():
+        raise DataError(f"paired truth {paired_root} is not a folder data set ({paired_root / 'images'} is missing)")
+    variants = [v for v in VARIANTS if v != "paired_truth" or paired_root is not None]
+    classify = None
+    crop_info = None
+    if crop_classifier is not None:
+        from semguard.train.crop_classifier import classify_boxes, load_crop_classifier
+
+        crop_model, _ = load_crop_classifier(crop_classifier, device=device)
+        classify = lambda image, boxes: classify_boxes(crop_model, image, boxes)  # noqa: E731
+        crop_info = {"path": str(crop_classifier), "sha256": sha256_file(crop_classifier)}
+
+    flips = {v: FlipRate() for v in variants}
+    boxes = {v: BoxPreservation() for v in variants}
+    attributes = {v: AttributePreservation() for v in variants} if classify else {}
+    paired_distance = {v: PairedDistance(lpips=settings.lpips) for v in ("translated", "source")} if paired_root else {}
+    features: dict[str, list[torch.Tensor]] = {v: [] for v in variants}
+    worst = {v: _Worst(settings.worst_k) for v in variants}
+    resolutions: set[tuple[int, int]] = set()
+    names_seen: list[str] = []
+
+    say(f"reading {data.source_val} ({len(source_set)} frames) and its translations")
+    for samples in _batches(source_set, settings.batch_size, settings.resize, settings.max_images):
+        batch = collate_samples(samples)
+        resolutions.add(samples[0].size)
+        names_seen += batch.names
+        images = {"source": batch.image, "translated": translated.images(batch, samples)}
+        if paired_root is not None:
+            paired_samples = []
+            for sample in samples:
+                if not (paired_root / "images" / f"{sample.name}.png").is_file():
+                    raise DataError(f"paired truth {paired_root} has no frame {sample.name!r}; it must hold every source "
+                                    "validation frame under the same name")
+                paired_samples.append(resize_sample(read_sample(paired_root, sample.name, with_label=False), settings.resize))
+            images["paired_truth"] = torch.stack([image_to_tensor(s.image) for s in paired_samples])
+        for variant in variants:
+            prediction = _judge_reads(judge, images[variant], device)
+            flips[variant].update(batch.label, prediction, batch.names)
+            boxes[variant].update(batch.label, prediction, batch.boxes)
+            for index, record in enumerate(flips[variant].images[-len(samples):] if worst[variant].k > 0 else []):
+                worst[variant].offer(record.flip_rate, record.name, tensor_to_image(images[variant][index]),
+                                     samples[index].label, prediction[index].numpy().astype(np.uint8))
+            if classify is not None:
+                for index, sample in enumerate(samples):
+                    predicted = read_attributes(classify, images[variant][index], sample.boxes)
+                    attributes[variant].update(attribute_boxes(sample.boxes), predicted)
+            if extractor is not None:
+                with torch.no_grad():
+                    features[variant].append(extractor(images[variant].to(device)).cpu())
+        for variant, metric in paired_distance.items():
+            metric.update(images[variant], images["paired_truth"])
+
+    say(f"judging {data.target_val} ({len(target_set)} frames)")
+    target_confusion = torch.zeros(NUM_CLASSES, NUM_CLASSES, dtype=torch.int64)
+    target_features: list[torch.Tensor] = []
+    target_count = 0
+    for samples in _batches(target_set, settings.batch_size, settings.resize, None):
+        batch = collate_samples(samples)
+        target_confusion += confusion_matrix(batch.label, _judge_reads(judge, batch.image, device))
+        target_count += len(samples)
+        if extractor is not None:
+            with torch.no_grad():
+                target_features.append(extractor(batch.image.to(device)).cpu())
+
+    translation_info = dict(translated.info)
+    if translated.root is not None:  # images made elsewhere: hash what was read
+        translation_info["sha256"] = sha256_images(translated.root, names_seen)
+    iou, present = iou_from_confusion(target_confusion)
+    report_variants: dict[str, dict] = {}
+    figures: dict[str, str] = {}
+    for variant in variants:
+        flip_result = flips[variant].compute()
+        distance = None
+        if extractor is not None:
+            meter = ImageDistance(settings.features, kid_subsets=settings.kid_subsets,
+                                  kid_subset_size=settings.kid_subset_size, seed=settings.seed)
+            meter.update_features(torch.cat(target_features), real=True)
+            meter.update_features(torch.cat(features[variant]), real=False)
+            distance = meter.compute()
+        flip_dict = flip_result.to_dict(top_k=settings.top_k, worst_k=settings.worst_k)
+        report_variants[variant] = {
+            "flip": flip_dict,
+            "image_distance": distance,
+            "boxes": boxes[variant].compute(),
+            "attributes": attributes[variant].compute() if classify is not None else None,
+            "paired_distance": paired_distance[variant].compute() if variant in paired_distance else None,
+        }
+        if out is not None:
+            figures.update(_draw_variant_figures(Path(out), variant, flip_dict, worst[variant]))
+
+    report = {
+        "schema_version": SCHEMA_VERSION,
+        "semguard_version": __version__,
+        "created": datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ"),
+        "protocol": {
+            "image_count": len(names_seen),
+            "target_image_count": target_count,
+            "resolution": [list(size) for size in sorted(resolutions)],
+            "resize": list(settings.resize) if settings.resize else None,
+            "resize_filter": RESIZE_FILTER if settings.resize else "none (native resolution)",
+            "seeds": {"kid": settings.seed, **_data_seeds(source_set, target_set), **translated.seeds()},
+            "feature_extractor": settings.features,
+            "translation": translation_info,
+            "judge": {"path": str(judge_path), "sha256": sha256_file(judge_path)},
+            "crop_classifier": crop_info,
+            "data": {"source_val": str(data.source_val), "target_val": str(data.target_val),
+                     "paired": str(paired_root) if paired_root else None},
+            "judge_training": {k: judge_meta.get(k) for k in ("role", "build", "data") if k in judge_meta},
+        },
+        "judge": {
+            "miou": mean_iou(target_confusion),
+            "per_class_iou": {TRAIN_ID_NAMES[c]: float(iou[c]) for c in range(NUM_CLASSES) if present[c]},
+            "image_count": target_count,
+            "data": str(data.target_val),
+        },
+        "variants": report_variants,
+        "figures": figures,
+    }
+    if out is not None:
+        from semguard.metrics.report import draw_flip_bars, json_safe
+
+        figures["flip_bars"] = _relative(draw_flip_bars(json_safe(report), Path(out) / "figures" / "flip_bars.png"), out)
+    return report
+
+
+def _data_seeds(*datasets) -> dict[str, int | None]:
+    """Seeds the data sets record in dataset.json (the toy world writes its seed there)."""
+    seeds = {}
+    for role, dataset in zip(("source_data", "target_data"), datasets):
+        info = getattr(dataset, "info", None) or {}
+        seed = info.get("seed")
+        seeds[role] = int(seed) if isinstance(seed, (int, float)) and not isinstance(seed, bool) else None
+    return seeds
+
+
+def _relative(path: Path, out: str | Path) -> str:
+    return str(Path(path).relative_to(Path(out)))
+
+
+def _draw_variant_figures(out: Path, variant: str, flip_dict: dict, worst: _Worst) -> dict[str, str]:
+    from semguard.metrics.report import VARIANT_TITLES, draw_flip_table, draw_worst_image
+
+    figures = {}
+    title = f"flip table: {VARIANT_TITLES.get(variant, variant)}"
+    path = draw_flip_table(flip_dict["flip_table"], title, out / "figures" / f"flip_table_{variant}.png")
+    figures[f"flip_table_{variant}"] = _relative(path, out)
+    by_name = {entry["name"]: entry for entry in flip_dict["worst_images"]}
+    for rank, (rate, _, name, image, label, prediction) in enumerate(worst.ranked(), start=1):
+        path = draw_worst_image(image, label, prediction, f"{variant} #{rank}: {name} ({100 * rate:.1f}% flipped)",
+                                out / "figures" / f"worst_{variant}_{rank:02d}.png")
+        figures[f"worst_{variant}_{rank:02d}"] = _relative(path, out)
+        if name in by_name:
+            by_name[name]["figure"] = _relative(path, out)
+    return figures
+
+
+def write_report_files(report: dict, out: str | Path) -> dict[str, Path]:
+    """OUT/report.json (validated) and OUT/report.md; returns their paths."""
+    from semguard.data.folder import _atomic_write_bytes
+    from semguard.metrics.report import json_safe, markdown_report, write_report_json
+
+    out = Path(out)
+    out.mkdir(parents=True, exist_ok=True)
+    report = json_safe(report)
+    json_path = write_report_json(report, out / "report.json")
+    md_path = out / "report.md"
+    text = markdown_report(report).encode("utf-8")
+    _atomic_write_bytes(md_path, lambda handle: handle.write(text))
+    return {"json": json_path, "markdown": md_path}

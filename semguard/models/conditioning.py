@@ -1,0 +1,190 @@
+"""The conditioning tensor: what the simulator knows about a frame, as generator input.
+
+A conditioned generator (SPADE) is told, per pixel, which class the simulator put
+there, where the boxes of the small, safety-critical objects are, and where instances
+meet. `ConditioningSpec` says which of these parts are on; `build_conditioning` turns a
+batch's label map, instance map and boxes into one float tensor.
+
+Channel layout (in this order; parts that are off take no channels):
+
+- labels:     20 channels, one-hot train ids 0..18, then one channel for ignore (255).
+- boxes:      per class c in `box_classes` (in that order) two channels:
+              the filled box map (1 inside any box of class c) and the box edge map
+              (1 on the one-pixel border of any box of class c).
+- boundaries: 1 channel, 1 where a pixel's instance id differs from its right or lower
+              neighbour (both pixels of the pair are marked), as in pix2pixHD.
+
+Boxes are pixel xyxy, half-open (see semguard.data.sample): pixel column x is inside
+when its centre x + 0.5 lies in [x1, x2), so the integer box x1=3, x2=6 covers columns
+3, 4, 5. A box with positive size that covers no pixel centre (sub-pixel boxes after a
+resize) still covers the one pixel holding its centre, so tiny objects never vanish.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from typing import Sequence
+
+import torch
+
+from semguard.data.sample import Box
+from semguard.labels import BOX_CLASSES, IGNORE_ID, NUM_CLASSES, TRAIN_ID_NAMES
+
+LABEL_CHANNELS = NUM_CLASSES + 1  # 19 train ids + 1 ignore channel
+
+
+@dataclass(frozen=True)
+class ConditioningSpec:
+    """Which parts of the conditioning are on (all off = an unconditioned generator).
+
+    labels: one-hot label map (20 channels); boxes: per box class filled + edge maps
+    (2 * len(box_classes) channels); boundaries: instance boundary map (1 channel).
+    """
+
+    labels: bool = True
+    boxes: bool = True
+    boundaries: bool = True
+    box_classes: tuple[int, ...] = BOX_CLASSES
+
+    def __post_init__(self) -> None:
+        bad = [c for c in self.box_classes if not 0 <= int(c) < NUM_CLASSES]
+        if bad:
+            raise ValueError(f"ConditioningSpec.box_classes must be train ids 0..{NUM_CLASSES - 1}, got {bad}")
+        object.__setattr__(self, "box_classes", tuple(int(c) for c in self.box_classes))
+
+    @property
+    def channels(self) -> int:
+        """C of the conditioning tensor: 20*labels + 2*len(box_classes)*boxes + boundaries."""
+        return (
+            (LABEL_CHANNELS if self.labels else 0)
+            + (2 * len(self.box_classes) if self.boxes else 0)
+            + (1 if self.boundaries else 0)
+        )
+
+    def channel_names(self) -> list[str]:
+        """One readable name per channel, in channel order (for debugging and figures)."""
+        names: list[str] = []
+        if self.labels:
+            names += [f"label:{n}" for n in TRAIN_ID_NAMES] + ["label:ignore"]
+        if self.boxes:
+            for c in self.box_classes:
+                names += [f"box:{TRAIN_ID_NAMES[c]}", f"box_edge:{TRAIN_ID_NAMES[c]}"]
+        if self.boundaries:
+            names.append("instance_boundary")
+        return names
+
+
+UNCONDITIONED = ConditioningSpec(labels=False, boxes=False, boundaries=False)
+
+
+def box_pixel_bounds(xyxy: Sequence[float], height: int, width: int) -> tuple[int, int, int, int] | None:
+    """Integer half-open pixel bounds (x0, y0, x1, y1) of a box, clipped to the frame.
+
+    Pixel x is inside when x + 0.5 is in [x1, x2): x0 = ceil(x1 - 0.5), x1' = ceil(x2 - 0.5).
+    A box of positive size covering no pixel centre covers the pixel holding its centre.
+    Returns None when the box is empty or lies outside the frame.
+    """
+    bx1, by1, bx2, by2 = (float(v) for v in xyxy)
+    if not (bx2 > bx1 and by2 > by1):
+        return None
+
+    def span(lo: float, hi: float, size: int) -> tuple[int, int] | None:
+        start, stop = math.ceil(lo - 0.5), math.ceil(hi - 0.5)
+        if stop <= start:  # sub-pixel box: the pixel holding its centre
+            start = math.floor((lo + hi) / 2)
+            stop = start + 1
+        start, stop = max(start, 0), min(stop, size)
+        return (start, stop) if stop > start else None
+
+    xs, ys = span(bx1, bx2, width), span(by1, by2, height)
+    if xs is None or ys is None:
+        return None
+    return xs[0], ys[0], xs[1], ys[1]
+
+
+def _check_inputs(label: torch.Tensor, instances: torch.Tensor | None, boxes: list[list[Box]]) -> None:
+    if label.ndim != 3:
+        raise ValueError(f"label must be int64 [B,H,W], got shape {tuple(label.shape)}")
+    if label.dtype in (torch.float16, torch.float32, torch.float64, torch.bfloat16):
+        raise ValueError(f"label must be an integer tensor of train ids, got {label.dtype}")
+    if instances is not None and instances.shape != label.shape:
+        raise ValueError(f"instances {tuple(instances.shape)} and label {tuple(label.shape)} differ in shape")
+    if len(boxes) != label.shape[0]:
+        raise ValueError(f"boxes must hold one list per image: {len(boxes)} lists for a batch of {label.shape[0]}")
+
+
+def label_one_hot(label: torch.Tensor) -> torch.Tensor:
+    """int [B,H,W] train ids (255 = ignore) -> float [B,20,H,W]; channel 19 is ignore."""
+    valid = (label >= 0) & (label < NUM_CLASSES)
+    bad = ~valid & (label != IGNORE_ID)
+    if bool(bad.any()):
+        values = sorted(set(torch.unique(label[bad]).tolist()))[:10]
+        raise ValueError(f"label holds ids outside 0..{NUM_CLASSES - 1} and {IGNORE_ID}: {values}")
+    index = torch.where(valid, label, torch.full_like(label, NUM_CLASSES)).long()
+    return torch.nn.functional.one_hot(index, LABEL_CHANNELS).permute(0, 3, 1, 2).float()
+
+
+def box_maps(boxes: list[list[Box]], box_classes: Sequence[int], height: int, width: int,
+             device: torch.device | str = "cpu") -> torch.Tensor:
+    """Filled and edge maps per box class: float [B, 2*len(box_classes), H, W] in {0,1}.
+
+    Channel 2k is the union of the filled boxes of class box_classes[k], channel 2k+1 the
+    union of their one-pixel borders. Boxes of other classes are ignored.
+    """
+    slot = {c: k for k, c in enumerate(box_classes)}
+    maps = torch.zeros(len(boxes), 2 * len(box_classes), height, width)
+    for b, image_boxes in enumerate(boxes):
+        for box in image_boxes:
+            k = slot.get(int(box.class_id))
+            if k is None:
+                continue
+            bounds = box_pixel_bounds(box.xyxy, height, width)
+            if bounds is None:
+                continue
+            x0, y0, x1, y1 = bounds
+            maps[b, 2 * k, y0:y1, x0:x1] = 1.0
+            edge = maps[b, 2 * k + 1]
+            edge[y0, x0:x1] = 1.0
+            edge[y1 - 1, x0:x1] = 1.0
+            edge[y0:y1, x0] = 1.0
+            edge[y0:y1, x1 - 1] = 1.0
+    return maps.to(device)
+
+
+def instance_boundaries(instances: torch.Tensor) -> torch.Tensor:
+    """int [B,H,W] instance ids -> float [B,1,H,W]: 1 where a 4-neighbour has another id."""
+    edge = torch.zeros(instances.shape, dtype=torch.bool, device=instances.device)
+    horizontal = instances[:, :, 1:] != instances[:, :, :-1]
+    vertical = instances[:, 1:, :] != instances[:, :-1, :]
+    edge[:, :, 1:] |= horizontal
+    edge[:, :, :-1] |= horizontal
+    edge[:, 1:, :] |= vertical
+    edge[:, :-1, :] |= vertical
+    return edge.unsqueeze(1).float()
+
+
+def build_conditioning(label: torch.Tensor, instances: torch.Tensor | None, boxes: list[list[Box]],
+                       spec: ConditioningSpec) -> torch.Tensor | None:
+    """The conditioning tensor of a batch.
+
+    label: int64 [B,H,W] train ids, 255 = ignore. instances: int64 [B,H,W] (0 = none) or
+    None (no boundaries). boxes: B lists of `Box` (pixel xyxy, half-open).
+    Returns float32 [B, spec.channels, H, W] with values in {0,1} on label's device, in
+    the channel order of the module docstring; None when spec.channels == 0.
+    """
+    if spec.channels == 0:
+        return None
+    _check_inputs(label, instances, boxes)
+    batch, height, width = label.shape
+    parts: list[torch.Tensor] = []
+    if spec.labels:
+        parts.append(label_one_hot(label))
+    if spec.boxes:
+        parts.append(box_maps(boxes, spec.box_classes, height, width, device=label.device))
+    if spec.boundaries:
+        if instances is None:
+            parts.append(torch.zeros(batch, 1, height, width, device=label.device))
+        else:
+            parts.append(instance_boundaries(instances))
+    return torch.cat(parts, dim=1)

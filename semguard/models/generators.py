@@ -1,0 +1,250 @@
+"""The translators: a conditioned SPADE generator (semguard) and the unconditioned baseline.
+
+Both map a source image float [B,3,H,W] in [-1,1] to a translated image of the same
+shape in [-1,1], are fully convolutional (any H, W divisible by `size_multiple`), and
+share one encoder layout so PatchNCE taps the same kinds of features in both:
+
+    stem:  reflect-pad, conv7x7 3 -> base, instance norm, ReLU            (full resolution)
+    down_i (i = 1..n_downsample): conv3x3 stride 2, channels x2, IN, ReLU  (1/2**i)
+    blocks (n_blocks residual blocks at 1/2**n_downsample)
+    decoder: n_downsample x (nearest upsample x2, halve channels), conv -> 3, tanh
+
+`encode(image, condition, layers)` returns the feature maps at these taps:
+layer 0 = stem output, layer i (1..n_downsample) = after down_i, layer n_downsample + j
+(1..n_blocks) = after residual block j. PatchNCE (CUT) compares the source image's and
+the translated image's features at the same taps.
+
+- `SpadeGenerator`: residual blocks and decoder blocks are SPADE residual blocks, so the
+  conditioning (label map, box maps, boundaries) modulates every block at its resolution.
+- `ResnetGenerator`: the CUT/CycleGAN resnet generator; sees only the image.
+"""
+
+from __future__ import annotations
+
+from typing import Sequence
+
+import torch
+from torch import nn
+
+from semguard.models.conditioning import ConditioningSpec
+from semguard.models.spade import SpadeResBlock
+
+
+def _check_image(image: torch.Tensor, size_multiple: int, who: str) -> None:
+    if image.ndim != 4 or image.shape[1] != 3:
+        raise ValueError(f"{who}: image must be float [B,3,H,W], got shape {tuple(image.shape)}")
+    height, width = image.shape[-2:]
+    if height % size_multiple or width % size_multiple:
+        raise ValueError(
+            f"{who}: image size {height}x{width} must be divisible by size_multiple={size_multiple} "
+            "(pad or crop the image first)"
+        )
+
+
+class ImageEncoder(nn.Module):
+    """Stem + strided downsampling: [B,3,H,W] -> list of taps (stem, down_1, ..., down_n)."""
+
+    def __init__(self, base_channels: int, n_downsample: int) -> None:
+        super().__init__()
+        self.stem = nn.Sequential(
+            nn.ReflectionPad2d(3),
+            nn.Conv2d(3, base_channels, 7),
+            nn.InstanceNorm2d(base_channels),
+            nn.ReLU(inplace=True),
+        )
+        self.tap_channels = [base_channels]
+        downs = []
+        channels = base_channels
+        for _ in range(n_downsample):
+            downs.append(nn.Sequential(
+                nn.Conv2d(channels, channels * 2, 3, stride=2, padding=1),
+                nn.InstanceNorm2d(channels * 2),
+                nn.ReLU(inplace=True),
+            ))
+            channels *= 2
+            self.tap_channels.append(channels)
+        self.downs = nn.ModuleList(downs)
+        self.out_channels = channels
+
+    def stages(self) -> list[nn.Module]:
+        return [self.stem, *self.downs]
+
+
+class ResnetBlock(nn.Module):
+    """CycleGAN residual block: x + IN(conv3x3(ReLU(IN(conv3x3(x))))), reflect padding."""
+
+    def __init__(self, channels: int) -> None:
+        super().__init__()
+        self.body = nn.Sequential(
+            nn.ReflectionPad2d(1), nn.Conv2d(channels, channels, 3), nn.InstanceNorm2d(channels), nn.ReLU(inplace=True),
+            nn.ReflectionPad2d(1), nn.Conv2d(channels, channels, 3), nn.InstanceNorm2d(channels),
+        )
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return x + self.body(x)
+
+
+def _check_layers(layers: Sequence[int], n_taps: int, who: str) -> list[int]:
+    layers = [int(layer) for layer in layers]
+    bad = [layer for layer in layers if not 0 <= layer < n_taps]
+    if bad:
+        raise ValueError(f"{who}: encode layers {bad} out of range; valid layers are 0..{n_taps - 1}")
+    return layers
+
+
+class SpadeGenerator(nn.Module):
+    """Source image + conditioning -> translated image (semguard's translator).
+
+    image: float [B,3,H,W] in [-1,1], H and W divisible by 2**n_downsample.
+    condition: float [B,condition_channels,H,W] (see semguard.models.conditioning), or
+    None when condition_channels == 0 (then SPADE blocks fall back to affine IN).
+    Output: float [B,3,H,W] in [-1,1] (tanh).
+    """
+
+    conditioned = True
+
+    def __init__(self, condition_channels: int, base_channels: int = 32, n_blocks: int = 4,
+                 n_downsample: int = 2, spade_hidden_channels: int | None = None) -> None:
+        super().__init__()
+        if condition_channels < 0 or base_channels < 1 or n_blocks < 0 or n_downsample < 0:
+            raise ValueError("SpadeGenerator: channel and block counts must be non-negative (base_channels >= 1)")
+        self.condition_channels = condition_channels
+        self.size_multiple = 2 ** n_downsample
+        hidden = spade_hidden_channels or min(128, 2 * base_channels)
+        self.encoder = ImageEncoder(base_channels, n_downsample)
+        channels = self.encoder.out_channels
+        self.blocks = nn.ModuleList(
+            [SpadeResBlock(channels, channels, condition_channels, hidden) for _ in range(n_blocks)]
+        )
+        self.up_blocks = nn.ModuleList()
+        for _ in range(n_downsample):
+            self.up_blocks.append(SpadeResBlock(channels, channels // 2, condition_channels, hidden))
+            channels //= 2
+        self.upsample = nn.Upsample(scale_factor=2, mode="nearest")
+        self.to_image = nn.Sequential(nn.LeakyReLU(0.2), nn.Conv2d(channels, 3, 3, padding=1), nn.Tanh())
+        self._tap_channels = self.encoder.tap_channels + [self.encoder.out_channels] * n_blocks
+
+    @classmethod
+    def from_config(cls, model_cfg, spec: ConditioningSpec) -> "SpadeGenerator":
+        """Build from a semguard.config.ModelConfig and the conditioning it implies."""
+        return cls(condition_channels=spec.channels, base_channels=model_cfg.base_channels,
+                   n_blocks=model_cfg.n_blocks, n_downsample=model_cfg.n_downsample)
+
+    def _check(self, image: torch.Tensor, condition: torch.Tensor | None) -> None:
+        _check_image(image, self.size_multiple, "SpadeGenerator")
+        if self.condition_channels == 0:
+            if condition is not None:
+                raise ValueError("SpadeGenerator was built with condition_channels=0 but got a condition")
+            return
+        if condition is None:
+            raise ValueError(f"SpadeGenerator expects a condition [B,{self.condition_channels},H,W], got None")
+        expected = (image.shape[0], self.condition_channels, *image.shape[-2:])
+        if tuple(condition.shape) != expected:
+            raise ValueError(f"SpadeGenerator: condition must have shape {expected}, got {tuple(condition.shape)}")
+
+    def encode_channels(self, layers: Sequence[int]) -> list[int]:
+        """Channel count of each tap in `layers` (for PatchNCE heads built up front)."""
+        layers = _check_layers(layers, len(self._tap_channels), "SpadeGenerator")
+        return [self._tap_channels[layer] for layer in layers]
+
+    def encode(self, image: torch.Tensor, condition: torch.Tensor | None, layers: Sequence[int]) -> list[torch.Tensor]:
+        """Feature maps at the taps `layers` (see the module docstring), in the order given.
+
+        Runs the network only as deep as the deepest requested tap.
+        """
+        self._check(image, condition)
+        layers = _check_layers(layers, len(self._tap_channels), "SpadeGenerator")
+        wanted = set(layers)
+        taps: dict[int, torch.Tensor] = {}
+        h = image
+        stages = self.encoder.stages()
+        deepest = max(layers) if layers else -1
+        for index in range(deepest + 1):
+            if index < len(stages):
+                h = stages[index](h)
+            else:
+                h = self.blocks[index - len(stages)](h, condition)
+            if index in wanted:
+                taps[index] = h
+        return [taps[layer] for layer in layers]
+
+    def forward(self, image: torch.Tensor, condition: torch.Tensor | None) -> torch.Tensor:
+        self._check(image, condition)
+        h = image
+        for stage in self.encoder.stages():
+            h = stage(h)
+        for block in self.blocks:
+            h = block(h, condition)
+        for block in self.up_blocks:
+            h = block(self.upsample(h), condition)
+        return self.to_image(h)
+
+
+class ResnetGenerator(nn.Module):
+    """The unconditioned CUT/CycleGAN resnet generator (for baselines).
+
+    image: float [B,3,H,W] in [-1,1], H and W divisible by 2**n_downsample; condition must
+    be None. Output: float [B,3,H,W] in [-1,1]. Upsampling is nearest x2 + conv3x3
+    (instead of transposed convs) to avoid checkerboard artefacts.
+    """
+
+    conditioned = False
+
+    def __init__(self, base_channels: int = 64, n_blocks: int = 9, n_downsample: int = 2) -> None:
+        super().__init__()
+        if base_channels < 1 or n_blocks < 0 or n_downsample < 0:
+            raise ValueError("ResnetGenerator: channel and block counts must be non-negative (base_channels >= 1)")
+        self.condition_channels = 0
+        self.size_multiple = 2 ** n_downsample
+        self.encoder = ImageEncoder(base_channels, n_downsample)
+        channels = self.encoder.out_channels
+        self.blocks = nn.ModuleList([ResnetBlock(channels) for _ in range(n_blocks)])
+        ups = []
+        for _ in range(n_downsample):
+            ups.append(nn.Sequential(
+                nn.Upsample(scale_factor=2, mode="nearest"),
+                nn.Conv2d(channels, channels // 2, 3, padding=1),
+                nn.InstanceNorm2d(channels // 2),
+                nn.ReLU(inplace=True),
+            ))
+            channels //= 2
+        self.ups = nn.ModuleList(ups)
+        self.to_image = nn.Sequential(nn.ReflectionPad2d(3), nn.Conv2d(channels, 3, 7), nn.Tanh())
+        self._tap_channels = self.encoder.tap_channels + [self.encoder.out_channels] * n_blocks
+
+    @classmethod
+    def from_config(cls, model_cfg, spec: ConditioningSpec) -> "ResnetGenerator":
+        """Build from a semguard.config.ModelConfig (the conditioning is ignored: unconditioned)."""
+        return cls(base_channels=model_cfg.base_channels, n_blocks=model_cfg.n_blocks,
+                   n_downsample=model_cfg.n_downsample)
+
+    def _check(self, image: torch.Tensor, condition: torch.Tensor | None) -> None:
+        _check_image(image, self.size_multiple, "ResnetGenerator")
+        if condition is not None:
+            raise ValueError("ResnetGenerator is unconditioned: pass condition=None")
+
+    def encode_channels(self, layers: Sequence[int]) -> list[int]:
+        """Channel count of each tap in `layers`."""
+        layers = _check_layers(layers, len(self._tap_channels), "ResnetGenerator")
+        return [self._tap_channels[layer] for layer in layers]
+
+    def encode(self, image: torch.Tensor, condition: torch.Tensor | None, layers: Sequence[int]) -> list[torch.Tensor]:
+        """Feature maps at the taps `layers` (see the module docstring), in the order given."""
+        self._check(image, condition)
+        layers = _check_layers(layers, len(self._tap_channels), "ResnetGenerator")
+        stages = [*self.encoder.stages(), *self.blocks]
+        wanted = set(layers)
+        taps: dict[int, torch.Tensor] = {}
+        h = image
+        for index in range(max(layers) + 1 if layers else 0):
+            h = stages[index](h)
+            if index in wanted:
+                taps[index] = h
+        return [taps[layer] for layer in layers]
+
+    def forward(self, image: torch.Tensor, condition: torch.Tensor | None = None) -> torch.Tensor:
+        self._check(image, condition)
+        h = image
+        for stage in [*self.encoder.stages(), *self.blocks, *self.ups]:
+            h = stage(h)
+        return self.to_image(h)

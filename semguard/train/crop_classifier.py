@@ -1,0 +1,394 @@
+"""A small CNN that reads box attributes from crops: traffic light state, sign pictogram.
+
+Box preservation (DESIGN.md, "Evaluation protocol") asks whether the fine detail inside
+lights and signs survives translation. This classifier is trained on labelled
+*target-domain* crops (toy real), so a correct reading on a translated image means the
+detail looks right in the target style. Each (box class, attribute key) pair found in the
+training boxes is one task with its own head on a shared trunk, e.g. traffic light ->
+"state" in {amber, green, red}; the task list and value names are collected from the data
+at training time and stored in the checkpoint.
+
+Crops: the box grown by `margin` times its size on each side, resampled to
+crop_size x crop_size with bilinear RoIAlign (aspect ratio not kept: boxes of one class
+have similar shapes). No horizontal flips in training: they would swap left/right arrows.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from semguard import __version__
+from semguard.data.batch import image_to_tensor
+from semguard.data.sample import Box, Sample
+from semguard.errors import ConfigError, DataError, SemguardError
+from semguard.labels import TRAIN_ID_NAMES
+
+CHECKPOINT_KIND = "crop_classifier"
+ATTRIBUTE_CLASSES = (6, 7)  # traffic light, traffic sign
+
+
+def task_name(class_id: int, attribute: str) -> str:
+    """'traffic_light.state' for (6, 'state')."""
+    return f"{TRAIN_ID_NAMES[class_id].replace(' ', '_')}.{attribute}"
+
+
+class CropClassifier(nn.Module):
+    """Shared conv trunk + one linear head per task.
+
+    tasks: list of {"class_id": int, "attribute": str, "values": [str, ...]};
+    forward(crops: float [N,3,S,S] in [-1,1]) -> list (one per task) of logits [N, len(values)].
+    """
+
+    def __init__(self, tasks: list[dict], crop_size: int = 24, channels: int = 32, margin: float = 0.25):
+        super().__init__()
+        if not tasks:
+            raise ValueError("a crop classifier needs at least one task")
+        self.tasks = [{"class_id": int(t["class_id"]), "attribute": str(t["attribute"]),
+                       "values": [str(v) for v in t["values"]]} for t in tasks]
+        self.crop_size = int(crop_size)
+        self.channels = int(channels)
+        self.margin = float(margin)
+
+        def block(c_in, c_out):
+            return [nn.Conv2d(c_in, c_out, 3, padding=1, bias=False), nn.BatchNorm2d(c_out), nn.ReLU(inplace=True)]
+
+        c = self.channels
+        self.trunk = nn.Sequential(
+            *block(3, c), *block(c, c), nn.MaxPool2d(2),
+            *block(c, 2 * c), *block(2 * c, 2 * c), nn.MaxPool2d(2),
+            *block(2 * c, 4 * c), nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Dropout(0.1),
+        )
+        self.heads = nn.ModuleList(nn.Linear(4 * c, len(t["values"])) for t in self.tasks)
+
+    @property
+    def build(self) -> dict:
+        return {"tasks": [dict(t) for t in self.tasks], "crop_size": self.crop_size,
+                "channels": self.channels, "margin": self.margin}
+
+    def tasks_for_class(self, class_id: int) -> list[int]:
+        return [i for i, t in enumerate(self.tasks) if t["class_id"] == class_id]
+
+    def forward(self, crops: torch.Tensor) -> list[torch.Tensor]:
+        if crops.ndim != 4 or crops.shape[1] != 3:
+            raise ValueError(f"crops must be float [N,3,S,S] in [-1,1], got {tuple(crops.shape)}")
+        features = self.trunk(crops)
+        return [head(features) for head in self.heads]
+
+
+def extract_crops(image: torch.Tensor, boxes_xyxy: torch.Tensor, crop_size: int, margin: float) -> torch.Tensor:
+    """Crops of `image` (float [3,H,W] or [1,3,H,W]) at `boxes_xyxy` (float [N,4] pixels,
+    half-open), each grown by `margin` x its size per side, resampled to
+    [N,3,crop_size,crop_size]. Areas outside the frame read as 0 (mid grey)."""
+    from torchvision.ops import roi_align
+
+    if image.ndim == 3:
+        image = image[None]
+    if boxes_xyxy.numel() == 0:
+        return image.new_zeros((0, 3, crop_size, crop_size))
+    boxes = boxes_xyxy.to(image.dtype).to(image.device)
+    width = (boxes[:, 2] - boxes[:, 0]).clamp(min=1.0)
+    height = (boxes[:, 3] - boxes[:, 1]).clamp(min=1.0)
+    grown = torch.stack([boxes[:, 0] - margin * width, boxes[:, 1] - margin * height,
+                         boxes[:, 0] + (1 + margin) * width, boxes[:, 1] + (1 + margin) * height], dim=1)
+    rois = torch.cat([grown.new_zeros((len(grown), 1)), grown], dim=1)
+    # aligned=True: pixel centres at +0.5, matching half-open pixel boxes
+    return roi_align(image.float(), rois.float(), output_size=(crop_size, crop_size), spatial_scale=1.0,
+                     sampling_ratio=2, aligned=True)
+
+
+def collect_tasks(dataset: Sequence[Sample], classes: Sequence[int] = ATTRIBUTE_CLASSES) -> list[dict]:
+    """Tasks (class id, attribute key, sorted values) from the boxes of `dataset`."""
+    values: dict[tuple[int, str], set[str]] = {}
+    for index in range(len(dataset)):
+        for box in dataset[index].boxes:
+            if box.class_id in classes:
+                for key, value in box.attributes.items():
+                    values.setdefault((box.class_id, key), set()).add(str(value))
+    return [{"class_id": c, "attribute": a, "values": sorted(v)} for (c, a), v in sorted(values.items())]
+
+
+class _CropSet:
+    """Crops (uint8 [N,3,S,S]), task index and target value index of every attributed box."""
+
+    def __init__(self, crops: torch.Tensor, task: torch.Tensor, target: torch.Tensor):
+        self.crops, self.task, self.target = crops, task, target
+
+    def __len__(self) -> int:
+        return int(self.task.shape[0])
+
+
+def _gather_crops(samples: Sequence[Sample], indices: Sequence[int], tasks: list[dict], crop_size: int,
+                  margin: float, jitter_copies: int, jitter: float, rng: np.random.Generator) -> _CropSet:
+    lookup = {(t["class_id"], t["attribute"]): (i, {v: j for j, v in enumerate(t["values"])})
+              for i, t in enumerate(tasks)}
+    crops, task_ids, targets = [], [], []
+    for index in indices:
+        sample = samples[index]
+        wanted = []
+        for box in sample.boxes:
+            if box.width <= 0 or box.height <= 0:
+                continue
+            for key, value in box.attributes.items():
+                entry = lookup.get((box.class_id, key))
+                if entry is not None and str(value) in entry[1]:
+                    wanted.append((box, entry[0], entry[1][str(value)]))
+        if not wanted:
+            continue
+        image = image_to_tensor(sample.image)
+        xyxy = torch.tensor([b.xyxy for b, _, _ in wanted], dtype=torch.float32)
+        versions = [xyxy]
+        for _ in range(jitter_copies):
+            size = torch.stack([xyxy[:, 2] - xyxy[:, 0], xyxy[:, 3] - xyxy[:, 1]], 1).repeat(1, 2)
+            shift = torch.from_numpy(rng.uniform(-jitter, jitter, size=xyxy.shape).astype(np.float32))
+            versions.append(xyxy + shift * size)
+        for version in versions:
+            crop = extract_crops(image, version, crop_size, margin)
+            crops.append(crop.add(1).mul(127.5).round().clamp(0, 255).to(torch.uint8))
+            task_ids.extend(t for _, t, _ in wanted)
+            targets.extend(v for _, _, v in wanted)
+    if not crops:
+        return _CropSet(torch.zeros((0, 3, crop_size, crop_size), dtype=torch.uint8),
+                        torch.zeros(0, dtype=torch.int64), torch.zeros(0, dtype=torch.int64))
+    return _CropSet(torch.cat(crops), torch.tensor(task_ids), torch.tensor(targets))
+
+
+def _photometric(crops: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
+    """uint8 crops -> float [-1,1] with random brightness, contrast, colour gain and noise."""
+    x = crops.float().div(127.5).sub(1.0)
+    n = x.shape[0]
+
+    def uniform(low, high, *shape):
+        return torch.rand(*shape, generator=generator) * (high - low) + low
+
+    mean = x.mean(dim=(1, 2, 3), keepdim=True)
+    x = (x - mean) * uniform(0.7, 1.3, n, 1, 1, 1) + mean + uniform(-0.15, 0.15, n, 1, 1, 1)
+    x = x * uniform(0.9, 1.1, n, 3, 1, 1)
+    x = x + torch.randn(x.shape, generator=generator) * uniform(0.0, 0.06, n, 1, 1, 1)
+    return x.clamp(-1, 1)
+
+
+def _loss(model: CropClassifier, logits: list[torch.Tensor], task: torch.Tensor, target: torch.Tensor):
+    total = logits[0].new_zeros(())
+    for index, task_logits in enumerate(logits):
+        mask = task == index
+        if mask.any():
+            total = total + F.cross_entropy(task_logits[mask], target[mask], reduction="sum")
+    return total / max(1, int(task.shape[0]))
+
+
+@torch.no_grad()
+def _accuracy(model: CropClassifier, crop_set: _CropSet, device: torch.device, batch_size: int = 512) -> dict:
+    was_training = model.training
+    model.eval()
+    correct = torch.zeros(len(model.tasks), dtype=torch.int64)
+    counts = torch.zeros(len(model.tasks), dtype=torch.int64)
+    for start in range(0, len(crop_set), batch_size):
+        crops = crop_set.crops[start: start + batch_size].to(device).float().div(127.5).sub(1.0)
+        task = crop_set.task[start: start + batch_size]
+        target = crop_set.target[start: start + batch_size]
+        logits = model(crops)
+        for index, task_logits in enumerate(logits):
+            mask = task == index
+            predicted = task_logits.argmax(1).cpu()[mask]
+            correct[index] += int((predicted == target[mask]).sum())
+            counts[index] += int(mask.sum())
+    model.train(was_training)
+    names = [task_name(t["class_id"], t["attribute"]) for t in model.tasks]
+    return {
+        "accuracy": {n: (float(correct[i]) / int(counts[i]) if counts[i] else float("nan")) for i, n in enumerate(names)},
+        "counts": {n: int(counts[i]) for i, n in enumerate(names)},
+        "crops": len(crop_set),
+        "overall": float(correct.sum()) / max(1, int(counts.sum())),
+    }
+
+
+def evaluate_crop_classifier(model: CropClassifier, dataset: Sequence[Sample], device: str | torch.device = "cpu") -> dict:
+    """Per-task accuracy of `model` on the attributed boxes of `dataset` (exact boxes, no jitter).
+
+    Returns {"accuracy": {task: float}, "counts": {task: int}, "crops": int, "overall": float}.
+    """
+    crop_set = _gather_crops(dataset, range(len(dataset)), model.tasks, model.crop_size, model.margin,
+                             0, 0.0, np.random.default_rng(0))
+    return _accuracy(model, crop_set, torch.device(device))
+
+
+def train_crop_classifier(
+    dataset: Sequence[Sample],
+    val_dataset: Sequence[Sample] | None = None,
+    epochs: int = 30,
+    batch_size: int = 128,
+    lr: float = 2e-3,
+    crop_size: int = 24,
+    margin: float = 0.25,
+    channels: int = 32,
+    val_fraction: float = 0.2,
+    jitter_copies: int = 4,
+    jitter: float = 0.1,
+    seed: int = 0,
+    device: str | torch.device = "cpu",
+    workers: int = 0,
+    out_path: str | Path | None = None,
+    classes: Sequence[int] = ATTRIBUTE_CLASSES,
+    progress: bool = True,
+    data_info: dict | None = None,
+) -> tuple[CropClassifier, dict[str, Any]]:
+    """Train a `CropClassifier` on the attributed boxes (of `classes`) in `dataset`.
+
+    Held-out accuracy comes from `val_dataset` when given, else from a `val_fraction`
+    share of the frames of `dataset` (chosen from `seed`, never trained on). Training
+    crops are the exact boxes plus `jitter_copies` copies with corners moved by up to
+    `jitter` x the box size, with photometric jitter per batch. Writes the checkpoint to
+    `out_path` when given. Returns (model in eval mode, metrics) with metrics["val"] as
+    in `evaluate_crop_classifier`. `workers` is accepted for CLI symmetry (crops are
+    gathered in-process).
+    """
+    del workers
+    if epochs < 1 or batch_size < 1:
+        raise ConfigError(f"epochs and batch size must be positive, got epochs={epochs}, batch_size={batch_size}")
+    if len(dataset) == 0:
+        raise DataError("the crop classifier training set is empty")
+    device = torch.device(device)
+    tasks = collect_tasks(dataset, classes)
+    if not tasks:
+        names = ", ".join(TRAIN_ID_NAMES[c] for c in classes)
+        raise DataError(f"no {names} boxes with attributes in the training set "
+                        f"{getattr(dataset, 'root', '')}; the crop classifier needs boxes with e.g. a 'state' "
+                        "or 'pictogram' attribute (the toy world writes them)")
+    rng = np.random.default_rng(seed)
+    if val_dataset is None:
+        if not 0.0 < val_fraction < 1.0:
+            raise ConfigError(f"val_fraction must lie in (0, 1) when no validation set is given, got {val_fraction}")
+        order = rng.permutation(len(dataset))
+        held = max(1, int(round(val_fraction * len(dataset)))) if len(dataset) > 1 else 0
+        val_indices, train_indices = sorted(order[:held].tolist()), sorted(order[held:].tolist())
+        val_source, val_samples = f"{held} frames held out of the training set", dataset
+    else:
+        train_indices, val_indices = list(range(len(dataset))), list(range(len(val_dataset)))
+        val_source, val_samples = f"validation set {getattr(val_dataset, 'root', '')}".strip(), val_dataset
+    train_set = _gather_crops(dataset, train_indices, tasks, crop_size, margin, jitter_copies, jitter, rng)
+    val_set = _gather_crops(val_samples, val_indices, tasks, crop_size, margin, 0, 0.0, rng)
+    if len(train_set) == 0:
+        raise DataError("no attributed boxes left for training after holding out validation frames; "
+                        "give more frames or a separate --val set")
+
+    torch.manual_seed(seed)
+    model = CropClassifier(tasks, crop_size=crop_size, channels=channels, margin=margin).to(device)
+    optimizer = torch.optim.Adam(model.parameters(), lr=lr)
+    steps_per_epoch = math.ceil(len(train_set) / batch_size)
+    total_steps = epochs * steps_per_epoch
+    schedule = torch.optim.lr_scheduler.OneCycleLR(optimizer, max_lr=lr, total_steps=total_steps, pct_start=0.15)
+    generator = torch.Generator().manual_seed(seed)
+
+    from semguard.train.segmenter import _log_line, _progress
+
+    start = time.perf_counter()
+    model.train()
+    last_loss = float("nan")
+    with _progress(progress) as bar:
+        job = bar.add_task("crop classifier", total=total_steps, loss=float("nan"), rate=0.0)
+        done = 0
+        for _ in range(epochs):
+            order = torch.randperm(len(train_set), generator=generator)
+            for begin in range(0, len(order), batch_size):
+                pick = order[begin: begin + batch_size]
+                if len(pick) < 2:
+                    continue  # batch norm needs two crops
+                crops = _photometric(train_set.crops[pick], generator).to(device)
+                loss = _loss(model, model(crops), train_set.task[pick].to(device), train_set.target[pick].to(device))
+                optimizer.zero_grad(set_to_none=True)
+                loss.backward()
+                optimizer.step()
+                if schedule.last_epoch + 1 < total_steps:
+                    schedule.step()
+                done += len(pick)
+                last_loss = loss.item()
+                bar.update(job, advance=1, loss=last_loss, rate=done / max(time.perf_counter() - start, 1e-9))
+                _log_line(bar, progress, int(bar.tasks[0].completed), total_steps,
+                          f"crop classifier step {int(bar.tasks[0].completed)}/{total_steps} loss {last_loss:.3f}")
+    model.eval()
+    metrics: dict[str, Any] = {
+        "train_loss": last_loss, "seconds": time.perf_counter() - start, "epochs": epochs,
+        "train_crops": len(train_set), "train": _accuracy(model, train_set, device),
+        "val": _accuracy(model, val_set, device), "val_source": val_source, "seed": seed,
+    }
+    if out_path is not None:
+        data = dict(data_info or {})
+        data.setdefault("root", str(getattr(dataset, "root", "")) or None)
+        data.setdefault("count", len(dataset))
+        save_crop_classifier(out_path, model, metrics=metrics, data=data)
+    return model, metrics
+
+
+def save_crop_classifier(path: str | Path, model: CropClassifier, metrics: dict | None = None,
+                         data: dict | None = None) -> None:
+    """Write a self-describing crop classifier checkpoint atomically."""
+    from semguard.train.checkpoint import save_checkpoint
+    from semguard.train.segmenter import _plain
+
+    save_checkpoint(Path(path), {
+        "kind": CHECKPOINT_KIND,
+        "build": model.build,
+        "state_dict": {k: v.detach().cpu() for k, v in model.state_dict().items()},
+        "metrics": _plain(metrics or {}),
+        "data": _plain(data or {}),
+        "semguard_version": __version__,
+    })
+
+
+def load_crop_classifier(path: str | Path, device: str | torch.device = "cpu") -> tuple[CropClassifier, dict[str, Any]]:
+    """(model in eval mode, metadata) from a crop classifier checkpoint (weights_only=True)."""
+    from semguard.train.checkpoint import load_checkpoint
+
+    path = Path(path)
+    checkpoint = load_checkpoint(path)
+    if checkpoint.get("kind") != CHECKPOINT_KIND:
+        raise SemguardError(f"{path} is not a crop classifier checkpoint (kind {checkpoint.get('kind')!r}); "
+                            "pass a file written by `semguard segmenter train-crops`")
+    try:
+        build = checkpoint["build"]
+        model = CropClassifier(build["tasks"], crop_size=build["crop_size"], channels=build["channels"],
+                               margin=build["margin"])
+        model.load_state_dict(checkpoint["state_dict"], strict=True)
+    except (KeyError, RuntimeError, TypeError, ValueError) as err:
+        raise SemguardError(f"crop classifier checkpoint {path} is inconsistent ({type(err).__name__}: "
+                            f"{str(err)[:300]}); retrain it with `semguard segmenter train-crops`") from None
+    metadata = {k: v for k, v in checkpoint.items() if k != "state_dict"}
+    metadata["path"] = str(path)
+    return model.to(device).eval(), metadata
+
+
+@torch.no_grad()
+def classify_boxes(model: CropClassifier, image: torch.Tensor, boxes: Sequence[Box]) -> list[dict[str, str] | None]:
+    """Read the attributes of `boxes` off `image` (float [3,H,W] in [-1,1]).
+
+    Returns one entry per box: {attribute: predicted value} for every task of the box's
+    class (e.g. {"state": "red"}), or None for boxes of classes the model does not read
+    (or empty boxes). The model is used as given (call .eval() first; load_* does).
+    """
+    if image.ndim != 3 or image.shape[0] != 3:
+        raise ValueError(f"image must be float [3,H,W] in [-1,1], got {tuple(image.shape)}")
+    results: list[dict[str, str] | None] = [None] * len(boxes)
+    readable = [i for i, box in enumerate(boxes)
+                if model.tasks_for_class(box.class_id) and box.width > 0 and box.height > 0]
+    if not readable:
+        return results
+    device = next(model.parameters()).device
+    xyxy = torch.tensor([boxes[i].xyxy for i in readable], dtype=torch.float32)
+    crops = extract_crops(image.to(device), xyxy.to(device), model.crop_size, model.margin)
+    logits = model(crops)
+    for row, box_index in enumerate(readable):
+        predicted = {}
+        for task_index in model.tasks_for_class(boxes[box_index].class_id):
+            task = model.tasks[task_index]
+            predicted[task["attribute"]] = task["values"][int(logits[task_index][row].argmax())]
+        results[box_index] = predicted
+    return results

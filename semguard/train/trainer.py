@@ -1,0 +1,563 @@
+"""The translator trainer: one loop for semguard and for every baseline (a baseline is a config).
+
+Each step, on a (source, target) batch pair:
+  1. generator step: translated = G(source, conditioning); the named generator terms
+     (gan, nce, nce_identity, seg, box; see semguard.train.objective) are weighted by
+     config.loss and summed by semguard.losses.total.weighted_sum; Adam(lr_g) step.
+  2. discriminator step on target (real) and translated.detach() (fake); Adam(lr_d) step.
+  3. guide step (guide.mode cotrain only): the guide learns the source labels on the
+     translated images; Adam(guide.lr) step.
+  4. EMA of the generator, learning-rate schedules.
+
+Every loss term of every step is checked: a NaN or inf stops the run with a
+NonFiniteLossError naming the term and the step, before any weight is updated with it;
+the last checkpoint on disk stays the last good one.
+
+Output folder (config.train.out):
+    config.yaml                 fully resolved config of the run
+    log.jsonl                   every term, every log_every steps (see semguard.train.run_log)
+    samples/step_XXXXXXXX.png   source | translated (EMA) | label overlay
+    checkpoints/step_XXXXXXXX.pt  the last keep_last step checkpoints (resume points)
+    final.pt                    the checkpoint at the last step (what translate/eval read)
+
+Distributed: under torchrun every process runs this loop on its share of the data;
+gradients are averaged by DistributedDataParallel; rank 0 writes files. Determinism:
+on CPU a run is bitwise reproducible from its seed, and `resume` continues exactly
+(weights, optimizer moments, schedules, EMA, RNG of torch/numpy/python, data position).
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from contextlib import nullcontext
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch import nn
+
+from semguard import __version__
+from semguard.config import RunConfig, config_to_dict, save_config
+from semguard.errors import ConfigError, SemguardError
+from semguard.train.checkpoint import (latest_step_checkpoint, load_checkpoint, rotate_checkpoints, save_checkpoint,
+                                       step_checkpoint_name)
+from semguard.train.data_stream import BatchStream
+from semguard.train.distributed import (DistributedContext, all_gather_objects, all_reduce_mean, barrier,
+                                        init_distributed, shutdown_distributed)
+from semguard.train.ema import ModelEma
+from semguard.train.objective import FrozenHelpers, GeneratorObjective, term_weights
+from semguard.train.rng import capture_rng_state, restore_rng_state, seed_everything
+from semguard.train.run_log import JsonlLog, ProgressDisplay
+from semguard.train.samples import preview_batch, write_sample_grid
+from semguard.train.schedule import lr_factor
+
+CHECKPOINT_KIND = "translator"
+FINAL_CHECKPOINT = "final.pt"
+CHECKPOINT_DIR = "checkpoints"
+SAMPLE_DIR = "samples"
+LOG_FILE = "log.jsonl"
+CONFIG_FILE = "config.yaml"
+
+# keys that may differ between a run and its resumption (they do not change what is learnt)
+RESUMABLE_CHANGES = ("train.steps", "train.log_every", "train.sample_every", "train.sample_count",
+                     "train.checkpoint_every", "train.keep_last", "train.device", "train.out", "data.workers",
+                     "data.source", "data.target")
+
+
+class NonFiniteLossError(SemguardError):
+    """A loss term became NaN or inf; training stopped before using it."""
+
+
+@dataclass
+class TrainResult:
+    out: Path
+    final_checkpoint: Path
+    step: int
+    images_per_s: float
+    last_terms: dict[str, float] = field(default_factory=dict)
+
+
+def needs_guide(config: RunConfig) -> bool:
+    """Whether the run's losses need a guide segmenter."""
+    loss = config.loss
+    return loss.seg > 0 or (loss.box > 0 and loss.box_backbone == "guide")
+
+
+def check_config(config: RunConfig) -> None:
+    """Refuse inconsistent settings before anything is built (ConfigError naming the key)."""
+    train, data, loss = config.train, config.data, config.loss
+    if train.steps <= 0:
+        raise ConfigError(f"train.steps must be positive, got {train.steps}")
+    if data.batch_size <= 0:
+        raise ConfigError(f"data.batch_size must be positive, got {data.batch_size}")
+    for key in ("log_every", "sample_every", "checkpoint_every", "keep_last", "sample_count"):
+        if getattr(train, key) < 0:
+            raise ConfigError(f"train.{key} must be >= 0, got {getattr(train, key)}")
+    if not 0.0 <= train.decay_start <= 1.0:
+        raise ConfigError(f"train.decay_start must lie in [0, 1], got {train.decay_start}")
+    for name in ("gan", "nce", "nce_identity", "seg", "box"):
+        if getattr(loss, name) < 0:
+            raise ConfigError(f"loss.{name} must be >= 0 (0 turns the term off), got {getattr(loss, name)}")
+    if loss.gan <= 0:
+        raise ConfigError("loss.gan must be positive: without the adversarial term nothing pulls toward the target domain")
+    if needs_guide(config) and not config.guide.checkpoint:
+        wanted = "loss.seg" if loss.seg > 0 else "loss.box with box_backbone 'guide'"
+        raise ConfigError(
+            f"{wanted} needs a guide segmenter, but guide.checkpoint is not set; train one first with "
+            f"`semguard segmenter train --data {data.source} --format {data.source_format} --role guide --out guide.pt` "
+            "and set guide.checkpoint (e.g. --set guide.checkpoint=guide.pt)"
+        )
+
+
+def check_guide_checkpoint(path: str) -> dict:
+    """Read a guide checkpoint's metadata; refuse anything that is not a guide segmenter (e.g. the judge)."""
+    checkpoint = load_checkpoint(path)
+    if checkpoint.get("kind") != "segmenter":
+        raise ConfigError(f"guide.checkpoint {path} is a {checkpoint.get('kind', 'unknown')!r} checkpoint, "
+                          "not a segmenter; give the output of `semguard segmenter train --role guide`")
+    role = checkpoint.get("role")
+    if role == "judge":
+        raise ConfigError(
+            f"guide.checkpoint {path} is the judge segmenter (role 'judge'); training against the judge would turn the "
+            "evaluation metric into the objective. Train a guide on source labels with "
+            "`semguard segmenter train --role guide ...` and use that"
+        )
+    if role != "guide":
+        raise ConfigError(f"guide.checkpoint {path} has role {role!r}; expected 'guide' "
+                          "(from `semguard segmenter train --role guide`)")
+    return checkpoint
+
+
+def _flatten(data: Any, prefix: str = "") -> dict[str, Any]:
+    if isinstance(data, dict):
+        flat = {}
+        for key, value in data.items():
+            flat.update(_flatten(value, f"{prefix}.{key}" if prefix else str(key)))
+        return flat
+    return {prefix: data}
+
+
+def config_differences(saved: dict, current: dict) -> list[str]:
+    """Dotted keys whose values differ, ignoring RESUMABLE_CHANGES."""
+    old, new = _flatten(saved), _flatten(current)
+    keys = sorted(set(old) | set(new))
+    return [key for key in keys if old.get(key) != new.get(key) and key not in RESUMABLE_CHANGES]
+
+
+def _unwrap(module: nn.Module) -> nn.Module:
+    return module.module if isinstance(module, nn.parallel.DistributedDataParallel) else module
+
+
+class Trainer:
+    """Builds everything a run needs from a RunConfig; `run(resume)` trains and returns a TrainResult."""
+
+    def __init__(self, config: RunConfig, show_progress: bool = True,
+                 context: DistributedContext | None = None) -> None:
+        check_config(config)
+        self.config = config
+        self.context = context or init_distributed(config.train.device)
+        self.device = self.context.device
+        self.out = Path(config.train.out)
+        self.show_progress = show_progress and self.context.is_main
+        self.cuda = self.device.type == "cuda"
+        self.amp = self.cuda and config.train.amp
+        self.channels_last = self.cuda and config.train.channels_last
+        self._previous_determinism = torch.are_deterministic_algorithms_enabled()
+        self._previous_fill = torch.utils.deterministic.fill_uninitialized_memory
+        if not self.cuda:
+            torch.use_deterministic_algorithms(True, warn_only=True)
+            # filling every new tensor with NaN (the default in deterministic mode) costs ~30% of a CPU step
+            # and buys nothing here: semguard reads no uninitialised memory
+            torch.utils.deterministic.fill_uninitialized_memory = False
+        try:
+            if config.guide.checkpoint:
+                check_guide_checkpoint(config.guide.checkpoint)   # refuse the judge even when no loss uses it
+            seed_everything(config.train.seed)   # identical initial weights on every rank
+            self._build_data()
+            self._build_models()
+            self._build_optimizers()
+        except BaseException:
+            self.close()
+            raise
+        self.step = 0
+        # each rank draws its own training randomness (PatchNCE patch positions, ...)
+        seed_everything(config.train.seed + 7919 * self.context.rank)
+
+    # ------------------------------------------------------------------ building
+
+    def _build_data(self) -> None:
+        from semguard.data.formats import open_dataset
+        from semguard.data.unpaired import build_unpaired_loader
+
+        data = self.config.data
+        self.source_dataset = open_dataset(data.source, data.source_format, **data.source_options)
+        # the target domain needs images only: unlabelled frames are fine unless the config says otherwise
+        target_options = {"labels_required": False, **data.target_options}
+        self.target_dataset = open_dataset(data.target, data.target_format, **target_options)
+        loader = build_unpaired_loader(
+            self.source_dataset, self.target_dataset, crop=tuple(data.crop), batch_size=data.batch_size,
+            workers=data.workers, seed=self.config.train.seed, small_box_crop_prob=data.small_box_crop_prob,
+            hflip=data.hflip, resize=tuple(data.resize) if data.resize else None, distributed=self.context.distributed,
+        )
+        self.stream = BatchStream(loader)
+        self.preview = None
+        if self.context.is_main and self.config.train.sample_count > 0:
+            self.preview = preview_batch(self.source_dataset, self.config.train.sample_count, tuple(data.crop),
+                                         tuple(data.resize) if data.resize else None)
+
+    def _build_models(self) -> None:
+        from semguard.losses.class_weights import class_weight_vector
+        from semguard.losses.patchnce import PatchSampler
+        from semguard.models import build_discriminator, build_generator
+
+        config, device = self.config, self.device
+        generator, self.spec = build_generator(config.model)
+        multiple = int(getattr(generator, "size_multiple", 1))
+        crop = tuple(config.data.crop)
+        if crop[0] % multiple or crop[1] % multiple:
+            raise ConfigError(f"data.crop {list(crop)} must be divisible by {multiple} for generator "
+                              f"'{config.model.generator}' (n_downsample {config.model.n_downsample})")
+        discriminator = build_discriminator(config.model)
+        memory_format = torch.channels_last if self.channels_last else torch.contiguous_format
+        generator = generator.to(device, memory_format=memory_format)
+        discriminator = discriminator.to(device, memory_format=memory_format)
+
+        patch_sampler = None
+        if config.loss.nce > 0 or config.loss.nce_identity > 0:
+            patch_sampler = PatchSampler(generator.encode_channels(tuple(config.loss.nce_layers)),
+                                         mlp_channels=config.loss.nce_mlp_channels).to(device)
+
+        self.guide = None
+        self.guide_metadata = None
+        if needs_guide(config):
+            from semguard.train.segmenter import load_segmenter
+
+            guide, self.guide_metadata = load_segmenter(config.guide.checkpoint, device=str(device),
+                                                        expected_role="guide")
+            self.guide = guide.to(device, memory_format=memory_format)
+            self.guide.eval().requires_grad_(False)
+
+        box_loss = None
+        if config.loss.box > 0:
+            box_loss = self._build_box_loss()
+        discriminator.requires_grad_(False)   # trainable only inside the discriminator step
+        seg_class_weights = None
+        if config.loss.seg_class_weights:
+            seg_class_weights = class_weight_vector(config.loss.seg_class_weights, where="loss.seg_class_weights").to(device)
+        helpers = FrozenHelpers(discriminator=discriminator, guide=self.guide, box_loss=box_loss,
+                                seg_class_weights=seg_class_weights)
+        self.generator = generator
+        self.discriminator = discriminator
+        self.patch_sampler = patch_sampler
+        self.objective = GeneratorObjective(generator, patch_sampler, config.loss, helpers)
+        self.weights = term_weights(config.loss)
+        self.ema = ModelEma(generator, config.train.ema_decay)
+
+        self.objective_model: nn.Module = self.objective
+        self.discriminator_model: nn.Module = discriminator
+        self.guide_model: nn.Module | None = self.guide if self.cotrain else None
+        if self.context.distributed:
+            ids = [device.index] if self.cuda else None
+            DDP = nn.parallel.DistributedDataParallel
+            self.objective_model = DDP(self.objective, device_ids=ids)
+            discriminator.requires_grad_(True)
+            self.discriminator_model = DDP(discriminator, device_ids=ids)
+            discriminator.requires_grad_(False)
+            if self.cotrain:
+                self.guide.requires_grad_(True)
+                self.guide_model = DDP(self.guide, device_ids=ids)
+                self.guide.requires_grad_(False)
+
+    @property
+    def cotrain(self) -> bool:
+        return self.guide is not None and self.config.guide.mode == "cotrain" and self.config.loss.seg > 0
+
+    def _build_box_loss(self):
+        from semguard.losses.box_perceptual import BoxPerceptualLoss, guide_feature_extractor, lpips_feature_extractor
+
+        loss = self.config.loss
+        if loss.box_backbone == "guide":
+            from semguard.train.segmenter import segmenter_features
+
+            extractor = guide_feature_extractor(self.guide, segmenter_features)
+        else:
+            extractor = lpips_feature_extractor(loss.box_backbone.split("-", 1)[1])
+        box_loss = BoxPerceptualLoss(extractor, dict(loss.box_class_weights) or None)
+        if isinstance(box_loss, nn.Module):
+            box_loss = box_loss.to(self.device)
+            box_loss.requires_grad_(False)
+        return box_loss
+
+    def _build_optimizers(self) -> None:
+        train = self.config.train
+        generator_parameters = [p for p in self.objective.parameters() if p.requires_grad]
+        self.optimizer_g = torch.optim.Adam(generator_parameters, lr=train.lr_g, betas=tuple(train.betas))
+        self.optimizer_d = torch.optim.Adam(list(self.discriminator.parameters()), lr=train.lr_d,
+                                            betas=tuple(train.betas))
+        factor = lr_factor(train.lr_schedule, train.steps, train.decay_start)
+        self.scheduler_g = torch.optim.lr_scheduler.LambdaLR(self.optimizer_g, factor)
+        self.scheduler_d = torch.optim.lr_scheduler.LambdaLR(self.optimizer_d, factor)
+        self.optimizer_guide = None
+        if self.cotrain:
+            self.optimizer_guide = torch.optim.Adam(list(self.guide.parameters()), lr=self.config.guide.lr,
+                                                    betas=tuple(train.betas))
+
+    # ------------------------------------------------------------------ state
+
+    def state_dict(self, rng_states: list[dict]) -> dict:
+        """The self-describing checkpoint of the current step (see semguard.train.checkpoint)."""
+        state = {
+            "kind": CHECKPOINT_KIND,
+            "semguard_version": __version__,
+            "config": config_to_dict(self.config),
+            "step": self.step,
+            "generator": self.generator.state_dict(),
+            "generator_ema": self.ema.state_dict(),
+            "discriminator": self.discriminator.state_dict(),
+            "patch_sampler": self.patch_sampler.state_dict() if self.patch_sampler is not None else None,
+            "optimizers": {"generator": self.optimizer_g.state_dict(), "discriminator": self.optimizer_d.state_dict()},
+            "schedulers": {"generator": self.scheduler_g.state_dict(), "discriminator": self.scheduler_d.state_dict()},
+            "rng": rng_states,                   # one entry per rank
+            "loader": self.stream.state_dict(),
+            "world_size": self.context.world_size,
+            "conditioning_channels": int(self.spec.channels),
+        }
+        if self.cotrain:
+            state["guide"] = self.guide.state_dict()
+            state["optimizers"]["guide"] = self.optimizer_guide.state_dict()
+        if self.guide_metadata is not None or self.config.guide.checkpoint:
+            state["guide_checkpoint"] = self.config.guide.checkpoint
+        return state
+
+    def load_state_dict(self, state: dict, source: Path) -> None:
+        differences = config_differences(state.get("config", {}), config_to_dict(self.config))
+        if differences:
+            raise ConfigError(
+                f"cannot resume from {source}: the config differs in {', '.join(differences)}; resume with the "
+                f"run's own config ({self.out / CONFIG_FILE}) or start a new run in another train.out"
+            )
+        try:
+            self.generator.load_state_dict(state["generator"])
+            self.ema.load_state_dict(state["generator_ema"])
+            self.discriminator.load_state_dict(state["discriminator"])
+            if self.patch_sampler is not None:
+                self.patch_sampler.load_state_dict(state["patch_sampler"])
+            self.optimizer_g.load_state_dict(state["optimizers"]["generator"])
+            self.optimizer_d.load_state_dict(state["optimizers"]["discriminator"])
+            self.scheduler_g.load_state_dict(state["schedulers"]["generator"])
+            self.scheduler_d.load_state_dict(state["schedulers"]["discriminator"])
+            if self.cotrain:
+                self.guide.load_state_dict(state["guide"])
+                self.optimizer_guide.load_state_dict(state["optimizers"]["guide"])
+        except (KeyError, RuntimeError, ValueError) as err:
+            raise SemguardError(f"checkpoint {source} does not fit this run's models ({type(err).__name__}: "
+                                f"{str(err).splitlines()[0]}); it was written by another semguard version or config") from None
+        self.step = int(state["step"])
+        self.stream.load_state_dict(state["loader"])
+        rng_states = state["rng"]
+        if len(rng_states) == self.context.world_size:
+            restore_rng_state(rng_states[self.context.rank], self.device)
+        else:   # another world size: exact continuation is impossible; reseed per rank and step
+            seed_everything(self.config.train.seed + 7919 * self.context.rank + self.step)
+
+    def save(self, path: Path) -> None:
+        """Collective: every rank contributes its RNG state; rank 0 writes `path` atomically."""
+        rng_states = all_gather_objects(capture_rng_state(self.device), self.context)
+        if self.context.is_main:
+            save_checkpoint(path, self.state_dict(rng_states))
+
+    # ------------------------------------------------------------------ the loop
+
+    def _prepare_out(self, resume: bool) -> Path | None:
+        """Check the output folder; returns the checkpoint to resume from (or None)."""
+        checkpoints = self.out / CHECKPOINT_DIR
+        latest = latest_step_checkpoint(checkpoints)
+        if not resume and (latest is not None or (self.out / FINAL_CHECKPOINT).exists()):
+            raise SemguardError(
+                f"{self.out} already holds a training run; pass --resume to continue it, "
+                "or choose another output folder (--out or train.out)"
+            )
+        barrier(self.context)
+        if self.context.is_main:
+            self.out.mkdir(parents=True, exist_ok=True)
+            save_config(self.config, self.out / CONFIG_FILE)
+        return latest if resume else None
+
+    def _autocast(self):
+        if self.amp:
+            return torch.autocast(device_type="cuda", dtype=torch.bfloat16)
+        return nullcontext()
+
+    def _check_finite(self, terms: dict[str, torch.Tensor], prefix: str = "") -> dict[str, float]:
+        """Mean of each term over ranks; NonFiniteLossError when any is NaN or inf (same decision on every rank)."""
+        names = list(terms)
+        values = all_reduce_mean(torch.stack([terms[name].detach().float() for name in names]), self.context)
+        result = dict(zip(names, values.tolist()))
+        for name, value in result.items():
+            if not math.isfinite(value):
+                last = latest_step_checkpoint(self.out / CHECKPOINT_DIR)
+                where = (f"the last good checkpoint is {last} (continue with --resume after lowering train.lr_g / "
+                         "train.lr_d or setting train.grad_clip)") if last else "no checkpoint was written before it"
+                raise NonFiniteLossError(f"loss term '{prefix}{name}' is {value} at step {self.step + 1}; "
+                                         f"training stopped without applying it; {where}")
+        return result
+
+    def _to_device(self, batch):
+        batch = batch.to(self.device, non_blocking=True)
+        if self.channels_last:
+            batch.image = batch.image.contiguous(memory_format=torch.channels_last)
+        return batch
+
+    def _condition(self, batch) -> torch.Tensor | None:
+        from semguard.models.conditioning import build_conditioning
+
+        condition = build_conditioning(batch.label, batch.instances, batch.boxes, self.spec)
+        if condition is not None and self.channels_last:
+            condition = condition.contiguous(memory_format=torch.channels_last)
+        return condition
+
+    def _clip(self, parameters) -> None:
+        if self.config.train.grad_clip > 0:
+            torch.nn.utils.clip_grad_norm_(list(parameters), self.config.train.grad_clip)
+
+    def train_step(self) -> dict[str, float]:
+        """One generator, discriminator (and guide) update; returns every term's mean over ranks."""
+        from semguard.losses.adversarial import discriminator_loss
+        from semguard.losses.total import weighted_sum
+
+        source, target = self.stream.next()
+        source, target = self._to_device(source), self._to_device(target)
+        condition = self._condition(source)
+        target_condition = self._condition(target) if self.weights["nce_identity"] > 0 else None
+
+        # generator (and PatchNCE heads)
+        self.generator.train()
+        with self._autocast():
+            translated, generator_terms = self.objective_model(source.image, condition, source.label, source.boxes,
+                                                               target.image, target_condition)
+            generator_loss, _ = weighted_sum(generator_terms, self.weights)
+        logged = self._check_finite(generator_terms)
+        self.optimizer_g.zero_grad(set_to_none=True)
+        generator_loss.backward()
+        self._clip(self.objective.parameters())
+        self.optimizer_g.step()
+
+        # discriminator: one forward over real and fake (one DDP forward per backward)
+        self.discriminator.requires_grad_(True)
+        real_count = target.image.shape[0]
+        with self._autocast():
+            logits = self.discriminator_model(torch.cat([target.image, translated.detach().to(target.image.dtype)]))
+            real_logits = [scale[:real_count] for scale in logits]
+            fake_logits = [scale[real_count:] for scale in logits]
+            d_loss = discriminator_loss(real_logits, fake_logits, self.config.loss.gan_mode)
+        logged.update(self._check_finite({"d": d_loss}))
+        self.optimizer_d.zero_grad(set_to_none=True)
+        d_loss.backward()
+        self._clip(self.discriminator.parameters())
+        self.optimizer_d.step()
+        self.discriminator.requires_grad_(False)
+
+        if self.cotrain:
+            from semguard.losses.seg_consistency import seg_consistency_loss
+
+            self.guide.train().requires_grad_(True)
+            with self._autocast():
+                guide_logits = self.guide_model(translated.detach())
+                guide_loss = seg_consistency_loss(guide_logits.float(), source.label,
+                                                  self.objective.helpers.seg_class_weights)
+            logged.update(self._check_finite({"guide_seg": guide_loss}))
+            self.optimizer_guide.zero_grad(set_to_none=True)
+            guide_loss.backward()
+            self._clip(self.guide.parameters())
+            self.optimizer_guide.step()
+            self.guide.eval().requires_grad_(False)
+
+        self.step += 1
+        self.ema.update(self.generator, self.step)
+        self.scheduler_g.step()
+        self.scheduler_d.step()
+        logged["loss_g"] = float(sum(self.weights[name] * logged[name] for name in generator_terms))
+        return logged
+
+    @torch.no_grad()
+    def write_samples(self) -> Path | None:
+        if not self.context.is_main or self.preview is None:
+            return None
+        batch = self._to_device(self.preview)
+        condition = self._condition(batch)
+        with self._autocast():
+            translated = self.ema.model(batch.image, condition)
+        return write_sample_grid(self.out / SAMPLE_DIR / f"step_{self.step:08d}.png", batch.image.float().cpu(),
+                                 translated.float().cpu(), batch.label.cpu())
+
+    def run(self, resume: bool = False) -> TrainResult:
+        train = self.config.train
+        resume_from = self._prepare_out(resume)
+        if resume_from is not None:
+            self.load_state_dict(load_checkpoint(resume_from, kind=CHECKPOINT_KIND), resume_from)
+        log = JsonlLog(self.out / LOG_FILE)
+        if self.context.is_main:
+            log.truncate_after(self.step)
+        images_per_step = self.config.data.batch_size * self.context.world_size
+        window_terms: dict[str, float] = {}
+        window_steps, window_start = 0, time.perf_counter()
+        run_start, run_start_step = window_start, self.step
+        last_terms: dict[str, float] = {}
+        images_per_s = 0.0
+        with ProgressDisplay(train.steps, self.step, self.show_progress) as progress:
+            if resume_from is not None:
+                progress.print(f"resumed from {resume_from} at step {self.step}")
+            elif resume:
+                progress.print(f"no checkpoint in {self.out / CHECKPOINT_DIR}: starting at step 0")
+            while self.step < train.steps:
+                terms = self.train_step()
+                last_terms = terms
+                for name, value in terms.items():
+                    window_terms[name] = window_terms.get(name, 0.0) + value
+                window_steps += 1
+                final_step = self.step == train.steps
+                if (train.log_every and self.step % train.log_every == 0) or final_step:
+                    if self.cuda:
+                        torch.cuda.synchronize(self.device)
+                    now = time.perf_counter()
+                    images_per_s = window_steps * images_per_step / max(now - window_start, 1e-9)
+                    means = {name: value / window_steps for name, value in window_terms.items()}
+                    if self.context.is_main:
+                        log.write({"step": self.step, "time": round(now - run_start, 3),
+                                   "images_per_s": round(images_per_s, 3),
+                                   "lr_g": self.optimizer_g.param_groups[0]["lr"],
+                                   "lr_d": self.optimizer_d.param_groups[0]["lr"], "terms": means})
+                    progress.update(self.step, images_per_s, means)
+                    window_terms, window_steps, window_start = {}, 0, time.perf_counter()
+                else:
+                    progress.update(self.step)
+                if (train.sample_every and self.step % train.sample_every == 0) or final_step:
+                    self.write_samples()
+                if (train.checkpoint_every and self.step % train.checkpoint_every == 0) or final_step:
+                    self.save(self.out / CHECKPOINT_DIR / step_checkpoint_name(self.step))
+                    if self.context.is_main:
+                        rotate_checkpoints(self.out / CHECKPOINT_DIR, train.keep_last)
+        final = self.out / FINAL_CHECKPOINT
+        self.save(final)
+        barrier(self.context)
+        elapsed = time.perf_counter() - run_start
+        steps_done = self.step - run_start_step
+        mean_speed = steps_done * images_per_step / elapsed if steps_done and elapsed > 0 else images_per_s
+        return TrainResult(out=self.out, final_checkpoint=final, step=self.step, images_per_s=mean_speed,
+                           last_terms=last_terms)
+
+    def close(self) -> None:
+        torch.use_deterministic_algorithms(self._previous_determinism)
+        torch.utils.deterministic.fill_uninitialized_memory = self._previous_fill
+        shutdown_distributed(self.context)
+
+
+def train(config: RunConfig, resume: bool = False, show_progress: bool = True) -> TrainResult:
+    """Train a translator as `config` says; `resume` continues the run in config.train.out."""
+    trainer = Trainer(config, show_progress=show_progress)
+    try:
+        return trainer.run(resume=resume)
+    finally:
+        trainer.close()

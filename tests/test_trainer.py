@@ -1,0 +1,330 @@
+"""The translator trainer on tiny folder data sets (32x64 images, 8-channel models, CPU).
+
+Covers: outputs of a run, save -> load -> identical outputs, exact resume after a kill,
+NaN stop with a loadable last checkpoint, refusal of an existing run, of a missing guide
+and of the judge, frozen vs co-trained guide, the CLI, and a 2-process gloo DDP run.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import socket
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from semguard.config import load_config
+from semguard.data.folder import write_dataset_info, write_sample
+from semguard.data.sample import Box, Sample
+from semguard.errors import ConfigError, SemguardError
+from semguard.train import trainer as trainer_module
+from semguard.train.checkpoint import latest_step_checkpoint, load_checkpoint
+from semguard.train.trainer import NonFiniteLossError, Trainer, train
+
+CONFIG = Path(__file__).resolve().parents[1] / "configs" / "toy.yaml"
+HEIGHT, WIDTH = 32, 64
+
+
+def _write_domain(root: Path, count: int, seed: int, brightness: int) -> None:
+    rng = np.random.default_rng(seed)
+    for index in range(count):
+        label = np.full((HEIGHT, WIDTH), 10, np.uint8)          # sky
+        label[HEIGHT // 3:] = 2                                  # building
+        label[2 * HEIGHT // 3:] = 0                              # road
+        label[HEIGHT // 2:, 16:32] = 13                          # a car
+        label[0, 0] = 255
+        instances = np.zeros((HEIGHT, WIDTH), np.int32)
+        instances[HEIGHT // 2:, 16:32] = 1
+        noise = rng.integers(0, 60, (HEIGHT, WIDTH, 3))
+        image = np.clip(brightness + noise + label[..., None] * 3, 0, 255).astype(np.uint8)
+        boxes = [Box((16.0, HEIGHT / 2, 32.0, float(HEIGHT)), 13, 1),
+                 Box((40.0, 4.0, 44.0, 12.0), 6, 0, {"state": "red"})]
+        write_sample(root, Sample(image=image, label=label, instances=instances, boxes=boxes, name=f"frame_{index:03d}"))
+    write_dataset_info(root, domain=root.name)
+
+
+@pytest.fixture(scope="module")
+def data_root(tmp_path_factory) -> Path:
+    root = tmp_path_factory.mktemp("toy_data")
+    _write_domain(root / "source", 6, seed=0, brightness=150)
+    _write_domain(root / "target", 6, seed=1, brightness=40)
+    return root
+
+
+@pytest.fixture(scope="module")
+def guide_path(tmp_path_factory) -> Path:
+    """A tiny, untrained guide segmenter checkpoint (role guide)."""
+    from semguard.train.segmenter import build_segmenter, save_segmenter
+
+    torch.manual_seed(0)
+    path = tmp_path_factory.mktemp("guide") / "guide.pt"
+    save_segmenter(path, build_segmenter("unet", "resnet18", encoder_depth=3, decoder_channels=(16, 8, 8)), role="guide")
+    return path
+
+
+def _config(data_root: Path, out: Path, *extra: str):
+    overrides = [
+        f"data.source={data_root / 'source'}", f"data.target={data_root / 'target'}", f"data.crop=[{HEIGHT},{WIDTH}]",
+        "data.batch_size=2", "data.workers=0", "data.small_box_crop_prob=0.5",
+        "model.base_channels=8", "model.n_blocks=2", "model.discriminator.base_channels=8",
+        "model.discriminator.n_scales=2", "model.discriminator.n_layers=2",
+        "loss.nce_layers=[0,1,2,4]", "loss.nce_patches=16", "loss.nce_mlp_channels=16",
+        "loss.seg=0.0", "loss.box=0.0", "guide.checkpoint=null",
+        f"train.out={out}", "train.steps=6", "train.log_every=2", "train.sample_every=3",
+        "train.checkpoint_every=2", "train.keep_last=2", "train.sample_count=2", "train.ema_decay=0.9",
+        "train.device=cpu", "train.grad_clip=5.0",
+    ]
+    return load_config(CONFIG, overrides + list(extra))
+
+
+@pytest.fixture(autouse=True)
+def _one_thread():
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
+def _run(config, **kwargs):
+    return train(config, show_progress=False, **kwargs)
+
+
+def _records(out: Path) -> list[dict]:
+    return [json.loads(line) for line in (out / "log.jsonl").read_text().splitlines()]
+
+
+@pytest.fixture(scope="module")
+def finished_run(data_root, tmp_path_factory):
+    out = tmp_path_factory.mktemp("runs") / "full"
+    torch.set_num_threads(1)
+    result = _run(_config(data_root, out))
+    return out, result
+
+
+def test_a_run_writes_config_log_samples_and_checkpoints(finished_run):
+    out, result = finished_run
+    assert result.step == 6 and result.final_checkpoint == out / "final.pt"
+    assert load_config(out / "config.yaml").train.steps == 6
+    records = _records(out)
+    assert [r["step"] for r in records] == [2, 4, 6]
+    assert set(records[-1]["terms"]) == {"gan", "nce", "d", "loss_g"}
+    assert all(math.isfinite(v) for r in records for v in r["terms"].values())
+    assert records[0]["images_per_s"] > 0 and records[-1]["lr_g"] == 0.0   # linear decay reaches 0
+    assert sorted(p.name for p in (out / "samples").iterdir()) == ["step_00000003.png", "step_00000006.png"]
+    from PIL import Image
+
+    grid = np.asarray(Image.open(out / "samples" / "step_00000006.png"))
+    assert grid.shape == (2 * HEIGHT + 2, 3 * WIDTH + 4, 3)
+    assert sorted(p.name for p in (out / "checkpoints").iterdir()) == ["step_00000004.pt", "step_00000006.pt"]
+    final = load_checkpoint(out / "final.pt", kind="translator")
+    assert final["step"] == 6 and final["config"]["train"]["steps"] == 6
+    assert {"generator", "generator_ema", "discriminator", "patch_sampler", "optimizers", "rng", "loader"} <= set(final)
+    assert final["loader"]["batches"] == 6
+
+
+def test_save_load_gives_identical_outputs(data_root, tmp_path):
+    from semguard.config import config_from_dict
+    from semguard.models import build_generator
+
+    config = _config(data_root, tmp_path / "run", "train.steps=2")
+    trainer = Trainer(config, show_progress=False)
+    try:
+        trainer.run()
+        checkpoint = load_checkpoint(tmp_path / "run" / "final.pt", kind="translator")
+        rebuilt, spec = build_generator(config_from_dict(checkpoint["config"]).model)
+        rebuilt.load_state_dict(checkpoint["generator_ema"])
+        rebuilt.eval()
+        torch.manual_seed(1)
+        image = torch.rand(2, 3, HEIGHT, WIDTH) * 2 - 1
+        label = torch.randint(0, 19, (2, HEIGHT, WIDTH))
+        from semguard.models.conditioning import build_conditioning
+
+        condition = build_conditioning(label, torch.zeros_like(label), [[], []], spec)
+        with torch.no_grad():
+            assert torch.equal(rebuilt(image, condition), trainer.ema.model(image, condition))
+    finally:
+        trainer.close()
+
+
+def test_resume_after_a_kill_equals_an_uninterrupted_run(finished_run, data_root, tmp_path, monkeypatch):
+    reference_out, _ = finished_run
+    out = tmp_path / "killed"
+    config = _config(data_root, out)
+    original_step = Trainer.train_step
+
+    def killed_at_step_5(self):
+        if self.step == 4:   # steps 1..4 done, step-4 checkpoint written: the process dies in step 5
+            raise KeyboardInterrupt
+        return original_step(self)
+
+    monkeypatch.setattr(Trainer, "train_step", killed_at_step_5)
+    with pytest.raises(KeyboardInterrupt):
+        _run(config)
+    assert not (out / "final.pt").exists()
+    monkeypatch.setattr(Trainer, "train_step", original_step)
+    with pytest.raises(SemguardError, match="already holds a training run; pass --resume"):
+        _run(config)
+    result = _run(config, resume=True)
+    assert result.step == 6
+    resumed, reference = load_checkpoint(out / "final.pt"), load_checkpoint(reference_out / "final.pt")
+    for part in ("generator", "generator_ema", "discriminator", "patch_sampler"):
+        for name, value in reference[part].items():
+            assert torch.equal(resumed[part][name], value), f"{part}.{name} differs after resume"
+    for name in ("generator", "discriminator"):
+        moments = reference["optimizers"][name]["state"]
+        for index, state in moments.items():
+            assert torch.equal(resumed["optimizers"][name]["state"][index]["exp_avg"], state["exp_avg"])
+    # the log holds one history: the resumed run rewrote nothing twice
+    assert [r["step"] for r in _records(out)] == [2, 4, 6]
+    assert _records(out)[-1]["terms"] == pytest.approx(_records(reference_out)[-1]["terms"])
+
+
+def test_nan_loss_stops_with_the_term_and_step_and_keeps_a_good_checkpoint(data_root, tmp_path, monkeypatch):
+    from semguard.train.objective import GeneratorObjective
+
+    original_forward = GeneratorObjective.forward
+    calls = {"n": 0}
+
+    def poisoned(self, *args, **kwargs):
+        translated, terms = original_forward(self, *args, **kwargs)
+        calls["n"] += 1
+        if calls["n"] == 3:
+            terms["nce"] = terms["nce"] * float("nan")
+        return translated, terms
+
+    monkeypatch.setattr(GeneratorObjective, "forward", poisoned)
+    out = tmp_path / "nan"
+    with pytest.raises(NonFiniteLossError, match=r"loss term 'nce' is nan at step 3; .*step_00000002\.pt"):
+        _run(_config(data_root, out))
+    last = latest_step_checkpoint(out / "checkpoints")
+    assert last.name == "step_00000002.pt" and not (out / "final.pt").exists()
+    checkpoint = load_checkpoint(last, kind="translator")
+    assert checkpoint["step"] == 2
+    assert all(torch.isfinite(v).all() for v in checkpoint["generator"].values() if v.is_floating_point())
+
+
+def test_seg_or_box_loss_without_guide_fails_with_the_command_to_run(data_root, tmp_path):
+    with pytest.raises(ConfigError, match=r"guide\.checkpoint is not set.*semguard segmenter train .*--role guide"):
+        _run(_config(data_root, tmp_path / "r", "loss.seg=1.0"))
+    with pytest.raises(ConfigError, match="box_backbone 'guide'"):
+        _run(_config(data_root, tmp_path / "r", "loss.box=1.0"))
+
+
+def test_the_judge_is_refused_as_guide(data_root, tmp_path):
+    from semguard.train.segmenter import build_segmenter, save_segmenter
+
+    judge = tmp_path / "judge.pt"
+    save_segmenter(judge, build_segmenter("unet", "resnet18", encoder_depth=3, decoder_channels=(16, 8, 8)), role="judge")
+    with pytest.raises(ConfigError, match="judge"):
+        _run(_config(data_root, tmp_path / "r", "loss.seg=1.0", f"guide.checkpoint={judge}"))
+    assert not (tmp_path / "r").exists()
+
+
+@pytest.mark.parametrize("mode", ["frozen", "cotrain"])
+def test_seg_and_box_losses_with_a_guide(data_root, guide_path, tmp_path, mode):
+    out = tmp_path / mode
+    _run(_config(data_root, out, "loss.seg=1.0", "loss.box=1.0", f"guide.checkpoint={guide_path}",
+                 f"guide.mode={mode}", "train.steps=2", "train.sample_every=0", "train.checkpoint_every=0"))
+    terms = _records(out)[-1]["terms"]
+    assert {"gan", "nce", "seg", "box", "d"} <= set(terms)
+    assert ("guide_seg" in terms) == (mode == "cotrain")
+    final = load_checkpoint(out / "final.pt")
+    original = load_checkpoint(guide_path)["state_dict"]
+    if mode == "frozen":
+        assert "guide" not in final
+    else:
+        changed = any(not torch.equal(final["guide"][name], value) for name, value in original.items()
+                      if value.is_floating_point())
+        assert changed and "guide" in final["optimizers"]
+
+
+def test_cli_train_and_resume(data_root, tmp_path):
+    from semguard.cli import main
+
+    out = tmp_path / "cli"
+    config_path = tmp_path / "run.yaml"
+    from semguard.config import save_config
+
+    save_config(_config(data_root, tmp_path / "ignored", "train.steps=2"), config_path)
+    assert main(["train", "--config", str(config_path), "--out", str(out), "--no-progress"]) == 0
+    assert (out / "final.pt").exists() and (out / "config.yaml").exists()
+    assert main(["train", "--config", str(config_path), "--out", str(out), "--no-progress"]) == 2   # refuses to clobber
+    assert main(["train", "--config", str(config_path), "--out", str(out), "--no-progress", "--resume",
+                 "--set", "train.steps=3"]) == 0
+    assert load_checkpoint(out / "final.pt")["step"] == 3
+    assert main(["train", "--config", str(config_path), "--set", "train.stepz=3"]) == 2
+
+
+# ---------------------------------------------------------------------- DDP (2 processes, gloo)
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def _ddp_worker(rank: int, world_size: int, port: int, config) -> None:
+    os.environ.update({"RANK": str(rank), "WORLD_SIZE": str(world_size), "LOCAL_RANK": str(rank),
+                       "MASTER_ADDR": "127.0.0.1", "MASTER_PORT": str(port)})
+    torch.set_num_threads(1)
+    trainer = Trainer(config, show_progress=False)
+    try:
+        assert trainer.context.world_size == world_size
+        trainer.run()
+        state = {f"generator.{k}": v for k, v in trainer.generator.state_dict().items()}
+        state.update({f"discriminator.{k}": v for k, v in trainer.discriminator.state_dict().items()})
+        state.update({f"ema.{k}": v for k, v in trainer.ema.state_dict().items()})
+        torch.save(state, Path(config.train.out) / f"rank{rank}_weights.pt")
+    finally:
+        trainer.close()
+
+
+@pytest.mark.ddp
+def test_two_process_gloo_ddp_keeps_ranks_identical(data_root, tmp_path):
+    import torch.multiprocessing as mp
+
+    out = tmp_path / "ddp"
+    config = _config(data_root, out, "train.steps=3", "train.sample_every=0", "train.checkpoint_every=0",
+                     "train.log_every=1")
+    mp.spawn(_ddp_worker, args=(2, _free_port(), config), nprocs=2, join=True)
+    rank0 = torch.load(out / "rank0_weights.pt", weights_only=True)
+    rank1 = torch.load(out / "rank1_weights.pt", weights_only=True)
+    assert rank0.keys() == rank1.keys()
+    for name, value in rank0.items():
+        assert torch.equal(value, rank1[name]), f"{name} differs between ranks"
+    records = _records(out)
+    assert [r["step"] for r in records] == [1, 2, 3]
+    assert all(math.isfinite(v) for r in records for v in r["terms"].values())
+    assert records[0]["images_per_s"] > 0
+    final = load_checkpoint(out / "final.pt")
+    assert final["world_size"] == 2 and len(final["rng"]) == 2
+    initial = _config(data_root, tmp_path / "unused")
+    assert final["config"]["model"] == load_checkpoint(out / "final.pt")["config"]["model"] and initial
+
+
+def test_ema_follows_the_formula_with_warm_up():
+    from semguard.train.ema import ModelEma
+
+    model = torch.nn.Linear(2, 1)
+    with torch.no_grad():
+        model.weight.fill_(0.0)
+    ema = ModelEma(model, decay=0.999)
+    assert ema.decay_at(1) == pytest.approx(2 / 11) and ema.decay_at(10**6) == 0.999
+    with torch.no_grad():
+        model.weight.fill_(1.0)
+    ema.update(model, step=1)
+    assert torch.allclose(ema.model.weight, torch.full_like(model.weight, 1 - 2 / 11))
+    assert not any(p.requires_grad for p in ema.model.parameters())
+
+
+def test_linear_decay_schedule():
+    from semguard.train.schedule import lr_factor
+
+    factor = lr_factor("linear_decay", steps=10, decay_start=0.5)
+    assert [factor(s) for s in (0, 4, 5, 6, 9, 10)] == pytest.approx([1, 1, 1, 0.8, 0.2, 0])
+    assert lr_factor("constant", 10, 0.5)(9) == 1.0

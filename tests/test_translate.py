@@ -1,0 +1,191 @@
+"""`semguard translate` and the Translator API on tiny data (32x64 frames, 4-channel generators)."""
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from semguard.cli import main
+from semguard.config import config_from_dict, config_to_dict
+from semguard.data.folder import list_names, read_sample, write_sample
+from semguard.data.sample import Box, Sample
+from semguard.models import build_generator
+from semguard.train.checkpoint import save_checkpoint
+from semguard.translate import Translator, flip_rates, translate_dataset
+from semguard.translate_manifest import shard_names
+
+NAMES = ["a/0001", "a/0002", "b/0003", "b/0004", "c.5"]
+
+
+def _sample(index: int, name: str, size=(32, 64)) -> Sample:
+    rng = np.random.default_rng(index)
+    label = rng.integers(0, 19, size=size, dtype=np.uint8)
+    label[:4] = 255
+    instances = np.zeros(size, dtype=np.int32)
+    instances[8:20, 10:30] = 3
+    boxes = [Box((10.0, 8.0, 30.0, 20.0), 13, 3), Box((40.0, 2.0, 44.5, 9.0), 6, 0, {"state": "red"})]
+    image = rng.integers(0, 256, size=(*size, 3), dtype=np.uint8)
+    return Sample(image=image, label=label, instances=instances if index % 2 == 0 else None, boxes=boxes, name=name)
+
+
+@pytest.fixture
+def source(tmp_path) -> Path:
+    root = tmp_path / "source"
+    for index, name in enumerate(NAMES):
+        write_sample(root, _sample(index, name))
+    return root
+
+
+@pytest.fixture
+def checkpoint(tmp_path) -> Path:
+    config = config_from_dict({"model": {"generator": "spade", "base_channels": 4, "n_blocks": 1, "n_downsample": 1}})
+    torch.manual_seed(0)
+    generator, _ = build_generator(config.model)
+    path = tmp_path / "translator.pt"
+    state = generator.state_dict()
+    save_checkpoint(path, {"kind": "translator", "semguard_version": "test", "config": config_to_dict(config),
+                           "generator": state, "generator_ema": state, "step": 7})
+    return path
+
+
+def _translate(checkpoint, source, out, *extra):
+    return main(["translate", "--checkpoint", str(checkpoint), "--input", str(source), "--out", str(out),
+                 "--workers", "0", "--device", "cpu", "--no-progress", "--tile", "0", *extra])
+
+
+def _assert_carried_through(source: Path, out: Path, names=NAMES):
+    assert list_names(out) == sorted(names)
+    for name in names:
+        before, after = read_sample(source, name), read_sample(out, name)
+        assert after.image.shape == before.image.shape
+        assert np.array_equal(after.label, before.label)
+        assert (after.instances is None) == (before.instances is None)
+        if before.instances is not None:
+            assert np.array_equal(after.instances, before.instances)
+        assert after.boxes == before.boxes
+
+
+def test_labels_instances_and_boxes_out_equal_in(checkpoint, source, tmp_path):
+    out = tmp_path / "out"
+    assert _translate(checkpoint, source, out, "--tile", "32", "--overlap", "8", "--workers", "1") == 0
+    _assert_carried_through(source, out)
+    manifest = json.loads((out / "manifest.json").read_text())
+    assert manifest["header"]["checkpoint_sha256"]
+    assert manifest["header"]["config"]["model"]["base_channels"] == 4
+    assert {r["status"] for r in manifest["frames"].values()} == {"ok"}
+    assert sorted(manifest["frames"]) == sorted(NAMES)
+    # a rerun skips every frame (all complete and valid)
+    assert _translate(checkpoint, source, out) == 0
+
+
+def test_kill_and_rerun_completes_every_frame(checkpoint, source, tmp_path, monkeypatch):
+    out = tmp_path / "out"
+    original = Translator.translate_batch
+    calls = {"n": 0}
+
+    def dies_after_two(self, batch):
+        calls["n"] += 1
+        if calls["n"] > 2:
+            raise KeyboardInterrupt  # the run is killed here
+        return original(self, batch)
+
+    monkeypatch.setattr(Translator, "translate_batch", dies_after_two)
+    assert _translate(checkpoint, source, out) == 130
+    # what a SIGKILL mid-write leaves: a temporary file beside the target
+    stale = out / "images" / "b" / ".0004.png.abc123.tmp"
+    stale.parent.mkdir(parents=True, exist_ok=True)
+    stale.write_bytes(b"half a png")
+    (out / ".manifest-parts" / ".shard-0-of-1.json.xyz789.tmp").write_bytes(b"{")
+    monkeypatch.setattr(Translator, "translate_batch", original)
+    assert len(list_names(out)) < len(NAMES)
+    assert _translate(checkpoint, source, out) == 0
+    _assert_carried_through(source, out)
+    assert not list(out.rglob("*.tmp"))
+    manifest = json.loads((out / "manifest.json").read_text())
+    assert {r["status"] for r in manifest["frames"].values()} == {"ok"} and len(manifest["frames"]) == len(NAMES)
+
+
+def test_two_shards_cover_the_set_exactly_once(checkpoint, source, tmp_path):
+    out = tmp_path / "out"
+    assert _translate(checkpoint, source, out, "--shard", "0/2") == 0
+    first = set(list_names(out))
+    assert _translate(checkpoint, source, out, "--shard", "1/2") == 0
+    _assert_carried_through(source, out)
+    manifest = json.loads((out / "manifest.json").read_text())
+    shards = {name: record["shard"] for name, record in manifest["frames"].items()}
+    assert set(shards) == set(NAMES) and set(shards.values()) == {"0/2", "1/2"}
+    assert {n for n, s in shards.items() if s == "0/2"} == first
+    for count in (1, 2, 3, 7):
+        parts = [shard_names(NAMES, (i, count)) for i in range(count)]
+        assert sorted(sum(parts, [])) == sorted(NAMES)
+
+
+def test_torchrun_ranks_split_a_shard(checkpoint, source, tmp_path, monkeypatch):
+    out = tmp_path / "out"
+    for rank in (0, 1):
+        monkeypatch.setenv("RANK", str(rank))
+        monkeypatch.setenv("WORLD_SIZE", "2")
+        assert _translate(checkpoint, source, out) == 0
+    _assert_carried_through(source, out)
+
+
+def test_corrupt_frame_is_reported_by_name_and_the_rest_translated(checkpoint, source, tmp_path, capsys):
+    (source / "images" / "b" / "0003.png").write_bytes(b"\x89PNG\r\n\x1a\n broken")
+    out = tmp_path / "out"
+    assert _translate(checkpoint, source, out) == 0
+    err = capsys.readouterr().err
+    assert "b/0003" in err
+    good = [n for n in NAMES if n != "b/0003"]
+    _assert_carried_through(source, out, good)
+    manifest = json.loads((out / "manifest.json").read_text())
+    assert manifest["frames"]["b/0003"]["status"] == "failed" and manifest["frames"]["b/0003"]["reason"]
+    assert _translate(checkpoint, source, tmp_path / "out2", "--fail-on-error") == 1
+
+
+def test_broken_set_is_refused(checkpoint, tmp_path, capsys):
+    empty = tmp_path / "empty"
+    (empty / "images").mkdir(parents=True)
+    assert _translate(checkpoint, empty, tmp_path / "out") == 2
+    assert "error" in capsys.readouterr().err
+
+
+def test_python_api(checkpoint):
+    translator = Translator.from_checkpoint(checkpoint, device="cpu", tile=32, overlap=8)
+    assert translator.metadata["step"] == 7 and translator.metadata["weights"] == "generator_ema"
+    sample = _sample(0, "x", size=(37, 70))  # not a multiple of the generator's size_multiple
+    out = translator.translate_sample(sample)
+    assert out.image.shape == (37, 70, 3) and out.image.dtype == np.uint8
+    assert out.label is sample.label and out.instances is sample.instances and out.boxes == sample.boxes
+    from semguard.data.batch import collate_samples
+
+    batch = collate_samples([_sample(1, "y"), _sample(2, "z")])
+    images = translator.translate_batch(batch)
+    assert images.shape == (2, 3, 32, 64) and images.dtype == torch.float32
+    assert float(images.min()) >= -1 and float(images.max()) <= 1
+    whole = Translator.from_checkpoint(checkpoint, tile=None).translate_batch(batch)
+    assert (images - whole).abs().mean() < 0.05
+
+
+def test_quality_gate_flags_and_drops(checkpoint, source, tmp_path):
+    translator = Translator.from_checkpoint(checkpoint, tile=None)
+
+    def judge(image):  # reads every pixel as class 0
+        logits = torch.zeros(image.shape[0], 19, *image.shape[-2:])
+        logits[:, 0] = 1
+        return logits
+
+    from semguard.data.folder import FolderDataset
+
+    out = tmp_path / "out"
+    summary = translate_dataset(translator, FolderDataset(source), out, header={"max_flip_rate": 0.5},
+                                workers=0, judge=judge, max_flip_rate=0.5, drop_flagged=True, progress=False)
+    assert summary.flagged == len(NAMES) and summary.dropped == len(NAMES)
+    manifest = json.loads((out / "manifest.json").read_text())
+    assert all(r["status"] == "flagged" and r["flip_rate"] > 0.5 and not r["written"] for r in manifest["frames"].values())
+    assert not (out / "images").exists() or not list_names(out)
+    label = torch.tensor([[[0, 1], [255, 1]]])
+    logits = torch.zeros(1, 19, 2, 2)
+    logits[:, 1] = 1
+    assert flip_rates(logits, label) == [pytest.approx(1 / 3)]

@@ -3,7 +3,7 @@ same run (the share of time I/O costs), and peak memory of one 2048x1024 frame t
 untiled. Writes benchmarks/results/translate.md.
 
     python benchmarks/bench_translate.py [--frames 16] [--size 256 512] [--device auto]
-        [--base-channels 32] [--memory-size 1024 2048] [--tile 512] [--overlap 64]
+        [--base-channels 32] [--memory-size 1024 2048] [--tile 512] [--overlap 64] [--tile-batch 1]
 
 Random generator weights (throughput and memory do not depend on training). Memory is
 measured in a fresh subprocess per mode: torch.cuda.max_memory_allocated on CUDA, the
@@ -64,7 +64,8 @@ def memory_child(args) -> None:
     import resource
 
     translator = Translator.from_checkpoint(args.checkpoint, device=args.device,
-                                            tile=args.tile if args.mode == "tiled" else None, overlap=args.overlap)
+                                            tile=args.tile if args.mode == "tiled" else None, overlap=args.overlap,
+                                            tile_batch=args.tile_batch)
     batch = collate_samples([synthetic_sample(0, tuple(args.memory_size), "m")])
     before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     if translator.device.type == "cuda":
@@ -89,6 +90,7 @@ def main() -> None:
     parser.add_argument("--base-channels", type=int, default=32)
     parser.add_argument("--tile", type=int, default=512)
     parser.add_argument("--overlap", type=int, default=64)
+    parser.add_argument("--tile-batch", type=int, default=1)
     parser.add_argument("--workers", type=int, default=2)
     parser.add_argument("--writers", type=int, default=2)
     parser.add_argument("--batch-size", type=int, default=1)
@@ -107,7 +109,8 @@ def main() -> None:
         make_checkpoint(checkpoint, args.base_channels)
         for index in range(args.frames):
             write_sample(tmp / "source", synthetic_sample(index, tuple(args.size), f"seq/{index:05d}"))
-        translator = Translator.from_checkpoint(checkpoint, device=args.device, tile=args.tile, overlap=args.overlap)
+        translator = Translator.from_checkpoint(checkpoint, device=args.device, tile=args.tile, overlap=args.overlap,
+                                                tile_batch=args.tile_batch)
         dataset = FolderDataset(tmp / "source")
         # warm-up (allocator, kernels) on one frame
         translator.translate_batch(collate_samples([dataset[0]]).to(translator.device))
@@ -129,6 +132,7 @@ def main() -> None:
             for mode in ("tiled", "untiled"):
                 command = [sys.executable, __file__, "--child", mode, "--checkpoint", str(checkpoint),
                            "--device", args.device, "--tile", str(args.tile), "--overlap", str(args.overlap),
+                           "--tile-batch", str(args.tile_batch),
                            "--memory-size", *map(str, args.memory_size)]
                 result = subprocess.run(command, capture_output=True, text=True, check=True)
                 memory[mode] = json.loads(result.stdout.strip().splitlines()[-1])
@@ -142,7 +146,7 @@ def main() -> None:
         f"Command: `python benchmarks/bench_translate.py {' '.join(sys.argv[1:])}`",
         f"Machine: {machine}; torch {torch.__version__}; date {time.strftime('%Y-%m-%d %H:%M')}",
         f"Model: default SPADE generator (base_channels {args.base_channels}), random weights; "
-        f"tile {args.tile}, overlap {args.overlap}, frame-statistics instance norm on.",
+        f"tile {args.tile}, overlap {args.overlap}, tile batch {args.tile_batch}, frame-statistics instance norm on.",
         "",
         f"## Throughput ({args.frames} frames of {args.size[0]}x{args.size[1]}, batch {args.batch_size}, "
         f"{args.workers} workers, {args.writers} writers)",

@@ -162,9 +162,8 @@ def segmenter_miou(path: Path) -> dict:
     from semguard.train.segmenter import load_segmenter
 
     _, metadata = load_segmenter(path)
-    metrics = metadata.get("metrics", {})
-    return {"miou": metrics.get("val_miou", metrics.get("miou")),
-            "per_class_iou": metrics.get("val_per_class_iou", metrics.get("per_class_iou"))}
+    val = metadata.get("metrics", {}).get("val", {})
+    return {"miou": val.get("miou"), "per_class_iou": val.get("per_class_iou")}
 
 
 def run(profile_name: str, work: Path, only: tuple[str, ...] | None = None) -> dict:

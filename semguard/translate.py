@@ -74,7 +74,7 @@ class Translator:
     """
 
     def __init__(self, generator: torch.nn.Module, spec, *, device: str | torch.device = "cpu",
-                 tile: int | None = DEFAULT_TILE, overlap: int = DEFAULT_OVERLAP, tile_batch: int = 4,
+                 tile: int | None = DEFAULT_TILE, overlap: int = DEFAULT_OVERLAP, tile_batch: int = 1,
                  amp: bool = False, frame_norm: bool = True, metadata: dict | None = None):
         self.device = resolve_device(device)
         self.generator = generator.to(self.device).eval().requires_grad_(False)

@@ -28,7 +28,8 @@ def register(subparsers) -> None:
     parser.add_argument("--out", required=True, help="output folder (semguard folder format + manifest.json)")
     parser.add_argument("--tile", type=int, default=512, help="tile size in pixels for large frames; 0 = whole frames")
     parser.add_argument("--overlap", type=int, default=64, help="overlap of neighbouring tiles in pixels")
-    parser.add_argument("--tile-batch", type=int, default=4, help="most tiles per generator call")
+    parser.add_argument("--tile-batch", type=int, default=1,
+                        help="most tiles per generator call (memory grows with it; raise on large GPUs)")
     parser.add_argument("--batch-size", type=int, default=1, help="frames per batch")
     parser.add_argument("--workers", type=int, default=2, help="DataLoader worker processes decoding input")
     parser.add_argument("--writers", type=int, default=2, help="threads encoding and verifying output PNGs")

@@ -70,11 +70,24 @@ def test_forward_shapes_at_any_size(size):
         assert feature.shape[2:] == (-(-size[0] // stride), -(-size[1] // stride))
 
 
+@pytest.mark.parametrize("arch", ["fpn", "deeplabv3plus"])
+def test_other_architectures_keep_odd_sizes(arch):
+    model = build_segmenter(arch, "resnet18").eval()
+    with torch.no_grad():
+        assert model(torch.rand(1, 3, 37, 51) * 2 - 1).shape == (1, 19, 37, 51)
+
+
 def test_features_carry_gradients_to_the_image():
     model = small_segmenter().eval()
     image = (torch.rand(1, 3, 32, 64) * 2 - 1).requires_grad_(True)
     sum(f.mean() for f in segmenter_features(model, image)).backward()
     assert image.grad is not None and image.grad.abs().sum() > 0
+
+
+def test_architecture_names_match_the_registry():
+    from semguard.train.segmenter import ARCHITECTURES, _architectures
+
+    assert tuple(_architectures()) == ARCHITECTURES
 
 
 def test_bad_names_list_the_valid_ones():
@@ -233,3 +246,15 @@ def test_cli_user_errors_are_one_line(tmp_path, capsys):
     assert "does not exist" in capsys.readouterr().err
     with pytest.raises(SystemExit):
         main(["segmenter", "train", "--data", "x", "--role", "guide", "--out", "y", "--crop", "12by3"])
+
+
+def test_class_balance_weights_by_hand():
+    from semguard.train.segmenter import class_balance_weights
+
+    label = np.array([[0, 0, 0, 0, 0, 0, 1, 1, 2, 255]], np.uint8)
+    sample = Sample(image=np.zeros((1, 10, 3), np.uint8), label=label)
+    weights = class_balance_weights([sample], exponent=1.0)
+    # frequencies 6/9, 2/9, 1/9; median 2/9 -> weights 1/3, 1, 2; absent classes 1
+    assert weights[:3].tolist() == pytest.approx([1 / 3, 1.0, 2.0])
+    assert weights[3:].tolist() == pytest.approx([1.0] * 16)
+    assert class_balance_weights([sample], exponent=0.0).tolist() == pytest.approx([1.0] * 19)

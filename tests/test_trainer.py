@@ -21,7 +21,6 @@ from semguard.config import load_config
 from semguard.data.folder import write_dataset_info, write_sample
 from semguard.data.sample import Box, Sample
 from semguard.errors import ConfigError, SemguardError
-from semguard.train import trainer as trainer_module
 from semguard.train.checkpoint import latest_step_checkpoint, load_checkpoint
 from semguard.train.trainer import NonFiniteLossError, Trainer, train
 
@@ -302,9 +301,9 @@ def test_two_process_gloo_ddp_keeps_ranks_identical(data_root, tmp_path):
     assert all(math.isfinite(v) for r in records for v in r["terms"].values())
     assert records[0]["images_per_s"] > 0
     final = load_checkpoint(out / "final.pt")
-    assert final["world_size"] == 2 and len(final["rng"]) == 2
-    initial = _config(data_root, tmp_path / "unused")
-    assert final["config"]["model"] == load_checkpoint(out / "final.pt")["config"]["model"] and initial
+    assert final["world_size"] == 2 and len(final["rng"]) == 2   # every rank's RNG, for an exact resume
+    assert torch.equal(final["generator"][next(iter(final["generator"]))],
+                       rank0[f"generator.{next(iter(final['generator']))}"])
 
 
 def test_ema_follows_the_formula_with_warm_up():

@@ -34,10 +34,21 @@ FORMAT_VERSION = 1
 IMAGE_DIR, LABEL_DIR, INSTANCE_DIR, BOX_DIR = "images", "labels", "instances", "boxes"
 
 
+def _default_mode() -> int:
+    """The permission bits an ordinary open() would give a new file (0666 minus the umask)."""
+    umask = os.umask(0)
+    os.umask(umask)
+    return 0o666 & ~umask
+
+
+_FILE_MODE = _default_mode()
+
+
 def _atomic_write_bytes(path: Path, write) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
     try:
+        os.fchmod(fd, _FILE_MODE)  # mkstemp makes 0600 files; outputs are meant to be shared
         with os.fdopen(fd, "wb") as handle:
             write(handle)
         os.replace(tmp, path)

@@ -251,12 +251,14 @@ def train_crop_classifier(
     in `evaluate_crop_classifier`. `workers` is accepted for CLI symmetry (crops are
     gathered in-process).
     """
+    from semguard.train.segmenter import _resolve_device
+
     del workers
     if epochs < 1 or batch_size < 1:
         raise ConfigError(f"epochs and batch size must be positive, got epochs={epochs}, batch_size={batch_size}")
     if len(dataset) == 0:
         raise DataError("the crop classifier training set is empty")
-    device = torch.device(device)
+    device = _resolve_device(device)
     tasks = collect_tasks(dataset, classes)
     if not tasks:
         names = ", ".join(TRAIN_ID_NAMES[c] for c in classes)

@@ -34,7 +34,9 @@ from semguard.errors import ConfigError, DataError, SemguardError, WeightsMissin
 from semguard.labels import IGNORE_ID, NUM_CLASSES, TRAIN_ID_NAMES
 from semguard.metrics.confusion import confusion_matrix, iou_from_confusion, mean_iou
 
-ROLES = ("guide", "judge")
+# guide: source labels, serves the seg-consistency loss; judge: target labels, evaluation only;
+# downstream: the perception model of the downstream test (trained on any data, scored on target val).
+ROLES = ("guide", "judge", "downstream")
 CHECKPOINT_KIND = "segmenter"
 
 # ImageNet statistics: smp encoders expect inputs normalised this way (pretrained or not).
@@ -49,6 +51,7 @@ def _smp():
 
 
 def _architectures() -> dict[str, Any]:
+    """The architecture registry (built on first use: importing smp/timm takes seconds)."""
     smp = _smp()
     return {
         "unet": smp.Unet,
@@ -61,6 +64,7 @@ def _architectures() -> dict[str, Any]:
     }
 
 
+# The registry's names without importing smp (a test keeps the two equal).
 ARCHITECTURES: tuple[str, ...] = ("unet", "unetplusplus", "fpn", "linknet", "pspnet", "deeplabv3", "deeplabv3plus")
 
 # Small decoders keep CPU training of the toy world (128x256) quick; smp's own default
@@ -345,6 +349,22 @@ def evaluate_segmenter(model: Segmenter, dataset: Sequence[Sample], batch_size: 
 # ---------------------------------------------------------------- training
 
 
+def class_balance_weights(dataset: Sequence[Sample], exponent: float, num_classes: int = NUM_CLASSES) -> torch.Tensor:
+    """float [num_classes]: (f_c / median f)^-exponent over the classes present in the labels
+    of `dataset` (pixel frequencies f_c, ignore excluded), clipped to [0.1, 10]; absent
+    classes get 1 (they never appear in the loss)."""
+    counts = np.zeros(num_classes, np.int64)
+    for index in range(len(dataset)):
+        label = dataset[index].label
+        counts += np.bincount(label[label < num_classes].ravel(), minlength=num_classes)[:num_classes]
+    weights = np.ones(num_classes)
+    present = counts > 0
+    if present.any():
+        frequency = counts[present] / counts[present].sum()
+        weights[present] = np.clip((frequency / np.median(frequency)) ** -float(exponent), 0.1, 10.0)
+    return torch.tensor(weights, dtype=torch.float32)
+
+
 def _resolve_device(device: str | torch.device | None) -> torch.device:
     if device is None or device == "auto":
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
@@ -373,6 +393,7 @@ def train_segmenter(
     decoder_channels: Sequence[int] | None = None,
     hflip: bool = True,
     small_box_crop_prob: float = 0.2,
+    class_balance: float = 0.5,
     weight_decay: float = 0.0,
     eval_batch_size: int = 4,
     progress: bool = True,
@@ -385,7 +406,9 @@ def train_segmenter(
     labels) or "judge" (target labels), recorded in the checkpoint; crop: (H, W) random
     crops (padded with ignore when a frame is smaller) or None for full frames (all of one
     size); small_box_crop_prob: share of crops placed around a traffic light or sign box
-    (small, rare classes); hflip: random horizontal flips; `model`:
+    (small, rare classes); hflip: random horizontal flips; class_balance: exponent a of
+    the cross-entropy class weights w_c = (f_c / median f)^-a from the training pixel
+    frequencies f_c (0 = unweighted, 0.5 = inverse square root; clipped to [0.1, 10]); `model`:
     a prebuilt Segmenter (else built from arch/encoder/...). Writes the checkpoint to
     `out_path` when given. Returns (model in eval mode, metrics) where metrics holds
     "train_loss" (mean of the last 10% of steps), "seconds", "steps" and, with a
@@ -403,6 +426,9 @@ def train_segmenter(
         model = build_segmenter(arch=arch, encoder=encoder, encoder_weights=encoder_weights,
                                 encoder_depth=encoder_depth, decoder_channels=decoder_channels)
     model.to(device).train()
+    class_weights = None
+    if class_balance:
+        class_weights = class_balance_weights(train_dataset, class_balance, model.num_classes).to(device)
     optimizer = torch.optim.Adam(model.parameters(), lr=lr, weight_decay=weight_decay)
     schedule = torch.optim.lr_scheduler.LambdaLR(
         optimizer, lambda step: 0.5 * (1.0 + math.cos(math.pi * min(step, steps) / steps)) * 0.95 + 0.05)
@@ -417,7 +443,7 @@ def train_segmenter(
         for step, batch in enumerate(loader, start=1):
             image, label = batch.image.to(device), batch.label.to(device)
             logits = model(image)
-            loss = F.cross_entropy(logits, label, ignore_index=IGNORE_ID)
+            loss = F.cross_entropy(logits, label, weight=class_weights, ignore_index=IGNORE_ID)
             if not torch.isfinite(loss):
                 if bool((label == IGNORE_ID).all()):
                     continue  # a crop of pure ignore: nothing to learn
@@ -436,7 +462,9 @@ def train_segmenter(
     tail = losses[-max(1, len(losses) // 10):] if losses else [float("nan")]
     metrics: dict[str, Any] = {"train_loss": float(np.mean(tail)), "steps": steps, "seconds": seconds,
                                "batch_size": batch_size, "crop": list(crop) if crop else None, "lr": lr, "seed": seed,
-                               "hflip": hflip, "small_box_crop_prob": small_box_crop_prob}
+                               "hflip": hflip, "small_box_crop_prob": small_box_crop_prob,
+                               "class_balance": class_balance,
+                               "class_weights": class_weights.tolist() if class_weights is not None else None}
     if val_dataset is not None:
         metrics["val"] = evaluate_segmenter(model, val_dataset, batch_size=eval_batch_size, device=device)
     if out_path is not None:

@@ -60,7 +60,9 @@ def register(subparsers) -> None:
                     "seg-consistency loss. --role judge: target-domain labels, used only by evaluation.",
     )
     _add_common(train)
-    train.add_argument("--role", required=True, choices=("guide", "judge"))
+    train.add_argument("--role", required=True, choices=("guide", "judge", "downstream"),
+                       help="guide: source labels (seg-consistency loss); judge: target labels (evaluation); "
+                            "downstream: the downstream perception test")
     train.add_argument("--steps", type=int, default=500)
     train.add_argument("--batch-size", type=int, default=8)
     train.add_argument("--crop", type=_size, default=(128, 128), metavar="HxW",
@@ -69,6 +71,8 @@ def register(subparsers) -> None:
     train.add_argument("--small-box-crop-prob", type=float, default=0.2,
                        help="share of crops placed around a traffic light or sign (default 0.2)")
     train.add_argument("--arch", default="unet", help="unet, fpn, deeplabv3plus, ... (default unet)")
+    train.add_argument("--class-balance", type=float, default=0.5,
+                       help="class weight exponent: w_c = (freq_c / median)^-a (default 0.5 = inverse sqrt; 0 = off)")
     train.add_argument("--encoder", default="resnet18", help="smp encoder name (default resnet18)")
     train.add_argument("--encoder-weights", default="none",
                        help="none (random) or imagenet (read from the local cache only; never downloaded)")
@@ -105,7 +109,8 @@ def _train_handler(args) -> int:
         train_set, val_set, role=args.role, steps=args.steps, batch_size=args.batch_size, crop=args.crop,
         lr=args.lr, seed=args.seed, workers=args.workers, device=args.device, out_path=args.out,
         arch=args.arch, encoder=args.encoder, encoder_weights=args.encoder_weights,
-        encoder_depth=args.encoder_depth, small_box_crop_prob=args.small_box_crop_prob, eval_batch_size=args.eval_batch_size, progress=not args.quiet,
+        encoder_depth=args.encoder_depth, small_box_crop_prob=args.small_box_crop_prob,
+        class_balance=args.class_balance, eval_batch_size=args.eval_batch_size, progress=not args.quiet,
         data_info={"root": str(args.data), "format": args.format, "count": len(train_set),
                    **({"val_root": str(args.val), "val_count": len(val_set)} if val_set is not None else {})},
     )

@@ -43,6 +43,7 @@ VARIANTS: dict[str, str] = {
     "cond_box": "configs/toy_cond_box.yaml",
     "semguard": "configs/toy.yaml",
 }
+MAIN_VARIANTS = ("cut", "semguard")
 GAP_CLASSES = ("sky", "vegetation", "building", "road", "sidewalk", "traffic sign", "traffic light")
 
 
@@ -57,7 +58,7 @@ class Profile:
     crop_epochs: int      # crop classifier
     translator_steps: int
     batch_size: int
-    seeds: tuple[int, ...]
+    seeds: tuple[int, ...]   # every seed for CUT and semguard; the ablations run the first seed only
     variants: tuple[str, ...] = tuple(VARIANTS)
     extra: tuple[str, ...] = field(default_factory=tuple)  # further --set overrides for every translator
 
@@ -66,9 +67,10 @@ PROFILES = {
     "ci": Profile(train=48, val=12, size="64x128", crop="64x128", segmenter_steps=60, segmenter_crop="64x128",
                   crop_epochs=5, translator_steps=30, batch_size=2, seeds=(0,),
                   extra=("train.sample_every=0", "train.checkpoint_every=0")),
-    "full": Profile(train=600, val=64, size="128x256", crop="128x256", segmenter_steps=1500,
-                    segmenter_crop="128x256", crop_epochs=30, translator_steps=1500, batch_size=4,
-                    seeds=(0, 1), extra=("train.sample_every=250", "train.checkpoint_every=500")),
+    # Sized for a 2-core CPU in about an hour; a GPU affords the 128x256 world and longer runs.
+    "full": Profile(train=400, val=64, size="64x128", crop="64x128", segmenter_steps=400,
+                    segmenter_crop="64x128", crop_epochs=20, translator_steps=500, batch_size=2,
+                    seeds=(0, 1), extra=("train.sample_every=100", "train.checkpoint_every=250")),
 }
 
 
@@ -77,7 +79,7 @@ class StageFailed(RuntimeError):
 
 
 def run_stage(name: str, args: list[str], log_dir: Path) -> dict:
-    """Run `semguard ARGS` in a subprocess; return wall time and the child's peak RSS."""
+    """Run `semguard ARGS` in a subprocess; return wall time and the child's peak RSS (MB)."""
     command = [sys.executable, "-m", "semguard.cli", *args]
     log_dir.mkdir(parents=True, exist_ok=True)
     log_path = log_dir / f"{name}.log"
@@ -172,28 +174,36 @@ def run(profile_name: str, work: Path, only: tuple[str, ...] | None = None) -> d
     logs = work / "logs"
     toy = work / "toy"
     crop_h, crop_w = profile.crop.split("x")
-    stages: dict[str, dict] = {}
+    # A rerun with the same --work skips the stages that finished (their output exists),
+    # so an interrupted full run loses no finished work.
+    stages_file = work / "stages.json"
+    stages: dict[str, dict] = json.loads(stages_file.read_text()) if stages_file.is_file() else {}
 
-    def stage(name, args):
+    def stage(name, args, output: Path):
+        if name in stages and output.exists():
+            print(f"{name}: done earlier ({output}), skipped", flush=True)
+            return stages[name]
         stages[name] = run_stage(name, args, logs)
+        stages_file.write_text(json.dumps(stages, indent=1))
         return stages[name]
 
     stage("make_toy", ["data", "make-toy", "--out", str(toy), "--train", str(profile.train), "--val", str(profile.val),
-                       "--size", profile.size, "--seed", "0", "--workers", "2", "--overwrite"])
+                       "--size", profile.size, "--seed", "0", "--workers", "2", "--overwrite"],
+          toy / "paired/val/dataset.json")
     common_seg = ["--steps", str(profile.segmenter_steps), "--crop", profile.segmenter_crop, "--quiet"]
     stage("guide", ["segmenter", "train", "--role", "guide", "--data", str(toy / "sim/train"),
-                    "--val", str(toy / "sim/val"), "--out", str(work / "guide.pt"), *common_seg])
+                    "--val", str(toy / "sim/val"), "--out", str(work / "guide.pt"), *common_seg], work / "guide.pt")
     stage("judge", ["segmenter", "train", "--role", "judge", "--data", str(toy / "real/train"),
-                    "--val", str(toy / "real/val"), "--out", str(work / "judge.pt"), *common_seg])
+                    "--val", str(toy / "real/val"), "--out", str(work / "judge.pt"), *common_seg], work / "judge.pt")
     stage("crop_classifier", ["segmenter", "train-crops", "--data", str(toy / "real/train"),
                               "--val", str(toy / "real/val"), "--out", str(work / "crops.pt"),
-                              "--epochs", str(profile.crop_epochs)])
+                              "--epochs", str(profile.crop_epochs)], work / "crops.pt")
     judge = segmenter_miou(work / "judge.pt")
 
     results: dict[str, list[dict]] = {}
     references: dict[str, dict] = {}
     for variant in variants:
-        for seed in profile.seeds:
+        for seed in (profile.seeds if variant in MAIN_VARIANTS else profile.seeds[:1]):
             run_dir = work / "runs" / f"{variant}_seed{seed}"
             overrides = [
                 f"data.source={toy / 'sim/train'}", f"data.target={toy / 'real/train'}",
@@ -204,12 +214,12 @@ def run(profile_name: str, work: Path, only: tuple[str, ...] | None = None) -> d
             args = ["train", "--config", VARIANTS[variant], "--no-progress"]
             for override in overrides:
                 args += ["--set", override]
-            train_stage = stage(f"train_{variant}_seed{seed}", args)
+            train_stage = stage(f"train_{variant}_seed{seed}", args, run_dir / "final.pt")
             report_dir = work / "reports" / f"{variant}_seed{seed}"
             stage(f"eval_{variant}_seed{seed}", [
                 "eval", "--checkpoint", str(run_dir / "final.pt"), "--data", str(toy), "--judge", str(work / "judge.pt"),
                 "--crop-classifier", str(work / "crops.pt"), "--flip-report", "--out", str(report_dir),
-                "--seed", str(seed), "--no-lpips"])
+                "--seed", str(seed), "--no-lpips"], report_dir / "report.json")
             report = json.loads((report_dir / "report.json").read_text())
             summary = summarise_report(report)
             summary.update(seed=seed, train_img_per_s=read_train_speed(run_dir),
@@ -242,14 +252,16 @@ def run_downstream(profile: Profile, work: Path, toy: Path, stage) -> dict:
     for variant in ("cut", "semguard"):
         out = work / "translated" / variant
         stage(f"translate_{variant}", ["translate", "--checkpoint", str(work / "runs" / f"{variant}_seed{seed}" / "final.pt"),
-                                       "--input", str(toy / "sim/train"), "--format", "folder", "--out", str(out)])
+                                       "--input", str(toy / "sim/train"), "--format", "folder", "--out", str(out),
+                                       "--no-progress"], out / "manifest.json")
         sets[f"{variant}_translated"] = out
     scores = {}
     for name, data in sets.items():
         path = work / "downstream" / f"{name}.pt"
         stage(f"downstream_{name}", ["segmenter", "train", "--role", "downstream", "--data", str(data),
                                      "--val", str(toy / "real/val"), "--out", str(path), "--seed", str(seed),
-                                     "--steps", str(profile.segmenter_steps), "--crop", profile.segmenter_crop, "--quiet"])
+                                     "--steps", str(profile.segmenter_steps), "--crop", profile.segmenter_crop, "--quiet"],
+              path)
         scores[name] = segmenter_miou(path)
     return scores
 

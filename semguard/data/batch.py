@@ -19,7 +19,10 @@ from semguard.data.sample import Box, Sample
 
 def image_to_tensor(image: np.ndarray) -> torch.Tensor:
     """uint8 [H,W,3] -> float32 [3,H,W] in [-1,1]."""
-    return torch.from_numpy(np.ascontiguousarray(image)).permute(2, 0, 1).float().div(127.5).sub(1.0)
+    image = np.ascontiguousarray(image)
+    if not image.flags.writeable:  # torch cannot wrap read-only arrays (decoded or transformed frames)
+        image = image.copy()
+    return torch.from_numpy(image).permute(2, 0, 1).float().div(127.5).sub(1.0)
 
 
 def tensor_to_image(tensor: torch.Tensor) -> np.ndarray:
@@ -59,7 +62,7 @@ def collate_samples(samples: list[Sample]) -> Batch:
     if len(sizes) != 1:
         raise ValueError(f"samples in one batch must share a size, got {sorted(sizes)}")
     images = torch.stack([image_to_tensor(s.image) for s in samples])
-    labels = torch.stack([torch.from_numpy(s.label.astype(np.int64)) for s in samples])
+    labels = torch.stack([torch.from_numpy(s.label.astype(np.int64)) for s in samples])  # astype copies
     instances = torch.stack([
         torch.from_numpy(s.instances.astype(np.int64)) if s.instances is not None
         else torch.zeros(s.size, dtype=torch.int64)

@@ -8,20 +8,22 @@ cd "$(dirname "$0")/.."
 VENV="${VENV:-.venv}"
 PYTHON="${PYTHON:-python3}"
 OUT="${OUT:-runs/quickstart}"
-STEPS="${STEPS:-300}"
+STEPS="${STEPS:-300}"          # translator steps (the benchmark trains longer)
+SIZE="${SIZE:-64x128}"         # toy frame size; 128x256 looks nicer and costs 4x
 [ -x "$VENV/bin/python" ] || "$PYTHON" -m venv "$VENV"
 "$VENV/bin/python" -m pip install --quiet --upgrade pip >/dev/null 2>&1 || true
 "$VENV/bin/python" -m pip install --quiet -e .
 sg() { echo "+ semguard $*"; "$VENV/bin/semguard" "$@"; }
 
-sg data make-toy --out "$OUT/toy" --train 400 --val 48 --size 128x256 --seed 0
+sg data make-toy --out "$OUT/toy" --train 300 --val 32 --size "$SIZE" --seed 0 --workers 2 --overwrite
 sg data preview "$OUT/toy" --out "$OUT/toy_preview.png"
-sg segmenter train --role guide --data "$OUT/toy/sim/train" --val "$OUT/toy/sim/val" --out "$OUT/guide.pt" --steps 400
-sg segmenter train --role judge --data "$OUT/toy/real/train" --val "$OUT/toy/real/val" --out "$OUT/judge.pt" --steps 400
-sg segmenter train-crops --data "$OUT/toy/real/train" --val "$OUT/toy/real/val" --out "$OUT/crops.pt"
+sg segmenter train --role guide --data "$OUT/toy/sim/train" --val "$OUT/toy/sim/val" --out "$OUT/guide.pt" --steps 300 --crop "$SIZE" --quiet
+sg segmenter train --role judge --data "$OUT/toy/real/train" --val "$OUT/toy/real/val" --out "$OUT/judge.pt" --steps 300 --crop "$SIZE" --quiet
+sg segmenter train-crops --data "$OUT/toy/real/train" --val "$OUT/toy/real/val" --out "$OUT/crops.pt" --epochs 10 --quiet
 sg train --config configs/toy.yaml \
   --set data.source="$OUT/toy/sim/train" --set data.target="$OUT/toy/real/train" \
-  --set guide.checkpoint="$OUT/guide.pt" --set train.out="$OUT/semguard" --set train.steps="$STEPS"
+  --set guide.checkpoint="$OUT/guide.pt" --set train.out="$OUT/semguard" --set train.steps="$STEPS" \
+  --set data.crop="[${SIZE%x*},${SIZE#*x}]" --set train.sample_every=100 --resume
 sg eval --checkpoint "$OUT/semguard/final.pt" --data "$OUT/toy" --judge "$OUT/judge.pt" \
   --crop-classifier "$OUT/crops.pt" --flip-report --out "$OUT/report"
 echo "done: report in $OUT/report (report.md, report.json, pictures)"

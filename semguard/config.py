@@ -37,6 +37,7 @@ class DataConfig:
     hflip: bool = True
     batch_size: int = 4
     workers: int = 0
+    check_frames: int = 200                # frames decoded by the pre-flight data check (-1 = all, 0 = none)
 
 
 @dataclass(frozen=True)

@@ -327,3 +327,18 @@ def test_linear_decay_schedule():
     factor = lr_factor("linear_decay", steps=10, decay_start=0.5)
     assert [factor(s) for s in (0, 4, 5, 6, 9, 10)] == pytest.approx([1, 1, 1, 0.8, 0.2, 0])
     assert lr_factor("constant", 10, 0.5)(9) == 1.0
+
+
+def test_a_broken_source_set_is_refused_before_training(data_root, tmp_path):
+    import shutil
+
+    broken = tmp_path / "broken"
+    shutil.copytree(data_root / "source", broken)
+    (broken / "labels" / "frame_001.png").unlink()                      # image without label
+    (broken / "images" / "frame_002.png").write_bytes(b"\x89PNG\r\n")   # truncated image
+    config = _config(data_root, tmp_path / "run", f"data.source={broken}")
+    with pytest.raises(SemguardError) as info:
+        _run(config)
+    message = str(info.value)
+    assert "frame_001" in message and "semguard data check" in message
+    assert not (tmp_path / "run" / "final.pt").exists()

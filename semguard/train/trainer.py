@@ -63,7 +63,7 @@ CONFIG_FILE = "config.yaml"
 # keys that may differ between a run and its resumption (they do not change what is learnt)
 RESUMABLE_CHANGES = ("train.steps", "train.log_every", "train.sample_every", "train.sample_count",
                      "train.checkpoint_every", "train.keep_last", "train.device", "train.out", "data.workers",
-                     "data.source", "data.target")
+                     "data.source", "data.target", "data.check_frames")
 
 
 class NonFiniteLossError(SemguardError):
@@ -188,10 +188,16 @@ class Trainer:
     # ------------------------------------------------------------------ building
 
     def _build_data(self) -> None:
+        from semguard.data.check import require_usable
         from semguard.data.formats import open_dataset
         from semguard.data.unpaired import build_unpaired_loader
 
         data = self.config.data
+        if data.check_frames != 0 and self.context.is_main:
+            # refuse a broken source set up front, naming the first problems (whole-set structure
+            # always; pixel-level checks on the first check_frames frames)
+            limit = None if data.check_frames < 0 else data.check_frames
+            require_usable(data.source, data.source_format, limit=limit, **data.source_options)
         self.source_dataset = open_dataset(data.source, data.source_format, **data.source_options)
         # the target domain needs images only: unlabelled frames are fine unless the config says otherwise
         target_options = {"labels_required": False, **data.target_options}

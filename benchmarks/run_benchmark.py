@@ -104,7 +104,7 @@ def read_train_speed(run_dir: Path) -> float | None:
     speeds = []
     for line in log.read_text().splitlines():
         record = json.loads(line)
-        value = record.get("img_per_s", record.get("images_per_second"))
+        value = record.get("images_per_s")
         if isinstance(value, (int, float)):
             speeds.append(float(value))
     speeds = speeds[len(speeds) // 5:] if len(speeds) > 4 else speeds

@@ -53,7 +53,8 @@ class Profile:
     val: int              # toy frames per domain, validation split
     size: str             # toy frame size HxW
     crop: str             # training crop HxW ([H,W] for the YAML override)
-    segmenter_steps: int  # guide, judge and downstream segmenters
+    segmenter_steps: int  # guide and judge segmenters
+    downstream_steps: int  # each of the four downstream segmenters
     segmenter_crop: str
     crop_epochs: int      # crop classifier
     translator_steps: int
@@ -64,12 +65,12 @@ class Profile:
 
 
 PROFILES = {
-    "ci": Profile(train=48, val=12, size="64x128", crop="64x128", segmenter_steps=60, segmenter_crop="64x128",
+    "ci": Profile(train=48, val=12, size="64x128", crop="64x128", segmenter_steps=60, downstream_steps=60, segmenter_crop="64x128",
                   crop_epochs=5, translator_steps=30, batch_size=2, seeds=(0,),
                   extra=("train.sample_every=0", "train.checkpoint_every=0")),
     # Sized for a 2-core CPU in about an hour; a GPU affords the 128x256 world and longer runs.
     "full": Profile(train=400, val=64, size="64x128", crop="64x128", segmenter_steps=400,
-                    segmenter_crop="64x128", crop_epochs=20, translator_steps=500, batch_size=2,
+                    downstream_steps=250, segmenter_crop="64x128", crop_epochs=20, translator_steps=500, batch_size=2,
                     seeds=(0, 1), extra=("train.sample_every=100", "train.checkpoint_every=250")),
 }
 
@@ -260,7 +261,7 @@ def run_downstream(profile: Profile, work: Path, toy: Path, stage) -> dict:
         path = work / "downstream" / f"{name}.pt"
         stage(f"downstream_{name}", ["segmenter", "train", "--role", "downstream", "--data", str(data),
                                      "--val", str(toy / "real/val"), "--out", str(path), "--seed", str(seed),
-                                     "--steps", str(profile.segmenter_steps), "--crop", profile.segmenter_crop, "--quiet"],
+                                     "--steps", str(profile.downstream_steps), "--crop", profile.segmenter_crop, "--quiet"],
               path)
         scores[name] = segmenter_miou(path)
     return scores

@@ -60,7 +60,20 @@ def test_flip_report_end_to_end(world, tmp_path, capsys):
     for name in ("flip_table_translated", "flip_table_source", "flip_table_paired_truth", "flip_bars",
                  "worst_translated_01", "worst_source_02"):
         assert (out / report["figures"][name]).is_file(), name
+    assert (out / report["figures"]["comparison"]).is_file()
     assert "semguard flip report" in (out / "report.md").read_text()
+    # the headline: excess over the paired truth, with intervals, and the classes it averages
+    headline = report["variants"]["translated"]["flip"]["headline"]
+    floor = report["variants"]["paired_truth"]["flip"]["headline"]
+    assert headline["excess_pixel_flip_rate"]["value"] == pytest.approx(
+        headline["pixel_flip_rate"]["value"] - floor["pixel_flip_rate"]["value"])
+    assert len(headline["pixel_flip_rate"]["ci"]) == 2 and floor["excess_pixel_flip_rate"] is None
+    assert report["reliability"]["floor"]["source"] == "paired truth of this evaluation"
+    classes = set(report["reliability"]["reliable"]) | set(report["reliability"]["unreliable"])
+    assert classes == {name for name, entry in report["variants"]["translated"]["flip"]["per_class"].items()
+                       if entry["rate"] is not None}
+    realism = report["variants"]["translated"]["realism"]
+    assert realism["to_paired_truth"]["reference"] == "paired_truth" and "match_rate" in realism["skvd"]
 
     # several reports side by side
     capsys.readouterr()
@@ -74,7 +87,9 @@ def test_summary_only_writes_nothing(world, tmp_path, capsys):
                  "--max-images", "2", "--out", str(tmp_path / "unused")])
     assert code == 0
     printed = capsys.readouterr().out
-    assert "mean flip rate" in printed and "fid_" not in printed
+    assert "mean flip (all classes)" in printed and "fid_" not in printed
+    # no paired truth and a judge that recorded no floor: said so, in one place, not a traceback
+    assert "the judge's floor is unknown" in printed and "--floor-data" in printed
     assert not (tmp_path / "unused").exists()
 
 

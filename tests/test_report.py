@@ -15,6 +15,7 @@ from semguard.metrics import report as report_module
 from semguard.metrics.boxes import AttributePreservation, BoxPreservation, box_pixel_counts, normalise_predictions
 from semguard.metrics.fid import ImageDistance
 from semguard.metrics.flip import flip_rates
+from semguard.metrics.headline import headline_figures, select_reliable
 
 
 def build_report(extractor: str = "judge") -> dict:
@@ -26,8 +27,12 @@ def build_report(extractor: str = "judge") -> dict:
     prediction[0, 0] = 8   # sky read as vegetation in the first frame
     boxes = [[Box((4, 3, 6, 4), 6, 1, {"state": "red"})], [Box((4, 3, 6, 4), 6, 1, {"state": "green"})]]
     variants = {}
+    floor = flip_rates(label, label, names=["a", "b"])
+    judge_iou = torch.full((19,), float("nan"), dtype=torch.float64)
+    judge_iou[[0, 6, 10]] = torch.tensor([1.0, 0.4, 0.5], dtype=torch.float64)
+    reliability = select_reliable(floor.present, judge_iou, floor.per_class_flip_rate)
     for variant in ("translated", "source", "paired_truth"):
-        flips = flip_rates(label, prediction, names=["a", "b"])
+        flips = flip_rates(label, prediction if variant != "paired_truth" else label, names=["a", "b"])
         box_meter = BoxPreservation()
         box_meter.update(label, prediction, boxes)
         attributes = AttributePreservation()
@@ -35,16 +40,22 @@ def build_report(extractor: str = "judge") -> dict:
         distance = ImageDistance(extractor, kid_subsets=3, kid_subset_size=4)
         distance.update_features(torch.randn(5, 3, generator=torch.Generator().manual_seed(0)), real=True)
         distance.update_features(torch.randn(5, 3, generator=torch.Generator().manual_seed(1)), real=False)
+        flip_dict = flips.to_dict()
+        flip_dict["headline"] = headline_figures(flips.image_class_counts.numpy(), reliability,
+                                                 None if variant == "paired_truth" else floor.image_class_counts.numpy(),
+                                                 resamples=50)
         variants[variant] = {
-            "flip": flips.to_dict(),
-            "image_distance": distance.compute(),
+            "flip": flip_dict,
+            "image_distance": {**distance.compute(), "reference": "target_val"},
+            "realism": {"to_paired_truth": None if variant == "paired_truth" else
+                        {**distance.compute(), "reference": "paired_truth"}, "skvd": None},
             "boxes": box_meter.compute(),
             "attributes": attributes.compute(),
             "paired_distance": None if variant == "paired_truth" else {
                 "psnr": 20.0, "ssim": 0.5, "lpips": {"available": False, "reason": "weights missing"}, "image_count": 2},
         }
     return report_module.json_safe({
-        "schema_version": 1,
+        "schema_version": 2,
         "semguard_version": "0.0.test",
         "created": "2026-01-01T00:00:00Z",
         "protocol": {
@@ -55,7 +66,9 @@ def build_report(extractor: str = "judge") -> dict:
             "data": {"source_val": "s", "target_val": "t", "paired": None},
         },
         "judge": {"miou": 0.75, "per_class_iou": {"sky": 0.5, "road": 1.0}, "image_count": 2},
+        "reliability": {**reliability.to_dict(), "floor": {"known": True, "source": "paired truth"}},
         "variants": variants,
+        "notes": ["LPIPS to paired truth: unavailable, weights missing"],
         "figures": {},
     })
 
@@ -74,12 +87,12 @@ def test_validator_reports_violations():
     broken["variants"]["translated"]["flip"]["mean_flip_rate"] = 1.5
     broken["variants"]["source"]["image_distance"]["fid_inception"] = 3.0   # extractors never mixed
     broken["variants"]["bogus"] = broken["variants"]["source"]
-    broken["schema_version"] = 2
+    broken["schema_version"] = 1
     errors = "\n".join(report_module.schema_errors(broken))
     assert "missing required key 'judge'" in errors
     assert "1.5 > maximum 1" in errors
     assert "unexpected key 'bogus'" in errors
-    assert "schema_version: 2 is not one of [1]" in errors
+    assert "schema_version: 1 is not one of [2]" in errors
     assert "fid_inception" in errors and "feature extractor" in errors
     nan_report = copy.deepcopy(report)
     nan_report["judge"]["miou"] = float("nan")
@@ -96,16 +109,22 @@ def test_validator_agrees_with_jsonschema_when_installed():
 def test_files_markdown_and_terminal(tmp_path):
     report = build_report()
     path = report_module.write_report_json(report, tmp_path / "report.json")
-    assert report_module.read_report(path)["schema_version"] == 1
+    assert report_module.read_report(path)["schema_version"] == 2
     text = report_module.markdown_report(report)
     assert "fid_judge" in text and "fid_inception" not in text and "| sky |" in text
     assert "sky | vegetation" in text
-    console = Console(record=True, width=160)
+    # the headline: excess over the floor (the paired truth flips nothing; 6 of 48 labelled pixels flip)
+    assert "| excess pixel flip | +12.5% [" in text
+    assert "- left out: traffic light: judge IoU 0.40 < 0.50 on target val" in text
+    assert "- left out: sky" not in text and "reliable classes" in text
+    assert "## Figures not given" in text and "LPIPS to paired truth: unavailable, weights missing" in text
+    console = Console(record=True, width=240)
     report_module.print_summary(report, console)
     output = console.export_text()
-    assert "fid_judge" in output and "kid_judge (mean ± std)" in output and "traffic light" in output
+    assert "fid_judge vs target (2nd)" in output and "kid_judge to paired truth" in output and "traffic light" in output
+    assert "not given: LPIPS to paired truth: unavailable, weights missing" in output
     other = build_report("inception")
-    console = Console(record=True, width=200)
+    console = Console(record=True, width=240)
     report_module.print_comparison([("a", report), ("b", other)], console)
     output = console.export_text()
     assert "fid_judge" in output and "fid_inception" in output and "not comparable" in output
@@ -116,7 +135,7 @@ def test_read_report_refuses_other_files(tmp_path):
 
     bad = tmp_path / "bad.json"
     bad.write_text('{"schema_version": 99}')
-    with pytest.raises(DataError, match="schema version 1"):
+    with pytest.raises(DataError, match="schema version 2"):
         report_module.read_report(bad)
     with pytest.raises(DataError, match="does not exist"):
         report_module.read_report(tmp_path / "missing.json")

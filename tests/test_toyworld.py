@@ -40,7 +40,8 @@ def test_worker_count_does_not_change_the_bytes(tmp_path):
     make_toy_world(tmp_path / "one", train=3, val=2, size=SMALL, seed=5, workers=1)
     make_toy_world(tmp_path / "two", train=3, val=2, size=SMALL, seed=5, workers=2)
     one, two = _files(tmp_path / "one"), _files(tmp_path / "two")
-    assert len(one) == (2 * 3 + 3 * 2) * 4 + 5   # 12 frames x 4 files + 5 dataset.json
+    # sim, real, paired: 3 train + 2 val each; judge/train: 3 real + 3 paired layouts (judge defaults to train)
+    assert len(one) == (3 * 3 + 3 * 2 + 2 * 3) * 4 + 7   # 21 frames x 4 files + 7 dataset.json
     assert one == two
     info = read_dataset_info(tmp_path / "one" / "paired" / "val")
     assert info["layout"] == "sim" and info["style"] == "real" and info["index_base"] == VAL_INDEX_BASE

@@ -37,12 +37,14 @@ from semguard.data.batch import Batch, collate_samples, image_to_tensor, tensor_
 from semguard.data.folder import read_sample
 from semguard.data.sample import Sample
 from semguard.errors import DataError, SemguardError
-from semguard.labels import NUM_CLASSES, TRAIN_ID_NAMES
+from semguard.labels import NUM_CLASSES, TRAIN_ID_NAMES, colorize
 from semguard.metrics.boxes import AttributePreservation, BoxPreservation, attribute_boxes, read_attributes
 from semguard.metrics.confusion import confusion_matrix, iou_from_confusion, mean_iou
 from semguard.metrics.fid import FEATURE_EXTRACTORS, ImageDistance, build_feature_extractor
-from semguard.metrics.flip import FlipRate
+from semguard.metrics.flip import FlipRate, FlipResult
+from semguard.metrics.headline import headline_figures, select_reliable
 from semguard.metrics.paired import PairedDistance
+from semguard.metrics.skvd import SemanticKID
 from semguard.metrics.report import SCHEMA_VERSION
 
 VARIANTS: tuple[str, ...] = ("translated", "source", "paired_truth")
@@ -63,6 +65,8 @@ class EvalData:
     paired: str | None = None
     source_format: str = "folder"
     target_format: str = "folder"
+    source_options: dict = field(default_factory=dict)   # format options (`--source-option K=V`)
+    target_options: dict = field(default_factory=dict)
 
     @classmethod
     def toy(cls, root: str | Path) -> "EvalData":
@@ -88,6 +92,7 @@ class EvalSettings:
     device: str = "cpu"
     lpips: bool = True
     max_images: int | None = None
+    grid_frames: int = 4
 
 
 @dataclass
@@ -130,11 +135,11 @@ def sha256_images(root: str | Path, names: Sequence[str]) -> str:
     return digest.hexdigest()
 
 
-def open_labelled(root: str, fmt: str, labels_required: bool = True):
-    """A data set (len / getitem -> Sample, .names) of `fmt` at `root`."""
+def open_labelled(root: str, fmt: str, labels_required: bool = True, **options):
+    """A data set (len / getitem -> Sample, .names) of `fmt` at `root` (with format options)."""
     if not Path(root).is_dir():
         raise DataError(f"data set folder {root} does not exist")
-    if fmt == "folder":
+    if fmt == "folder" and not options:
         from semguard.data.folder import FolderDataset
 
         return FolderDataset(root, labels_required=labels_required)
@@ -142,7 +147,7 @@ def open_labelled(root: str, fmt: str, labels_required: bool = True):
         from semguard.data.formats import open_dataset
     except ImportError as err:
         raise SemguardError(f"format {fmt!r} needs semguard.data.formats ({err}); use --source-format folder") from None
-    return open_dataset(root, fmt)
+    return open_dataset(root, fmt, **{"labels_required": labels_required, **options})
 
 
 def resize_sample(sample: Sample, size: tuple[int, int] | None) -> Sample:
@@ -260,8 +265,8 @@ def evaluate(data: EvalData, judge_path: str | Path, checkpoint: str | None = No
     judge, judge_meta = load_segmenter(judge_path, device=device, expected_role="judge")
     extractor = build_feature_extractor(settings.features, judge) if settings.features else None
     translated = _Translated(checkpoint, translated_dir, device, settings.resize)
-    source_set = open_labelled(data.source_val, data.source_format)
-    target_set = open_labelled(data.target_val, data.target_format)
+    source_set = open_labelled(data.source_val, data.source_format, **data.source_options)
+    target_set = open_labelled(data.target_val, data.target_format, **data.target_options)
     paired_root = Path(data.paired) if data.paired else None
     if paired_root is not None and not (paired_root / "images").is_dir():
         raise DataError(f"paired truth {paired_root} is not a folder data set ({paired_root / 'images'} is missing)")
@@ -280,9 +285,12 @@ def evaluate(data: EvalData, judge_path: str | Path, checkpoint: str | None = No
     attributes = {v: AttributePreservation() for v in variants} if classify else {}
     paired_distance = {v: PairedDistance(lpips=settings.lpips) for v in ("translated", "source")} if paired_root else {}
     features: dict[str, list[torch.Tensor]] = {v: [] for v in variants}
+    skvd = {v: SemanticKID(seed=settings.seed, kid_subsets=settings.kid_subsets,
+                           kid_subset_size=settings.kid_subset_size) for v in variants} if extractor is not None else {}
     worst = {v: _Worst(settings.worst_k) for v in variants}
     resolutions: set[tuple[int, int]] = set()
     names_seen: list[str] = []
+    grid_rows: list[list[np.ndarray]] = []
 
     say(f"reading {data.source_val} ({len(source_set)} frames) and its translations")
     for samples in _batches(source_set, settings.batch_size, settings.resize, settings.max_images):
@@ -312,8 +320,13 @@ def evaluate(data: EvalData, judge_path: str | Path, checkpoint: str | None = No
             if extractor is not None:
                 with torch.no_grad():
                     features[variant].append(extractor(images[variant].to(device)).cpu())
+                skvd[variant].update_generated(images[variant], batch.label)
         for variant, metric in paired_distance.items():
             metric.update(images[variant], images["paired_truth"])
+        for index in range(min(len(samples), settings.grid_frames - len(grid_rows))):
+            reading = _judge_reads(judge, images["translated"][index:index + 1], device)[0].numpy().astype(np.uint8)
+            grid_rows.append([tensor_to_image(images[v][index]) for v in ("source", "translated", "paired_truth")
+                              if v in images] + [colorize(reading)])
 
     say(f"judging {data.target_val} ({len(target_set)} frames)")
     target_confusion = torch.zeros(NUM_CLASSES, NUM_CLASSES, dtype=torch.int64)
@@ -326,32 +339,46 @@ def evaluate(data: EvalData, judge_path: str | Path, checkpoint: str | None = No
         if extractor is not None:
             with torch.no_grad():
                 target_features.append(extractor(batch.image.to(device)).cpu())
+            for meter in skvd.values():
+                meter.update_target(batch.image, batch.label)
 
     translation_info = dict(translated.info)
     if translated.root is not None:  # images made elsewhere: hash what was read
         translation_info["sha256"] = sha256_images(translated.root, names_seen)
     iou, present = iou_from_confusion(target_confusion)
+    judge_iou = torch.where(present, iou.double(), torch.full((NUM_CLASSES,), float("nan"), dtype=torch.float64))
+    flip_results = {variant: flips[variant].compute() for variant in variants}
+    floor_rates, floor_info = _floor(flip_results.get("paired_truth"), judge_meta, judge_path)
+    reliability = select_reliable(flip_results["translated"].present, judge_iou, floor_rates)
+    notes: list[str] = [] if floor_info["known"] else [floor_info["note"]]
+    floor_counts = flip_results["paired_truth"].image_class_counts.numpy() if "paired_truth" in flip_results else None
     report_variants: dict[str, dict] = {}
     figures: dict[str, str] = {}
     for variant in variants:
-        flip_result = flips[variant].compute()
-        distance = None
+        flip_result = flip_results[variant]
+        distance = to_paired = None
         if extractor is not None:
-            meter = ImageDistance(settings.features, kid_subsets=settings.kid_subsets,
-                                  kid_subset_size=settings.kid_subset_size, seed=settings.seed)
-            meter.update_features(torch.cat(target_features), real=True)
-            meter.update_features(torch.cat(features[variant]), real=False)
-            distance = meter.compute()
+            distance = _distance(settings, torch.cat(target_features), torch.cat(features[variant]), "target_val")
+            if "paired_truth" in features and variant != "paired_truth":
+                to_paired = _distance(settings, torch.cat(features["paired_truth"]), torch.cat(features[variant]),
+                                      "paired_truth")
         flip_dict = flip_result.to_dict(top_k=settings.top_k, worst_k=settings.worst_k)
+        flip_dict["headline"] = headline_figures(
+            flip_result.image_class_counts.numpy(), reliability,
+            floor_counts if variant != "paired_truth" else None, seed=settings.seed)
         report_variants[variant] = {
             "flip": flip_dict,
             "image_distance": distance,
             "boxes": boxes[variant].compute(),
             "attributes": attributes[variant].compute() if classify is not None else None,
             "paired_distance": paired_distance[variant].compute() if variant in paired_distance else None,
+            "realism": {"to_paired_truth": to_paired,
+                        "skvd": {**skvd[variant].compute(extractor, batch_size=settings.batch_size, device=device),
+                                 "feature_extractor": settings.features} if extractor is not None else None},
         }
         if out is not None:
             figures.update(_draw_variant_figures(Path(out), variant, flip_dict, worst[variant]))
+    notes += _unavailable_notes(report_variants)
 
     report = {
         "schema_version": SCHEMA_VERSION,
@@ -378,14 +405,70 @@ def evaluate(data: EvalData, judge_path: str | Path, checkpoint: str | None = No
             "image_count": target_count,
             "data": str(data.target_val),
         },
+        "reliability": {**reliability.to_dict(), "floor": floor_info},
         "variants": report_variants,
+        "notes": notes,
         "figures": figures,
     }
     if out is not None:
-        from semguard.metrics.report import draw_flip_bars, json_safe
+        from semguard.metrics.report import draw_flip_bars, draw_panel_grid, json_safe
 
         figures["flip_bars"] = _relative(draw_flip_bars(json_safe(report), Path(out) / "figures" / "flip_bars.png"), out)
+        if grid_rows:
+            captions = ["source", "translated"] + (["paired truth"] if paired_root is not None else []) + \
+                ["judge reads the translation"]
+            figures["comparison"] = _relative(draw_panel_grid(
+                grid_rows, captions, f"the first {len(grid_rows)} source frames", Path(out) / "figures" / "comparison.png"),
+                out)
     return report
+
+
+def _floor(paired: FlipResult | None, judge_meta: dict, judge_path) -> tuple[torch.Tensor | None, dict]:
+    """The judge's per-class floor [K] and where it comes from.
+
+    The paired truth of this very evaluation when there is one; else the floor the judge's
+    checkpoint recorded at training time (`segmenter train --role judge --floor-data PAIRED`),
+    on other frames, so it selects reliable classes but gives no excess; else unknown.
+    """
+    if paired is not None:
+        return paired.per_class_flip_rate, {"known": True, "source": "paired truth of this evaluation"}
+    recorded = ((judge_meta or {}).get("metrics") or {}).get("floor")
+    if isinstance(recorded, dict) and isinstance(recorded.get("per_class"), dict):
+        rates = torch.full((NUM_CLASSES,), float("nan"), dtype=torch.float64)
+        for name, rate in recorded["per_class"].items():
+            if name in TRAIN_ID_NAMES and isinstance(rate, (int, float)):
+                rates[TRAIN_ID_NAMES.index(name)] = float(rate)
+        return rates, {"known": True, "source": f"recorded in the judge checkpoint (measured on {recorded.get('data')})",
+                       "note": "excess flip needs a paired truth of these frames; not given"}
+    note = (f"the judge's floor is unknown: there is no paired truth (--paired) and the judge checkpoint {judge_path} "
+            "records none (train it with --floor-data PAIRED); reliable classes are chosen by judge IoU alone and no "
+            "excess flip is given. On real data sets no paired truth exists, so this is expected there.")
+    return None, {"known": False, "source": None, "note": note}
+
+
+def _distance(settings: EvalSettings, reference: torch.Tensor, generated: torch.Tensor, against: str) -> dict:
+    meter = ImageDistance(settings.features, kid_subsets=settings.kid_subsets, kid_subset_size=settings.kid_subset_size,
+                          seed=settings.seed)
+    meter.update_features(reference, real=True)
+    meter.update_features(generated, real=False)
+    return {**meter.compute(), "reference": against}
+
+
+def _unavailable_notes(variants: dict[str, dict]) -> list[str]:
+    """One line per figure that could not be computed, with the reason (shown in terminal and report.md)."""
+    notes: dict[str, None] = {}
+    for entry in variants.values():
+        lpips = (entry.get("paired_distance") or {}).get("lpips") or {}
+        if lpips and not lpips.get("available") and lpips.get("reason") != "not requested":
+            notes[f"LPIPS to paired truth: unavailable, {lpips.get('reason')}"] = None
+        for distance in (entry.get("image_distance"), (entry.get("realism") or {}).get("to_paired_truth")):
+            if distance and distance.get("fid_unavailable"):
+                notes[f"fid_{distance['feature_extractor']} vs {distance.get('reference', '').replace('_', ' ')}: "
+                      f"{distance['fid_unavailable']}"] = None
+        skvd = (entry.get("realism") or {}).get("skvd") or {}
+        if skvd and skvd.get("reason"):
+            notes[f"sKVD: {skvd['reason']}"] = None
+    return list(notes)
 
 
 def _data_seeds(*datasets) -> dict[str, int | None]:

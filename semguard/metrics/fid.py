@@ -187,14 +187,24 @@ class ImageDistance:
 
     def compute(self) -> dict:
         """{"feature_extractor", "fid_<name>", "kid_<name>_mean", "kid_<name>_std", "kid_subset_size",
-        "kid_subsets", "real_count", "fake_count", "num_features"}; needs >= 2 images on each side."""
+        "kid_subsets", "real_count", "fake_count", "num_features", "fid_unavailable"}; needs >= 2 images
+        on each side.
+
+        FID fits a D x D covariance per side, which is rank-deficient (and FID unstable, unable to
+        rank) unless each side has more than D images: below that, fid_<name> is None and
+        "fid_unavailable" says why. KID (unbiased at any n) is the primary distance."""
         if self._fid is None:
             raise ValueError("no features were given to ImageDistance")
         real_count = int(self._fid.real_features_num_samples)
         fake_count = int(self._fid.fake_features_num_samples)
         if real_count < 2 or fake_count < 2:
             raise SemguardError(f"FID/KID need at least 2 real and 2 generated images, got {real_count} and {fake_count}")
-        fid = float(self._fid.compute())
+        fid, fid_unavailable = None, None
+        if min(real_count, fake_count) > int(self.num_features):
+            fid = float(self._fid.compute())
+        else:
+            fid_unavailable = (f"FID needs more images than feature dimensions ({self.num_features}) on each side, "
+                               f"got {real_count} and {fake_count}; KID is given instead")
         subset_size = self.effective_subset_size(real_count, fake_count)
         self._kid.subset_size = subset_size
         with torch.random.fork_rng(devices=[]):
@@ -212,6 +222,7 @@ class ImageDistance:
             "real_count": real_count,
             "fake_count": fake_count,
             "num_features": self.num_features,
+            "fid_unavailable": fid_unavailable,
         }
 
 

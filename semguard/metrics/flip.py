@@ -23,6 +23,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+import numpy as np
 import torch
 
 from semguard.labels import IGNORE_ID, NUM_CLASSES, TRAIN_ID_NAMES
@@ -50,12 +51,15 @@ class FlipResult:
     per_class_flip_rate: float64 [K] in [0,1]; NaN for classes absent from the source labels.
     present: bool [K], classes with at least one source-label pixel.
     images: per-image counts in update order (ranks concatenated in rank order).
+    image_class_counts: int64 [N,K,2] per image and source class (pixels, flipped pixels), in the
+    order of `images` (the frames a bootstrap resamples); None when images were not tracked.
     """
 
     confusion: torch.Tensor
     per_class_flip_rate: torch.Tensor
     present: torch.Tensor
     images: tuple[ImageFlip, ...] = field(default_factory=tuple)
+    image_class_counts: torch.Tensor | None = None
 
     @property
     def num_classes(self) -> int:
@@ -169,6 +173,7 @@ class FlipRate:
     def reset(self) -> None:
         self.confusion = torch.zeros(self.num_classes, self.num_classes, dtype=torch.int64)
         self.images: list[ImageFlip] = []
+        self.class_counts: list[torch.Tensor] = []   # int64 [B,K,2] per update
 
     @torch.no_grad()
     def update(self, source_label: torch.Tensor, judge_prediction: torch.Tensor,
@@ -185,6 +190,11 @@ class FlipRate:
         flipped = valid & (judge_prediction != source_label)
         valid_counts = valid.flatten(1).sum(1).tolist()
         flipped_counts = flipped.flatten(1).sum(1).tolist()
+        batch, k = source_label.shape[0], self.num_classes
+        slot = (torch.arange(batch).view(batch, 1, 1) * k + source_label.clamp(0, k - 1))
+        pixels = torch.bincount(slot[valid], minlength=batch * k).view(batch, k)
+        flipped_per_class = torch.bincount(slot[flipped], minlength=batch * k).view(batch, k)
+        self.class_counts.append(torch.stack([pixels, flipped_per_class], dim=2))
         start = len(self.images)
         for index, (flip_count, valid_count) in enumerate(zip(flipped_counts, valid_counts)):
             name = names[index] if names is not None else f"image_{start + index:06d}"
@@ -192,25 +202,29 @@ class FlipRate:
 
     def compute(self) -> FlipResult:
         """Counts of every rank summed (when torch.distributed is initialised), then the rates."""
-        confusion, images = _synced(self.confusion, self.images)
-        return result_from_confusion(confusion, images)
+        class_counts = torch.cat(self.class_counts) if self.class_counts else None
+        confusion, images, class_counts = _synced(self.confusion, self.images, class_counts)
+        return result_from_confusion(confusion, images, class_counts if self.track_images else None)
 
 
-def result_from_confusion(confusion: torch.Tensor, images: list[ImageFlip] | tuple = ()) -> FlipResult:
+def result_from_confusion(confusion: torch.Tensor, images: list[ImageFlip] | tuple = (),
+                          image_class_counts: torch.Tensor | None = None) -> FlipResult:
     """Rates from summed confusion counts (int64 [K,K])."""
     counts = confusion.double()
     totals = counts.sum(1)
     present = totals > 0
     rates = torch.where(present, 1.0 - counts.diag() / totals.clamp(min=1), torch.full_like(totals, float("nan")))
-    return FlipResult(confusion=confusion.clone(), per_class_flip_rate=rates, present=present, images=tuple(images))
+    return FlipResult(confusion=confusion.clone(), per_class_flip_rate=rates, present=present, images=tuple(images),
+                      image_class_counts=image_class_counts)
 
 
-def _synced(confusion: torch.Tensor, images: list[ImageFlip]) -> tuple[torch.Tensor, list[ImageFlip]]:
+def _synced(confusion: torch.Tensor, images: list[ImageFlip], class_counts: torch.Tensor | None = None
+            ) -> tuple[torch.Tensor, list[ImageFlip], torch.Tensor | None]:
     """Sum counts over ranks and gather per-image records; the local state is left unchanged."""
     import torch.distributed as dist
 
     if not (dist.is_available() and dist.is_initialized()) or dist.get_world_size() == 1:
-        return confusion, list(images)
+        return confusion, list(images), class_counts
     # the process group's backend decides the device (gloo: CPU; NCCL: this rank's GPU)
     device = torch.device("cpu")
     if dist.get_backend() == "nccl":
@@ -220,7 +234,10 @@ def _synced(confusion: torch.Tensor, images: list[ImageFlip]) -> tuple[torch.Ten
     gathered: list = [None] * dist.get_world_size()
     dist.all_gather_object(gathered, [(i.name, i.flipped, i.valid) for i in images])
     all_images = [ImageFlip(name, flipped, valid) for part in gathered for (name, flipped, valid) in part]
-    return summed.cpu(), all_images
+    parts: list = [None] * dist.get_world_size()
+    dist.all_gather_object(parts, None if class_counts is None else class_counts.numpy())
+    all_counts = None if any(part is None for part in parts) else torch.from_numpy(np.concatenate(parts))
+    return summed.cpu(), all_images, all_counts
 
 
 def flip_rates(source_label: torch.Tensor, judge_prediction: torch.Tensor, num_classes: int = NUM_CLASSES,
@@ -230,4 +247,4 @@ def flip_rates(source_label: torch.Tensor, judge_prediction: torch.Tensor, num_c
         source_label, judge_prediction = source_label[None], judge_prediction[None]
     metric = FlipRate(num_classes=num_classes, ignore_index=ignore_index)
     metric.update(source_label, judge_prediction, names)
-    return result_from_confusion(metric.confusion, metric.images)
+    return result_from_confusion(metric.confusion, metric.images, torch.cat(metric.class_counts))

@@ -23,7 +23,7 @@ import numpy as np
 
 from semguard.labels import NUM_CLASSES, TRAIN_ID_NAMES
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
 VARIANT_TITLES = {"translated": "translated", "source": "source (untranslated)", "paired_truth": "paired truth (floor)"}
 
 
@@ -65,17 +65,21 @@ def _extractor_errors(report: dict) -> list[str]:
         return errors
     extractor = protocol.get("feature_extractor")
     for variant, entry in variants.items():
-        distance = entry.get("image_distance") if isinstance(entry, dict) else None
-        if not isinstance(distance, dict):
+        if not isinstance(entry, dict):
             continue
-        if distance.get("feature_extractor") != extractor:
-            errors.append(f"$.variants.{variant}.image_distance: feature extractor {distance.get('feature_extractor')!r} "
-                          f"differs from the protocol's {extractor!r}")
-        for key in distance:
-            if key.startswith(("fid_", "kid_")) and key not in ("kid_subset_size", "kid_subsets") \
-                    and not key.startswith((f"fid_{extractor}", f"kid_{extractor}_")):
-                errors.append(f"$.variants.{variant}.image_distance.{key}: figure of another feature extractor "
-                              f"than the protocol's {extractor!r}")
+        realism = entry.get("realism") if isinstance(entry.get("realism"), dict) else {}
+        for where, distance in (("image_distance", entry.get("image_distance")),
+                                ("realism.to_paired_truth", realism.get("to_paired_truth"))):
+            if not isinstance(distance, dict):
+                continue
+            if distance.get("feature_extractor") != extractor:
+                errors.append(f"$.variants.{variant}.{where}: feature extractor {distance.get('feature_extractor')!r} "
+                              f"differs from the protocol's {extractor!r}")
+            for key in distance:
+                if key.startswith(("fid_", "kid_")) and key not in ("kid_subset_size", "kid_subsets", "fid_unavailable") \
+                        and not key.startswith((f"fid_{extractor}", f"kid_{extractor}_")):
+                    errors.append(f"$.variants.{variant}.{where}.{key}: figure of another feature extractor "
+                                  f"than the protocol's {extractor!r}")
     return errors
 
 
@@ -186,7 +190,9 @@ def read_report(path: str | Path) -> dict:
         raise DataError(f"{path}: corrupt JSON ({err.msg} at line {err.lineno})") from None
     if not isinstance(report, dict) or report.get("schema_version") != SCHEMA_VERSION:
         found = report.get("schema_version") if isinstance(report, dict) else None
-        raise DataError(f"{path}: not a semguard report of schema version {SCHEMA_VERSION} (found {found!r})")
+        hint = ("; an older semguard wrote it: rerun `semguard eval --flip-report` to regenerate it"
+                if isinstance(found, int) and found < SCHEMA_VERSION else "")
+        raise DataError(f"{path}: not a semguard report of schema version {SCHEMA_VERSION} (found {found!r}){hint}")
     errors = schema_errors(report)
     if errors:
         raise DataError(f"{path}: does not fit the report schema ({errors[0]}{' ...' if len(errors) > 1 else ''})")
@@ -221,12 +227,22 @@ def summary_rows(report: dict) -> list[tuple[str, list[str]]]:
     def row(name, getter, **fmt):
         rows.append((name, [_fmt(getter(report["variants"][v]), **fmt) for v in variants]))
 
-    row("mean flip rate", lambda v: v["flip"]["mean_flip_rate"], percent=True)
-    row("pixel flip rate", lambda v: v["flip"]["pixel_flip_rate"], percent=True)
+    level = _ci_level(report)
+    row(f"pixel flip [{level} CI]", lambda v: _figure_text(_headline(v, "pixel_flip_rate")))
+    row("excess pixel flip", lambda v: _figure_text(_headline(v, "excess_pixel_flip_rate"), signed=True))
+    row("reliable-class mean flip", lambda v: _figure_text(_headline(v, "reliable_mean_flip_rate")))
+    row("excess reliable-class mean", lambda v: _figure_text(_headline(v, "excess_reliable_mean_flip_rate"), signed=True))
+    row("mean flip (all classes)", lambda v: v["flip"]["mean_flip_rate"], percent=True)
     extractor = report["protocol"].get("feature_extractor")
     if extractor:
-        row(f"fid_{extractor}", lambda v: distance_fields(v["image_distance"])[1], digits=3)
-        row(f"kid_{extractor} (mean ± std)", lambda v: _kid_text(v["image_distance"]))
+        to_paired = lambda v: (v.get("realism") or {}).get("to_paired_truth")  # noqa: E731
+        if any(to_paired(v) for v in report["variants"].values()):
+            row(f"kid_{extractor} to paired truth", lambda v: _kid_text(to_paired(v)))
+            row(f"fid_{extractor} to paired truth", lambda v: distance_fields(to_paired(v))[1], digits=3)
+        if any((v.get("realism") or {}).get("skvd") for v in report["variants"].values()):
+            row(f"skvd_{extractor} vs target", lambda v: _skvd_text((v.get("realism") or {}).get("skvd")))
+        row(f"kid_{extractor} vs target (2nd)", lambda v: _kid_text(v["image_distance"]))
+        row(f"fid_{extractor} vs target (2nd)", lambda v: distance_fields(v["image_distance"])[1], digits=3)
     box_classes = list(next(iter(report["variants"].values()))["boxes"])
     for name in box_classes:
         row(f"box flip: {name}", lambda v, n=name: (v["boxes"].get(n) or {}).get("mean_flip_rate"), percent=True)
@@ -239,6 +255,51 @@ def summary_rows(report: dict) -> list[tuple[str, list[str]]]:
         row("SSIM to paired truth", lambda v: (v.get("paired_distance") or {}).get("ssim"))
         row("LPIPS to paired truth", lambda v: ((v.get("paired_distance") or {}).get("lpips") or {}).get("value"))
     return rows
+
+
+def _headline(variant: dict, key: str) -> dict | None:
+    return (variant["flip"].get("headline") or {}).get(key)
+
+
+def _ci_level(report: dict) -> str:
+    for variant in report["variants"].values():
+        level = ((variant["flip"].get("headline") or {}).get("bootstrap") or {}).get("level")
+        if level:
+            return f"{100 * level:.0f}%"
+    return "95%"
+
+
+def _figure_text(figure: dict | None, signed: bool = False) -> str | None:
+    """'33.1% [31.0, 35.2]' (percentage points), or None."""
+    if not figure or figure.get("value") is None:
+        return None
+    sign = "+" if signed else ""
+    text = f"{100 * figure['value']:{sign}.1f}%"
+    if figure.get("ci"):
+        low, high = figure["ci"]
+        text += f" [{100 * low:{sign}.1f}, {100 * high:{sign}.1f}]"
+    return text
+
+
+def _skvd_text(skvd: dict | None) -> str | None:
+    if not skvd:
+        return None
+    if skvd.get("kid_mean") is None:
+        return f"no pairs ({100 * (skvd.get('match_rate') or 0):.0f}% matched)"
+    return f"{skvd['kid_mean']:.4f} ({100 * skvd['match_rate']:.0f}% matched, {skvd['pairs']} pairs)"
+
+
+def reliability_lines(report: dict) -> list[str]:
+    """Plain lines: which classes the headline mean uses and why the others are left out."""
+    reliability = report.get("reliability") or {}
+    if not reliability:
+        return []
+    floor = reliability.get("floor") or {}
+    lines = [f"reliable classes (floor <= {100 * reliability['floor_max']:.0f}% and judge IoU >= "
+             f"{100 * reliability['iou_min']:.0f}%): {', '.join(reliability['reliable']) or 'none'}"]
+    lines += [f"left out: {name}: {reason}" for name, reason in reliability["unreliable"].items()]
+    lines.append(f"floor: {floor.get('source') or 'unknown'}")
+    return lines
 
 
 def _kid_text(distance: dict | None) -> str | None:
@@ -274,6 +335,17 @@ def markdown_report(report: dict) -> str:
         "|---|" + "---|" * len(variants),
     ]
     lines += [f"| {name} | " + " | ".join(values) + " |" for name, values in summary_rows(report)]
+    lines += ["", "Excess = the variant minus the paired truth (the judge's own error on a perfect translation), "
+              "in percentage points; intervals are percentile bootstraps over frames (a variant and its floor "
+              "resampled together). Realism on matched content: KID to the paired truth (same layouts, only "
+              "appearance differs) and sKVD (KID on crops matched to target crops by label layout). "
+              "(2nd): secondary figures against the whole target set, which reward painting the target's layout."]
+    if report.get("reliability"):
+        lines += ["", "## Which classes the judge reads reliably", ""]
+        lines += [f"- {line}" for line in reliability_lines(report)]
+    if report.get("notes"):
+        lines += ["", "## Figures not given", ""]
+        lines += [f"- {note}" for note in report["notes"]]
     lines += ["", "## Per-class flip rates", "",
               "| class | " + " | ".join(VARIANT_TITLES.get(v, v) for v in variants) + " | judge IoU |",
               "|---|" + "---|" * (len(variants) + 1)]
@@ -314,8 +386,12 @@ def print_summary(report: dict, console=None, full: bool = True) -> None:
     for name, values in summary_rows(report):
         table.add_row(name, *values)
     console.print(table)
+    for note in report.get("notes") or []:
+        console.print(f"[yellow]not given:[/] {note}", soft_wrap=True)
     if not full:
         return
+    for line in reliability_lines(report):
+        console.print(line, soft_wrap=True)
     per_class = Table(title="per-class flip rate (share of the class's source pixels read as another class)")
     per_class.add_column("class", no_wrap=True)
     for variant in variants:
@@ -499,6 +575,35 @@ def draw_worst_image(image: np.ndarray, source_label: np.ndarray, judge_predicti
         x = index * (width + 10)
         canvas.paste(Image.fromarray(np.ascontiguousarray(panel)), (x, 30))
         draw.text((x + 2, 16), caption, fill="black", font=_font(9))
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    canvas.save(path)
+    return path
+
+
+def draw_panel_grid(rows: list[list[np.ndarray]], captions: list[str], title: str, path: str | Path,
+                    min_width: int = 160) -> Path:
+    """A grid of same-size uint8 [H,W,3] panels, one list per row, a caption per column.
+
+    Small frames grow by an integer factor (nearest) to at least `min_width` pixels wide.
+    """
+    from PIL import Image, ImageDraw
+
+    if not rows or any(len(row) != len(captions) for row in rows):
+        raise ValueError(f"every row needs {len(captions)} panels (one per caption)")
+    scale = max(1, -(-min_width // rows[0][0].shape[1]))
+    height, width = rows[0][0].shape[0] * scale, rows[0][0].shape[1] * scale
+    canvas = Image.new("RGB", (len(captions) * (width + 6) + 4, len(rows) * (height + 6) + 34), "white")
+    draw = ImageDraw.Draw(canvas)
+    draw.text((4, 2), title, fill="black", font=_font(11))
+    for column, caption in enumerate(captions):
+        draw.text((4 + column * (width + 6), 18), caption, fill="black", font=_font(9))
+    for row_index, row in enumerate(rows):
+        for column, panel in enumerate(row):
+            image = Image.fromarray(np.ascontiguousarray(panel))
+            if scale != 1:
+                image = image.resize((width, height), Image.NEAREST)
+            canvas.paste(image, (4 + column * (width + 6), 32 + row_index * (height + 6)))
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     canvas.save(path)

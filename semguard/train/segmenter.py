@@ -346,6 +346,17 @@ def evaluate_segmenter(model: Segmenter, dataset: Sequence[Sample], batch_size: 
     }
 
 
+def floor_from_evaluation(result: dict[str, Any], data: str | None) -> dict[str, Any]:
+    """A judge's floor from its evaluation on a paired truth: per class c, the share of c's
+    pixels it reads as another class, 1 - N[c,c] / N[c,:] (the flip rate of a perfect translation)."""
+    confusion = torch.tensor(result["confusion"], dtype=torch.float64)
+    totals = confusion.sum(1)
+    names = TRAIN_ID_NAMES if confusion.shape[0] == NUM_CLASSES else [str(i) for i in range(confusion.shape[0])]
+    per_class = {names[c]: float(1.0 - confusion[c, c] / totals[c]) for c in range(confusion.shape[0]) if totals[c] > 0}
+    return {"data": data, "images": result["images"], "pixel_flip_rate": 1.0 - result["pixel_accuracy"],
+            "per_class": per_class}
+
+
 # ---------------------------------------------------------------- training
 
 
@@ -399,6 +410,7 @@ def train_segmenter(
     progress: bool = True,
     data_info: dict | None = None,
     model: Segmenter | None = None,
+    floor_dataset: Sequence[Sample] | None = None,
 ) -> tuple[Segmenter, dict[str, Any]]:
     """Train a segmenter with cross-entropy (255 ignored), Adam and cosine decay.
 
@@ -409,7 +421,9 @@ def train_segmenter(
     (small, rare classes); hflip: random horizontal flips; class_balance: exponent a of
     the cross-entropy class weights w_c = (f_c / median f)^-a from the training pixel
     frequencies f_c (0 = unweighted, 0.5 = inverse square root; clipped to [0.1, 10]); `model`:
-    a prebuilt Segmenter (else built from arch/encoder/...). Writes the checkpoint to
+    a prebuilt Segmenter (else built from arch/encoder/...); floor_dataset (judges): a paired
+    truth (source layouts in the target style) on which the judge's own flip rates, its floor,
+    are measured and recorded under metrics["floor"]. Writes the checkpoint to
     `out_path` when given. Returns (model in eval mode, metrics) where metrics holds
     "train_loss" (mean of the last 10% of steps), "seconds", "steps" and, with a
     validation set, the `evaluate_segmenter` figures under "val".
@@ -467,6 +481,10 @@ def train_segmenter(
                                "class_weights": class_weights.tolist() if class_weights is not None else None}
     if val_dataset is not None:
         metrics["val"] = evaluate_segmenter(model, val_dataset, batch_size=eval_batch_size, device=device)
+    if floor_dataset is not None:
+        metrics["floor"] = floor_from_evaluation(
+            evaluate_segmenter(model, floor_dataset, batch_size=eval_batch_size, device=device),
+            _dataset_root(floor_dataset))
     if out_path is not None:
         data = dict(data_info or {})
         data.setdefault("root", _dataset_root(train_dataset))

@@ -13,6 +13,8 @@ from semguard.data.toyworld.layout import DOMAINS, PICTOGRAMS, domain_prior
 from semguard.data.toyworld.materials import LIGHT_STATES
 from semguard.data.toyworld.style import STYLES
 from semguard.data.toyworld.world import (
+    INDEX_BASES,
+    JUDGE_INDEX_BASE,
     SPLITS,
     VAL_INDEX_BASE,
     ToyWorldDataset,
@@ -21,6 +23,6 @@ from semguard.data.toyworld.world import (
 )
 
 __all__ = [
-    "DOMAINS", "LIGHT_STATES", "PICTOGRAMS", "SPLITS", "STYLES", "VAL_INDEX_BASE",
+    "DOMAINS", "INDEX_BASES", "JUDGE_INDEX_BASE", "LIGHT_STATES", "PICTOGRAMS", "SPLITS", "STYLES", "VAL_INDEX_BASE",
     "ToyWorldDataset", "domain_prior", "make_toy_world", "render_sample",
 ]

@@ -11,10 +11,18 @@ On disk (`make_toy_world`, `semguard data make-toy`):
 
     OUT/sim/train, OUT/sim/val        sim layouts, sim style
     OUT/real/train, OUT/real/val      real layouts, real style (labels kept for the judge)
-    OUT/paired/val                    the sim/val layouts in the real style, same names
+    OUT/paired/train, OUT/paired/val  the sim layouts of sim/train, sim/val in the real style, same names
+    OUT/judge/train                   the judge's own split: fresh real layouts (real_NNNNNN) and fresh
+                                      sim layouts (paired_NNNNNN), both in the real style
 
 each a semguard folder data set (see semguard.data.folder) whose dataset.json records
 domain, split, style, seed, gap, size and the index base of its sample names.
+
+The judge split exists so that the judge (the evaluation's segmenter) reads what a pixel
+*shows*, not where it sits: trained on real-style renderings of both layout priors, it has
+seen real-looking sky in the sim prior's places, so its error on the paired truth (its
+floor) is low. Its frames come from indices offset by JUDGE_INDEX_BASE, which no other
+split uses, so no translator, guide or crop classifier ever trains on a judge frame.
 """
 
 from __future__ import annotations
@@ -35,17 +43,24 @@ from semguard.data.toyworld.style import STYLES, render_real, render_sim
 
 VAL_INDEX_BASE = 1_000_000
 """Validation sample j is rendered from index VAL_INDEX_BASE + j (named f"{j:06d}")."""
+JUDGE_INDEX_BASE = 2_000_000
+"""Judge-split sample j is rendered from index JUDGE_INDEX_BASE + j (named real_/paired_ f"{j:06d}")."""
 MIN_SIZE = (32, 32)
 _LAYOUT_CODE = {"sim": 1, "real": 2}
 _STYLE_CODE = {"sim": 1, "real": 2}
-SPLITS: tuple[tuple[str, str, str, str], ...] = (
-    # folder, split, layout domain, style
-    ("sim/train", "train", "sim", "sim"),
-    ("sim/val", "val", "sim", "sim"),
-    ("real/train", "train", "real", "real"),
-    ("real/val", "val", "real", "real"),
-    ("paired/val", "val", "sim", "real"),
+SPLITS: tuple[tuple[str, str, str, str, str], ...] = (
+    # folder, split, layout domain, style, name prefix
+    ("sim/train", "train", "sim", "sim", ""),
+    ("sim/val", "val", "sim", "sim", ""),
+    ("real/train", "train", "real", "real", ""),
+    ("real/val", "val", "real", "real", ""),
+    ("paired/train", "train", "sim", "real", ""),
+    ("paired/val", "val", "sim", "real", ""),
+    ("judge/train", "judge", "real", "real", "real_"),
+    ("judge/train", "judge", "sim", "real", "paired_"),
 )
+INDEX_BASES = {"train": 0, "val": VAL_INDEX_BASE, "judge": JUDGE_INDEX_BASE}
+DOMAIN_FOLDERS = ("sim", "real", "paired", "judge")
 
 
 def check_size(size: tuple[int, int]) -> tuple[int, int]:
@@ -114,12 +129,15 @@ def _make_one(job: _Job) -> str:
     return job.name
 
 
-def toy_world_jobs(out: Path, train: int, val: int, size: tuple[int, int], seed: int, gap: float) -> list[_Job]:
+def toy_world_jobs(out: Path, train: int, val: int, size: tuple[int, int], seed: int, gap: float,
+                   judge: int = 0) -> list[_Job]:
+    counts = {"train": train, "val": val, "judge": judge}
     jobs = []
-    for folder, split, layout, style in SPLITS:
-        count, base = (train, 0) if split == "train" else (val, VAL_INDEX_BASE)
+    for folder, split, layout, style, prefix in SPLITS:
+        base = INDEX_BASES[split]
         jobs.extend(
-            _Job(str(out / folder), f"{j:06d}", base + j, layout, style, seed, size, gap) for j in range(count)
+            _Job(str(out / folder), f"{prefix}{j:06d}", base + j, layout, style, seed, size, gap)
+            for j in range(counts[split])
         )
     return jobs
 
@@ -134,10 +152,13 @@ def make_toy_world(
     workers: int = 1,
     overwrite: bool = False,
     progress: Callable[[int, int], None] | None = None,
+    judge: int | None = None,
 ) -> None:
     """Write a toy world under `out` (layout in the module docstring).
 
-    train, val: samples per domain and split (>= 0; paired/val has `val` samples too);
+    train, val: samples per domain and split (>= 0; paired/train and paired/val hold the sim
+    layouts of the same counts); judge: frames per layout prior in judge/train (default `train`;
+    0 writes no judge split);
     size: (H, W); seed: world seed >= 0; gap: semantic-gap strength >= 0; workers:
     processes (1 = in this process); the bytes written do not depend on it. overwrite:
     replace existing sim/, real/ and paired/ folders under `out` (else they are an error).
@@ -145,26 +166,34 @@ def make_toy_world(
     """
     out = Path(out)
     size = check_size(size)
-    if train < 0 or val < 0:
-        raise ValueError(f"train and val counts must be >= 0, got {train}, {val}")
+    judge = train if judge is None else judge
+    if train < 0 or val < 0 or judge < 0:
+        raise ValueError(f"train, val and judge counts must be >= 0, got {train}, {val}, {judge}")
+    if max(train, val, judge) >= VAL_INDEX_BASE:
+        raise ValueError(f"at most {VAL_INDEX_BASE - 1} frames per split, so that splits never share an index")
     if workers < 1:
         raise ValueError(f"workers must be >= 1, got {workers}")
-    existing = [out / d for d in ("sim", "real", "paired") if (out / d).exists()]
+    existing = [out / d for d in DOMAIN_FOLDERS if (out / d).exists()]
     if existing:
         if not overwrite:
             raise FileExistsError(f"{existing[0]} already exists; pass overwrite=True to replace it")
         for folder in existing:
             shutil.rmtree(folder)
-    for folder, split, layout, style in SPLITS:
-        count = train if split == "train" else val
-        domain = folder.split("/")[0]
+    counts = {"train": train, "val": val, "judge": judge}
+    folders: dict[str, list[tuple[str, str, str, str]]] = {}
+    for folder, split, layout, style, prefix in SPLITS:
+        if counts[split] > 0 or split != "judge":
+            folders.setdefault(folder, []).append((split, layout, style, prefix))
+    for folder, parts in folders.items():
+        split = parts[0][0]
         (out / folder).mkdir(parents=True, exist_ok=True)
         write_dataset_info(
-            out / folder, generator="semguard toy world", domain=domain, split=split, layout=layout, style=style,
-            seed=int(seed), gap=float(gap), size=[size[0], size[1]], count=int(count),
-            index_base=0 if split == "train" else VAL_INDEX_BASE,
+            out / folder, generator="semguard toy world", domain=folder.split("/")[0], split=split,
+            layout="+".join(p[1] for p in parts), style=parts[0][2],
+            seed=int(seed), gap=float(gap), size=[size[0], size[1]], count=int(counts[split]) * len(parts),
+            index_base=INDEX_BASES[split], name_prefixes=[p[3] for p in parts],
         )
-    jobs = toy_world_jobs(out, train, val, size, int(seed), float(gap))
+    jobs = toy_world_jobs(out, train, val, size, int(seed), float(gap), judge)
     for done, _ in enumerate(_run(jobs, workers), start=1):
         if progress is not None:
             progress(done, len(jobs))

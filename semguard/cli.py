@@ -5,17 +5,20 @@ maps a group name to that module; the module's `register(subparsers)` adds its p
 and sets `handler`). Handlers turn strings into objects and call the library.
 
 Errors caused by the user (bad arguments, bad files, bad configs) print one clear line
-and exit with status 2; `--debug` shows the traceback. Any other exception is a bug:
+and exit with status 2 (or the error's own `exit_code`: 1 for a frame that failed under
+`translate --fail-on-error`); `--debug` shows the traceback. Any other exception is a bug:
 one line saying so, status 70, and `--debug` for the traceback.
 """
 
 from __future__ import annotations
 
 import argparse
+import errno
 import importlib
 import sys
 
 from rich.console import Console
+from rich.markup import escape
 
 from semguard import __version__
 from semguard.errors import SemguardError
@@ -26,10 +29,13 @@ COMMAND_GROUPS: dict[str, str] = {
     "train": "semguard.train.commands",
     "translate": "semguard.translate_commands",
     "eval": "semguard.metrics.commands",
+    "export": "semguard.export.commands",
 }
 
 EXIT_USER_ERROR = 2
 EXIT_INTERNAL_ERROR = 70
+# the machine, not semguard: a full disk, a read-only or forbidden path
+_ENVIRONMENT_ERRNOS = {errno.ENOSPC, errno.EDQUOT, errno.EACCES, errno.EPERM, errno.EROFS}
 
 err_console = Console(stderr=True, highlight=False, soft_wrap=True)
 
@@ -38,7 +44,7 @@ class _Parser(argparse.ArgumentParser):
     """argparse, but a bad argument is one line plus where to look for help."""
 
     def error(self, message: str) -> None:  # noqa: D401 - argparse API
-        err_console.print(f"[bold red]error:[/] {self.prog}: {message} (see '{self.prog} --help')")
+        err_console.print(f"[bold red]error:[/] {escape(self.prog)}: {escape(message)} (see '{escape(self.prog)} --help')")
         raise SystemExit(EXIT_USER_ERROR)
 
 
@@ -69,16 +75,24 @@ def main(argv: list[str] | None = None) -> int:
     except SemguardError as err:
         if args.debug:
             raise
-        err_console.print(f"[bold red]error:[/] {err}")
-        return EXIT_USER_ERROR
+        err_console.print(f"[bold red]error:[/] {escape(str(err))}")
+        return int(getattr(err, "exit_code", EXIT_USER_ERROR))
     except KeyboardInterrupt:
         err_console.print("[yellow]interrupted[/]")
         return 130
+    except MemoryError:
+        if args.debug:
+            raise
+        err_console.print("[bold red]error:[/] out of memory; use smaller sizes, batches or tiles (see the command's --help)")
+        return EXIT_USER_ERROR
     except Exception as err:  # a bug: say so in one line, keep the traceback for --debug
         if args.debug:
             raise
+        if isinstance(err, OSError) and err.errno in _ENVIRONMENT_ERRNOS:
+            err_console.print(f"[bold red]error:[/] {escape(str(err))}; free space or fix permissions and rerun")
+            return EXIT_USER_ERROR
         err_console.print(
-            f"[bold red]internal error:[/] {type(err).__name__}: {err} "
+            f"[bold red]internal error:[/] {type(err).__name__}: {escape(str(err))} "
             "(this is a bug in semguard; rerun with --debug for the traceback)"
         )
         return EXIT_INTERNAL_ERROR

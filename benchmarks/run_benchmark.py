@@ -25,6 +25,7 @@ import math
 import os
 import platform
 import shlex
+import shutil
 import statistics
 import subprocess
 import sys
@@ -35,7 +36,7 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parent.parent
 RESULTS = REPO / "benchmarks" / "results"
 
-# name -> (config, needs guide)
+# name -> config; every variant trains with the same budget, data and guide unless GUIDES says otherwise
 VARIANTS: dict[str, str] = {
     "cut": "configs/toy_cut.yaml",
     "cond_only": "configs/toy_cond_only.yaml",
@@ -43,17 +44,22 @@ VARIANTS: dict[str, str] = {
     "cond_box": "configs/toy_cond_box.yaml",
     "semguard": "configs/toy.yaml",
 }
+# variant -> the guide it trains with (default "guide": sim labels on sim images)
+GUIDES: dict[str, str] = {}
 MAIN_VARIANTS = ("cut", "semguard")
 GAP_CLASSES = ("sky", "vegetation", "building", "road", "sidewalk", "traffic sign", "traffic light")
+HEADLINE = ("pixel_flip_rate", "excess_pixel_flip_rate", "reliable_mean_flip_rate", "excess_reliable_mean_flip_rate")
 
 
 @dataclass(frozen=True)
 class Profile:
     train: int            # toy frames per domain, training split
-    val: int              # toy frames per domain, validation split
+    val: int              # toy frames per domain, validation split (every figure of the report is over these)
+    judge_frames: int     # judge split: frames per layout prior (real and sim layouts, real style)
     size: str             # toy frame size HxW
     crop: str             # training crop HxW ([H,W] for the YAML override)
-    segmenter_steps: int  # guide and judge segmenters
+    segmenter_steps: int  # the guide segmenters
+    judge_steps: int      # the judge (trained once per benchmark; it needs the capacity to read what pixels show)
     downstream_steps: int  # each of the four downstream segmenters
     segmenter_crop: str
     crop_epochs: int      # crop classifier
@@ -65,13 +71,14 @@ class Profile:
 
 
 PROFILES = {
-    "ci": Profile(train=48, val=12, size="64x128", crop="64x128", segmenter_steps=60, downstream_steps=60, segmenter_crop="64x128",
-                  crop_epochs=5, translator_steps=30, batch_size=2, seeds=(0,),
-                  extra=("train.sample_every=0", "train.checkpoint_every=0")),
+    "ci": Profile(train=48, val=12, judge_frames=48, size="64x128", crop="64x128", segmenter_steps=60, judge_steps=60,
+                  downstream_steps=60, segmenter_crop="64x128", crop_epochs=5, translator_steps=30, batch_size=2,
+                  seeds=(0,), extra=("train.sample_every=0", "train.checkpoint_every=0")),
     # Sized for a 2-core CPU in about an hour; a GPU affords the 128x256 world and longer runs.
-    "full": Profile(train=400, val=64, size="64x128", crop="64x128", segmenter_steps=400,
-                    downstream_steps=250, segmenter_crop="64x128", crop_epochs=20, translator_steps=500, batch_size=2,
-                    seeds=(0, 1), extra=("train.sample_every=100", "train.checkpoint_every=250")),
+    "full": Profile(train=400, val=256, judge_frames=800, size="64x128", crop="64x128", segmenter_steps=400,
+                    judge_steps=1500, downstream_steps=250, segmenter_crop="64x128", crop_epochs=20,
+                    translator_steps=500, batch_size=2, seeds=(0, 1, 2),
+                    extra=("train.sample_every=100", "train.checkpoint_every=250")),
 }
 
 
@@ -118,6 +125,10 @@ def _rate(value):
     return None if value is None or (isinstance(value, float) and math.isnan(value)) else float(value)
 
 
+def _figure_value(figure):
+    return figure.get("value") if isinstance(figure, dict) else None
+
+
 def summarise_report(report: dict, variant: str = "translated") -> dict:
     """The figures the benchmark compares, out of one report.json variant."""
     entry = report["variants"][variant]
@@ -135,6 +146,17 @@ def summarise_report(report: dict, variant: str = "translated") -> dict:
         f"kid_{extractor}_mean": distance.get(f"kid_{extractor}_mean"),
         f"kid_{extractor}_std": distance.get(f"kid_{extractor}_std"),
     }
+    headline = flip.get("headline") or {}
+    for key in HEADLINE[1:]:
+        out[key] = _figure_value(headline.get(key))
+    out["headline_ci"] = {key: (headline.get(key) or {}).get("ci") for key in HEADLINE}
+    realism = entry.get("realism") or {}
+    to_paired = realism.get("to_paired_truth") or {}
+    out[f"kid_{extractor}_to_paired_mean"] = to_paired.get(f"kid_{extractor}_mean")
+    out[f"fid_{extractor}_to_paired"] = to_paired.get(f"fid_{extractor}")
+    skvd = realism.get("skvd") or {}
+    out[f"skvd_{extractor}"] = skvd.get("kid_mean")
+    out["skvd_match_rate"] = skvd.get("match_rate")
     attributes = entry.get("attributes") or {}
     for key, value in attributes.items():
         if isinstance(value, dict) and "accuracy" in value:
@@ -159,6 +181,12 @@ def machine() -> dict:
         "torch": torch.__version__,
         "cuda": torch.cuda.get_device_name(0) if torch.cuda.is_available() else None,
     }
+
+
+def load_judge_metadata(path: Path):
+    from semguard.train.segmenter import load_segmenter
+
+    return load_segmenter(path)
 
 
 def segmenter_miou(path: Path) -> dict:
@@ -189,20 +217,32 @@ def run(profile_name: str, work: Path, only: tuple[str, ...] | None = None) -> d
         return stages[name]
 
     stage("make_toy", ["data", "make-toy", "--out", str(toy), "--train", str(profile.train), "--val", str(profile.val),
-                       "--size", profile.size, "--seed", "0", "--workers", "2", "--overwrite"],
-          toy / "paired/val/dataset.json")
+                       "--judge", str(profile.judge_frames), "--size", profile.size, "--seed", "0", "--workers", "2",
+                       "--overwrite"],
+          toy / "judge/train/dataset.json")
     common_seg = ["--steps", str(profile.segmenter_steps), "--crop", profile.segmenter_crop, "--quiet"]
     stage("guide", ["segmenter", "train", "--role", "guide", "--data", str(toy / "sim/train"),
                     "--val", str(toy / "sim/val"), "--out", str(work / "guide.pt"), *common_seg], work / "guide.pt")
-    stage("judge", ["segmenter", "train", "--role", "judge", "--data", str(toy / "real/train"),
-                    "--val", str(toy / "real/val"), "--out", str(work / "judge.pt"), *common_seg], work / "judge.pt")
+    # the judge reads the toy world's own judge split (fresh real and sim layouts, real style), which no
+    # translator, guide or crop classifier trains on; its floor on the paired truth is recorded
+    stage("judge", ["segmenter", "train", "--role", "judge", "--data", str(toy / "judge/train"),
+                    "--val", str(toy / "real/val"), "--floor-data", str(toy / "paired/val"), "--out", str(work / "judge.pt"),
+                    "--steps", str(profile.judge_steps), "--crop", profile.segmenter_crop, "--seed", "7", "--quiet"],
+          work / "judge.pt")
+    for guide in sorted(set(GUIDES.values())):
+        stage(guide, ["segmenter", "train", "--role", "guide", "--data", str(toy / "real/train"),
+                      "--val", str(toy / "real/val"), "--out", str(work / f"{guide}.pt"), "--seed", "3", *common_seg],
+              work / f"{guide}.pt")
     stage("crop_classifier", ["segmenter", "train-crops", "--data", str(toy / "real/train"),
                               "--val", str(toy / "real/val"), "--out", str(work / "crops.pt"),
                               "--epochs", str(profile.crop_epochs)], work / "crops.pt")
     judge = segmenter_miou(work / "judge.pt")
+    _, judge_meta = load_judge_metadata(work / "judge.pt")
+    judge["floor"] = (judge_meta.get("metrics") or {}).get("floor")
 
     results: dict[str, list[dict]] = {}
     references: dict[str, dict] = {}
+    reliability = None
     for variant in variants:
         for seed in (profile.seeds if variant in MAIN_VARIANTS else profile.seeds[:1]):
             run_dir = work / "runs" / f"{variant}_seed{seed}"
@@ -210,7 +250,7 @@ def run(profile_name: str, work: Path, only: tuple[str, ...] | None = None) -> d
                 f"data.source={toy / 'sim/train'}", f"data.target={toy / 'real/train'}",
                 f"data.crop=[{crop_h},{crop_w}]", f"data.batch_size={profile.batch_size}",
                 f"train.steps={profile.translator_steps}", f"train.seed={seed}", f"train.out={run_dir}",
-                f"guide.checkpoint={work / 'guide.pt'}", *profile.extra,
+                f"guide.checkpoint={work / (GUIDES.get(variant, 'guide') + '.pt')}", *profile.extra,
             ]
             args = ["train", "--config", VARIANTS[variant], "--no-progress"]
             for override in overrides:
@@ -229,8 +269,10 @@ def run(profile_name: str, work: Path, only: tuple[str, ...] | None = None) -> d
             for reference in ("source", "paired_truth"):
                 if reference in report["variants"] and reference not in references:
                     references[reference] = summarise_report(report, reference)
+            reliability = report.get("reliability")
 
     downstream = run_downstream(profile, work, toy, stage)
+    figure = comparison_figure(work, toy, [v for v in ("cut", "semguard") if v in variants], profile.seeds[0])
     return {
         "profile": profile_name,
         "profile_settings": asdict(profile),
@@ -241,9 +283,34 @@ def run(profile_name: str, work: Path, only: tuple[str, ...] | None = None) -> d
         "judge": judge,
         "variants": results,
         "references": references,
+        "reliability": reliability,
         "downstream": downstream,
+        "figure": figure,
         "stages": stages,
     }
+
+
+def comparison_figure(work: Path, toy: Path, variants: list[str], seed: int, frames: int = 4) -> str | None:
+    """The same validation frames as source | each variant | paired truth, for the README and the results."""
+    import numpy as np
+
+    from semguard.data.folder import FolderDataset
+    from semguard.metrics.report import draw_panel_grid
+    from semguard.translate import Translator
+
+    checkpoints = {v: work / "runs" / f"{v}_seed{seed}" / "final.pt" for v in variants}
+    if not variants or not all(path.is_file() for path in checkpoints.values()):
+        return None
+    source, paired = FolderDataset(toy / "sim/val"), FolderDataset(toy / "paired/val")
+    translators = {v: Translator.from_checkpoint(path) for v, path in checkpoints.items()}
+    rows = []
+    for index in range(min(frames, len(source))):
+        sample = source[index]
+        rows.append([sample.image] + [np.asarray(translators[v].translate_sample(sample).image) for v in variants]
+                    + [paired[paired.names.index(sample.name)].image])
+    draw_panel_grid(rows, ["source (sim)"] + [f"{v} (seed {seed})" for v in variants] + ["paired truth"],
+                    "the same sim validation frames, translated", work / "comparison.png")
+    return str(work / "comparison.png")
 
 
 def run_downstream(profile: Profile, work: Path, toy: Path, stage) -> dict:
@@ -295,8 +362,13 @@ def _cell(rows, key, sub=None, digits=3):
 
 def to_markdown(result: dict) -> str:
     rows = result["variants"]
-    fid_key = next((k for row in sum(rows.values(), []) for k in row if k.startswith("fid_")), "fid_judge")
-    kid_key = fid_key.replace("fid_", "kid_") + "_mean"
+    all_rows = sum(rows.values(), [])
+    kid_key = next((k for row in all_rows for k in row if k.startswith("kid_") and k.endswith("_to_paired_mean")),
+                   "kid_judge_to_paired_mean")
+    extractor = kid_key[len("kid_"):-len("_to_paired_mean")]
+    judge = result["judge"]
+    floor = judge.get("floor") or {}
+    reliability = result.get("reliability") or {}
     lines = [
         f"# semguard benchmark ({result['profile']} profile)",
         "",
@@ -305,31 +377,55 @@ def to_markdown(result: dict) -> str:
         f"- machine: {result['machine']['platform']}, {result['machine']['cpu_count']} CPUs, torch {result['machine']['torch']}"
         + (f", {result['machine']['cuda']}" if result['machine']['cuda'] else ", no GPU"),
         f"- seeds: {result['seeds']}; settings: {json.dumps(result['profile_settings'])}",
-        f"- judge mIoU on real val: {_fmt(result['judge']['miou'])}",
+        f"- judge (trained on the toy world's judge split): mIoU on real val {_fmt(judge['miou'])}; floor (pixel flip on "
+        f"the paired truth) {_fmt(floor.get('pixel_flip_rate'))}; classes with a floor above 0.15: "
+        f"{', '.join(n for n, r in (floor.get('per_class') or {}).items() if r > 0.15) or 'none'}",
+        f"- reliable classes (floor <= {reliability.get('floor_max')}, judge IoU >= {reliability.get('iou_min')}): "
+        f"{', '.join(reliability.get('reliable') or []) or 'n/a'}; left out: "
+        f"{'; '.join(f'{k} ({v})' for k, v in (reliability.get('unreliable') or {}).items()) or 'none'}",
+        f"- every figure is over the {result['profile_settings']['val']} sim validation frames; mean ± std over seeds",
         "",
-        "## Translators (mean ± std over seeds)",
+        "## Headline (mean ± std over seeds)",
         "",
-        f"| variant | mean flip | {' | '.join('flip ' + c for c in GAP_CLASSES)} | {fid_key} | {kid_key} | light state kept | sign pictogram kept | PSNR to paired | train img/s | peak RSS MB |",
-        "|---" * (9 + len(GAP_CLASSES)) + "|",
+        "Excess = minus the paired truth (the judge's error on a perfect translation, same frames). Realism on matched "
+        f"content: KID ({extractor} features) to the paired truth, and sKVD (KID on crops matched by label layout to real "
+        "val crops). Lower is better everywhere except the 'kept' columns.",
+        "",
+        f"| variant | pixel flip | excess pixel flip | reliable-class mean flip | excess reliable mean | box flip sign | "
+        f"box flip light | light state kept | sign pictogram kept | kid_{extractor} to paired | skvd_{extractor} | "
+        f"train img/s |",
+        "|---" * 12 + "|",
     ]
-    attribute_keys = ("state_preserved", "pictogram_preserved")
+    headline_cells = [("pixel_flip_rate", None, 3), ("excess_pixel_flip_rate", None, 3), ("reliable_mean_flip_rate", None, 3),
+                      ("excess_reliable_mean_flip_rate", None, 3), ("box_flip_traffic sign", None, 3),
+                      ("box_flip_traffic light", None, 3), ("state_preserved", None, 3), ("pictogram_preserved", None, 3),
+                      (kid_key, None, 4), (f"skvd_{extractor}", None, 4)]
     for name, variant_rows in rows.items():
-        cells = [_cell(variant_rows, "mean_flip_rate")]
-        cells += [_cell(variant_rows, "flip_rate", c) for c in GAP_CLASSES]
-        cells += [_cell(variant_rows, fid_key, digits=2), _cell(variant_rows, kid_key, digits=4)]
-        cells += [_cell(variant_rows, k) for k in attribute_keys]
-        cells += [_cell(variant_rows, "psnr_to_paired", digits=2), _cell(variant_rows, "train_img_per_s", digits=2),
+        cells = [_cell(variant_rows, key, sub, digits) for key, sub, digits in headline_cells]
+        cells.append(_cell(variant_rows, "train_img_per_s", digits=2))
+        lines.append(f"| {name} | " + " | ".join(cells) + " |")
+    for name, ref in result["references"].items():
+        cells = [_fmt(ref.get(key), digits) for key, _, digits in headline_cells]
+        lines.append(f"| *{name} (reference)* | " + " | ".join(cells) + " |  |")
+    lines += ["", "## Per-class flip rates and secondary figures (mean ± std over seeds)", "",
+              f"| variant | mean flip (all classes) | {' | '.join('flip ' + c for c in GAP_CLASSES)} | "
+              f"kid_{extractor} vs real val (rewards real layout) | PSNR to paired | peak RSS MB |",
+              "|---" * (5 + len(GAP_CLASSES)) + "|"]
+    for name, variant_rows in rows.items():
+        cells = [_cell(variant_rows, "mean_flip_rate")] + [_cell(variant_rows, "flip_rate", c) for c in GAP_CLASSES]
+        cells += [_cell(variant_rows, f"kid_{extractor}_mean", digits=4), _cell(variant_rows, "psnr_to_paired", digits=2),
                   _cell(variant_rows, "train_peak_rss_mb", digits=0)]
         lines.append(f"| {name} | " + " | ".join(cells) + " |")
     for name, ref in result["references"].items():
         cells = [_fmt(ref.get("mean_flip_rate"))] + [_fmt(ref["flip_rate"].get(c)) for c in GAP_CLASSES]
-        cells += [_fmt(ref.get(fid_key), 2), _fmt(ref.get(kid_key), 4)]
-        cells += [_fmt(ref.get(k)) for k in attribute_keys] + [_fmt(ref.get("psnr_to_paired"), 2), "", ""]
+        cells += [_fmt(ref.get(f"kid_{extractor}_mean"), 4), _fmt(ref.get("psnr_to_paired"), 2), ""]
         lines.append(f"| *{name} (reference)* | " + " | ".join(cells) + " |")
     lines += ["", "## Downstream: segmenter trained on ..., tested on real val", "", "| training data | mIoU | IoU traffic light | IoU traffic sign |", "|---|---|---|---|"]
     for name, score in result["downstream"].items():
         per_class = score.get("per_class_iou") or {}
         lines.append(f"| {name} | {_fmt(score.get('miou'))} | {_fmt(per_class.get('traffic light'))} | {_fmt(per_class.get('traffic sign'))} |")
+    if result.get("figure"):
+        lines += ["", "## Picture", "", f"![source, translations, paired truth]({result['figure']})"]
     lines += ["", "## Stages", "", "| stage | seconds | peak RSS MB |", "|---|---|---|"]
     for name, info in result["stages"].items():
         lines.append(f"| {name} | {info['seconds']} | {info['peak_rss_mb']} |")
@@ -344,8 +440,13 @@ def check_well_formed(result: dict) -> list[str]:
             value = row.get("mean_flip_rate")
             if not isinstance(value, float) or not 0.0 <= value <= 1.0:
                 problems.append(f"{name} seed {row['seed']}: mean flip rate {value!r} is not a rate")
-            if not any(k.startswith("fid_") and isinstance(v, (int, float)) and math.isfinite(v) for k, v in row.items()):
-                problems.append(f"{name} seed {row['seed']}: no finite FID")
+            if not any(k.startswith("kid_") and k.endswith("_to_paired_mean") and isinstance(v, (int, float))
+                       and math.isfinite(v) for k, v in row.items()):
+                problems.append(f"{name} seed {row['seed']}: no finite KID to the paired truth")
+            for key in HEADLINE:
+                value = row.get(key)
+                if not isinstance(value, float) or not -1.0 <= value <= 1.0:
+                    problems.append(f"{name} seed {row['seed']}: {key} {value!r} is not a rate (or a difference of two)")
     expected = set(PROFILES[result["profile"]].variants)
     if set(result["variants"]) != expected:
         problems.append(f"variants {sorted(result['variants'])} != {sorted(expected)}")
@@ -372,6 +473,10 @@ def main(argv: list[str] | None = None) -> int:
     result["total_seconds"] = round(time.perf_counter() - started, 1)
     results_dir = args.results or (RESULTS if args.profile == "full" else args.work)
     results_dir.mkdir(parents=True, exist_ok=True)
+    if result.get("figure"):
+        figure = results_dir / f"benchmark_{args.profile}_comparison.png"
+        shutil.copyfile(result["figure"], figure)
+        result["figure"] = str(figure.relative_to(results_dir))
     (results_dir / f"benchmark_{args.profile}.json").write_text(json.dumps(result, indent=1))
     markdown = to_markdown(result)
     (results_dir / f"benchmark_{args.profile}.md").write_text(markdown)

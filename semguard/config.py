@@ -10,6 +10,7 @@ ignored silently. `config_to_dict` gives back plain data (for YAML and checkpoin
 from __future__ import annotations
 
 import dataclasses
+import math
 import types
 import typing
 from dataclasses import dataclass, field
@@ -38,6 +39,13 @@ class DataConfig:
     batch_size: int = 4
     workers: int = 0
     check_frames: int = 200                # frames decoded by the pre-flight data check (-1 = all, 0 = none)
+    # random: independent shuffles; layout_matched: each source crop gets the best-agreeing of
+    # pairing_candidates target crops (label agreement on a pairing_grid x pairing_grid nearest grid;
+    # a pair counts as matched at >= pairing_threshold). Needs target labels.
+    pairing: Literal["random", "layout_matched"] = "random"
+    pairing_candidates: int = 8
+    pairing_grid: int = 16
+    pairing_threshold: float = 0.5
 
 
 @dataclass(frozen=True)
@@ -51,10 +59,27 @@ class ConditioningConfig:
 
 @dataclass(frozen=True)
 class DiscriminatorConfig:
+    """The adversary. kind: a name in semguard.models.DISCRIMINATORS.
+
+    patch: multi-scale PatchGAN (real/fake per patch; n_scales, base_channels, n_layers,
+    spectral_norm). segmentation: OASIS-style segmenter with 19 + 1 ("fake") outputs per pixel,
+    trained on the target labels (seg_base_channels, seg_levels, seg_class_balance); needs a
+    labelled target set. texture_patch: with kind segmentation, a patch discriminator of the
+    patch settings beside it for texture (its generator term is loss.gan_patch).
+    agreement_mask: the patch discriminator counts each patch by the share of its pixels where
+    the paired source and target labels agree (needs data.pairing: layout_matched).
+    """
+
+    kind: str = "patch"
     n_scales: int = 2
     base_channels: int = 32
     n_layers: int = 3
     spectral_norm: bool = True
+    seg_base_channels: int = 32
+    seg_levels: int = 4
+    seg_class_balance: bool = True
+    texture_patch: bool = False
+    agreement_mask: bool = False
 
 
 @dataclass(frozen=True)
@@ -63,6 +88,8 @@ class ModelConfig:
     base_channels: int = 32
     n_blocks: int = 4
     n_downsample: int = 2
+    # SPADE architecture (semguard.models.spade.SPADE_VERSIONS); checkpoints without it are version 1
+    spade_version: Literal[1, 2] = 2
     conditioning: ConditioningConfig = field(default_factory=ConditioningConfig)
     discriminator: DiscriminatorConfig = field(default_factory=DiscriminatorConfig)
 
@@ -73,6 +100,7 @@ class LossConfig:
 
     gan_mode: Literal["hinge", "lsgan", "nonsaturating"] = "hinge"
     gan: float = 1.0
+    gan_patch: float = 1.0                # the texture patch discriminator's term (model.discriminator.texture_patch)
     nce: float = 1.0
     nce_identity: float = 0.0
     nce_layers: tuple[int, ...] = (0, 1, 2)
@@ -91,8 +119,13 @@ class GuideConfig:
     """The guide segmenter that serves the seg-consistency loss (never the judge)."""
 
     checkpoint: str | None = None                    # a `semguard segmenter train` output
-    mode: Literal["frozen", "cotrain"] = "frozen"
+    # frozen; cotrain: keeps learning the source labels on the translations (easy to collapse);
+    # cotrain_target: keeps learning the target labels on target images only (needs target labels)
+    mode: Literal["frozen", "cotrain", "cotrain_target"] = "frozen"
     lr: float = 1e-4
+    ensemble: tuple[str, ...] = ()                   # more guide checkpoints; the seg term is their mean
+    perturb: float = 0.0                             # strength of random photometric/noise/resampling
+                                                     # perturbations of the translation before the guide (0 = off)
 
 
 @dataclass(frozen=True)
@@ -189,6 +222,8 @@ def _convert(value: Any, tp: Any, key: str, source: str) -> Any:
     if tp is float:
         if isinstance(value, bool) or not isinstance(value, (int, float)):
             raise wrong()
+        if not math.isfinite(float(value)):
+            raise ConfigError(f"{source}: key '{key}' is {value}; expected a finite number")
         return float(value)
     if tp is int:
         if isinstance(value, bool) or not isinstance(value, int):
@@ -226,7 +261,89 @@ def config_from_dict(data: dict | None, cls: type = RunConfig, source: str = "<c
         data = {}
     if not isinstance(data, dict):
         raise ConfigError(f"{source}: the top level must be a mapping of sections, got {type(data).__name__}")
-    return _build(cls, data, "", source)
+    config = _build(cls, data, "", source)
+    if cls is RunConfig:
+        check_ranges(config, source)
+    return config
+
+
+# Valid ranges of numeric keys: dotted key -> (low, high, low_open, high_open); None = unbounded.
+# Keys are looked up on the built tree, so a key missing from an older or newer tree is skipped.
+VALUE_RANGES: dict[str, tuple] = {
+    "data.small_box_crop_prob": (0, 1, False, False),
+    "data.batch_size": (1, None, False, False),
+    "data.workers": (0, None, False, False),
+    "data.check_frames": (-1, None, False, False),
+    "data.crop[]": (1, None, False, False),
+    "data.resize[]": (1, None, False, False),
+    "data.pairing_candidates": (1, None, False, False),
+    "data.pairing_grid": (1, None, False, False),
+    "data.pairing_threshold": (0, 1, False, False),
+    "model.base_channels": (1, None, False, False),
+    "model.n_blocks": (0, None, False, False),
+    "model.n_downsample": (0, None, False, False),
+    "model.discriminator.n_scales": (1, None, False, False),
+    "model.discriminator.base_channels": (1, None, False, False),
+    "model.discriminator.n_layers": (1, None, False, False),
+    "model.discriminator.seg_base_channels": (1, None, False, False),
+    "model.discriminator.seg_levels": (1, None, False, False),
+    "loss.gan": (0, None, False, False),
+    "loss.gan_patch": (0, None, False, False),
+    "loss.nce": (0, None, False, False),
+    "loss.nce_identity": (0, None, False, False),
+    "loss.nce_layers[]": (0, None, False, False),
+    "loss.nce_patches": (1, None, False, False),
+    "loss.nce_temperature": (0, None, True, False),
+    "loss.nce_mlp_channels": (0, None, False, False),
+    "loss.seg": (0, None, False, False),
+    "loss.seg_class_weights{}": (0, None, False, False),
+    "loss.box": (0, None, False, False),
+    "loss.box_class_weights{}": (0, None, False, False),
+    "guide.lr": (0, None, True, False),
+    "guide.perturb": (0, None, False, False),
+    "train.steps": (1, None, False, False),
+    "train.lr_g": (0, None, True, False),
+    "train.lr_d": (0, None, True, False),
+    "train.betas[]": (0, 1, False, True),
+    "train.decay_start": (0, 1, False, False),
+    "train.ema_decay": (0, 1, False, True),
+    "train.grad_clip": (0, None, False, False),
+    "train.seed": (0, None, False, False),
+    "train.log_every": (0, None, False, False),
+    "train.sample_every": (0, None, False, False),
+    "train.sample_count": (0, None, False, False),
+    "train.checkpoint_every": (0, None, False, False),
+    "train.keep_last": (0, None, False, False),
+}
+
+
+def _range_text(low, high, low_open: bool, high_open: bool) -> str:
+    if low is not None and high is not None:
+        return f"in {'(' if low_open else '['}{low}, {high}{')' if high_open else ']'}"
+    return f"{'>' if low_open else '>='} {low}" if low is not None else f"{'<' if high_open else '<='} {high}"
+
+
+def check_ranges(config: Any, source: str = "<config>") -> None:
+    """Refuse a numeric value outside its VALUE_RANGES range, naming the key and the range."""
+    for dotted, (low, high, low_open, high_open) in VALUE_RANGES.items():
+        path, each = dotted.rstrip("[]{}"), dotted[len(dotted.rstrip("[]{}")):]
+        node = config
+        for name in path.split("."):
+            node = getattr(node, name, None)
+            if node is None:
+                break
+        if node is None:
+            continue
+        values = ([(f"{path}[{i}]", v) for i, v in enumerate(node)] if each == "[]"
+                  else [(f"{path}.{k}", v) for k, v in node.items()] if each == "{}" else [(path, node)])
+        for key, value in values:
+            if isinstance(value, bool) or not isinstance(value, (int, float)):
+                continue
+            too_low = low is not None and (value <= low if low_open else value < low)
+            too_high = high is not None and (value >= high if high_open else value > high)
+            if too_low or too_high:
+                raise ConfigError(f"{source}: key '{key}' is {value}; valid range: "
+                                  f"{_range_text(low, high, low_open, high_open)}")
 
 
 def config_to_dict(config: Any) -> dict:
@@ -307,6 +424,9 @@ def load_config(path: str | Path | None, overrides: list[str] | tuple[str, ...] 
     """Read a config file (or the defaults when `path` is None) and apply overrides."""
     data = read_yaml(path) if path is not None else {}
     source = str(path) if path is not None else "<defaults>"
+    if path is not None and data is None:
+        raise ConfigError(f"{path}: the config file is empty (or holds only comments); a run needs at least its "
+                          "data and train sections (see configs/toy.yaml); nothing was trained on defaults")
     if data is not None and not isinstance(data, dict):
         raise ConfigError(f"{source}: the top level must be a mapping of sections, got {type(data).__name__}")
     data = apply_overrides(data or {}, list(overrides), cls)

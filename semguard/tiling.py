@@ -1,7 +1,18 @@
 """Tiled inference: run a fully convolutional model on frames too large to run whole.
 
 A 2048x1024 frame through a SPADE generator needs several GB of activations; cut into
-overlapping tiles it needs the activations of one tile batch, whatever the frame size.
+tiles it needs the activations of one tile, whatever the frame size. Two ways:
+
+- `staged_apply`, for generators that give their forward pass as stages
+  (semguard.models.staged: SpadeGenerator, ResnetGenerator): every stage runs tile by
+  tile on the stored full-frame state, each tile with a halo of the stage's receptive
+  radius, and each stage's instance norms take the statistics of the full-frame state
+  they normalise. Exact (equal to a whole-frame pass up to float rounding) for about
+  one pass plus the halos; memory is two full-frame states plus one tile's activations.
+  `semguard translate` uses it whenever a frame does not fit the memory budget.
+- `tiled_apply`, for any fully convolutional model (the judge): overlapping tiles of the
+  whole network, blended.
+
 `tiled_apply` pads the frame to the model's `size_multiple` (reflection), cuts tiles whose
 offsets are multiples of it (so stride-2 layers see the same sampling grid as in a whole-
 frame pass), runs the tiles a few at a time and blends them back with smooth weights.
@@ -23,7 +34,8 @@ layer are measured first, one layer per partial pass over the tiles (each pass s
 the layer it measures), and the blending pass normalises every tile with them, so the
 tiled output matches a whole-frame pass up to the receptive field (mean error 2e-4).
 The price is extra compute: about half a forward pass per instance-norm layer, paid
-only for frames larger than one tile.
+only for frames larger than one tile (8x a whole-frame pass for the SPADE generator:
+what `staged_apply` avoids).
 
 Memory: the padded inputs and a float32 accumulator of the output ([B,C,H,W] plus one
 [H,W] weight map) live on the device; model activations are those of `tile_batch` tiles.
@@ -325,6 +337,123 @@ def _frame_statistics(norms: list[torch.nn.InstanceNorm2d], batch: int,
         for module, original in originals.items():
             if module.forward is not original:
                 del module.forward
+
+
+def _partition(length: int, tile: int, multiple: int) -> list[tuple[int, int]]:
+    """[start, end) ranges of about `tile` pixels that partition [0, length); starts and
+    ends are multiples of `multiple` (length is one)."""
+    count = max(1, math.ceil(length / max(multiple, tile)))
+    units = length // multiple
+    bounds = [multiple * (units * k // count) for k in range(count + 1)]
+    return [(a, b) for a, b in zip(bounds, bounds[1:]) if b > a]
+
+
+class _SettledNorms:
+    """Instance norms patched to normalise with given frame statistics (staged inference)."""
+
+    def __init__(self, modules: list[torch.nn.InstanceNorm2d]):
+        self.statistics: dict[int, tuple[torch.Tensor, torch.Tensor]] = {}
+        self.modules = list(dict.fromkeys(modules))
+
+    def settle(self, module: torch.nn.InstanceNorm2d, x: torch.Tensor) -> None:
+        """Frame statistics of `module` from its full-frame input x [B,C,h,w]."""
+        var, mean = torch.var_mean(x.float(), dim=(2, 3), correction=0)
+        self.statistics[id(module)] = (mean, var)
+
+    def _normalize(self, module: torch.nn.InstanceNorm2d, x: torch.Tensor) -> torch.Tensor:
+        if id(module) not in self.statistics:
+            raise RuntimeError(f"an instance norm ({module}) ran in a tiled stage without frame statistics: "
+                               "the stage does not list it in Stage.norms")
+        mean, var = self.statistics[id(module)]
+        scale = torch.rsqrt(var + module.eps)
+        shift = -mean * scale
+        if module.affine:
+            scale, shift = scale * module.weight, shift * module.weight + module.bias
+        return torch.addcmul(shift[..., None, None].to(x.dtype), x, scale[..., None, None].to(x.dtype))
+
+    @contextlib.contextmanager
+    def patched(self) -> Iterator["_SettledNorms"]:
+        for module in self.modules:
+            module.forward = lambda x, _module=module: self._normalize(_module, x)
+        try:
+            yield self
+        finally:
+            for module in self.modules:
+                if "forward" in vars(module):
+                    del module.forward
+
+
+@torch.no_grad()
+def staged_apply(
+    stages: Sequence,
+    image: torch.Tensor,
+    condition: torch.Tensor | None,
+    tile: int | tuple[int, int] | None,
+    size_multiple: int,
+    model: torch.nn.Module | None = None,
+) -> torch.Tensor:
+    """Run a generator given as stages (semguard.models.staged) on frames, each stage tile by tile.
+
+    image: float [B,3,H,W]; condition: float [B,C,H,W] or None (padded to `size_multiple`
+    like the image, reflection). tile: tile size in frame pixels (int, or (h, w)), rounded
+    down to size_multiple; None or 0 runs every stage on the whole frame.
+    Before each stage, its entry norms get the mean and variance of the full-frame state
+    they normalise; each tile of the stage reads its region grown by the stage's radius
+    (rounded up to size_multiple) and keeps its own region. So the output equals a
+    whole-frame pass up to float rounding (no seams, no blending), at the cost of one pass
+    plus the halos. Memory: two consecutive full-frame states (a few channels at full
+    resolution) plus one tile's activations.
+    model: the module whose instance norms the stages run; every one of them must be
+      listed by some stage (checked: an unlisted one raises instead of normalising per tile).
+    Returns float32 [B,C_out,H,W] cropped to H x W.
+    """
+    if image.ndim != 4:
+        raise ValueError(f"image must be [B,C,H,W], got {tuple(image.shape)}")
+    height, width = image.shape[-2:]
+    multiple = max(1, int(size_multiple))
+    for stage in stages:
+        if multiple % stage.scale_in or multiple % stage.scale_out:
+            raise ValueError(f"stage {stage.name}: scales {stage.scale_in}->{stage.scale_out} must divide "
+                             f"size_multiple {multiple}")
+    image = pad_to_multiple(image, multiple)
+    condition = pad_to_multiple(condition, multiple) if condition is not None else None
+    padded_h, padded_w = image.shape[-2:]
+    tile_h, tile_w = (padded_h, padded_w) if not tile else _pair(tile)
+    rows = _partition(padded_h, max(multiple, tile_h // multiple * multiple), multiple)
+    cols = _partition(padded_w, max(multiple, tile_w // multiple * multiple), multiple)
+    norms = [norm for stage in stages for norm, _ in stage.norms]
+    if model is not None:
+        norms += _instance_norms(model)
+    settled = _SettledNorms(norms)
+    state = (image,)
+    with settled.patched():
+        for stage in stages:
+            for module, index in stage.norms:
+                settled.settle(module, state[index])
+            if len(rows) == 1 and len(cols) == 1:
+                state = stage.run(state, condition)
+                continue
+            halo = round_up(stage.radius, multiple)
+            outputs: list[torch.Tensor] | None = None
+            for top, bottom in rows:
+                for left, right in cols:
+                    y0, y1 = max(0, top - halo), min(padded_h, bottom + halo)
+                    x0, x1 = max(0, left - halo), min(padded_w, right + halo)
+                    s_in, s_out = stage.scale_in, stage.scale_out
+                    crop = tuple(t[..., y0 // s_in:y1 // s_in, x0 // s_in:x1 // s_in] for t in state)
+                    cond = None if condition is None else condition[..., y0:y1, x0:x1]
+                    result = stage.run(crop, cond)
+                    if outputs is None:
+                        outputs = [r.new_empty(*r.shape[:2], padded_h // s_out, padded_w // s_out) for r in result]
+                    for target, part in zip(outputs, result):
+                        target[..., top // s_out:bottom // s_out, left // s_out:right // s_out] = \
+                            part[..., (top - y0) // s_out:(bottom - y0) // s_out, (left - x0) // s_out:(right - x0) // s_out]
+                    del result, crop
+            assert outputs is not None
+            state = tuple(outputs)
+    if len(state) != 1:
+        raise ValueError(f"the last stage must leave one tensor, left {len(state)}")
+    return state[0][..., :height, :width].float()
 
 
 def _check_output(output: torch.Tensor, batch: int, height: int, width: int) -> None:

@@ -4,8 +4,10 @@ Two layers:
 
 - `Translator`: the generator of a checkpoint, rebuilt from the config inside it, that
   translates a `Batch` or one `Sample` at full resolution (reflection-padded to the
-  generator's size multiple, tiled above `tile` pixels, see semguard.tiling). For users
-  who embed semguard in their own pipelines:
+  generator's size multiple). By default (`tile="auto"`) a frame runs whole whenever its
+  peak memory, measured per pixel on a probe frame (semguard.inference_memory), fits the
+  memory budget, and is tiled exactly, stage by stage, only when it does not
+  (semguard.tiling.staged_apply). For users who embed semguard in their own pipelines:
 
       translator = Translator.from_checkpoint("runs/toy/final.pt", device="cuda")
       translated = translator.translate_sample(sample)   # labels, instances, boxes unchanged
@@ -35,9 +37,13 @@ from semguard.data.batch import Batch, collate_samples
 from semguard.data.sample import Sample
 from semguard.errors import SemguardError
 from semguard.labels import IGNORE_ID
-from semguard.tiling import tiled_apply
+from semguard.inference_memory import (
+    MemoryProfile, default_budget, format_bytes, measure_staged, measure_whole, network_tile_size, reuse_freed_memory,
+    staged_tile_size,
+)
+from semguard.tiling import round_up, staged_apply, tiled_apply
 
-DEFAULT_TILE = 512
+DEFAULT_TILE = "auto"
 DEFAULT_OVERLAP = 64
 
 
@@ -67,27 +73,42 @@ class Translator:
     """A frozen generator that translates batches and samples at full resolution.
 
     generator: forward(image [B,3,H,W] in [-1,1], condition [B,C,H,W] | None) -> [B,3,H,W];
-      attribute `size_multiple` (H, W must be divisible by it; frames are padded).
+      attribute `size_multiple` (H, W must be divisible by it; frames are padded); optional
+      `stages()` (semguard.models.staged) for exact tiling.
     spec: its semguard.models.ConditioningSpec.
-    tile, overlap: tiled inference above `tile` pixels (None or 0: always whole frames).
-    tile_batch: most tiles per generator call. amp: bf16 autocast on CUDA.
+    tile: "auto" (default): a whole-frame pass whenever the batch's estimated peak memory
+      (measured per pixel on a probe frame, semguard.inference_memory) fits `memory_budget`,
+      the largest tiles that fit otherwise; an int: tiles of that size for larger frames;
+      None or 0: always whole frames. Generators with stages tile exactly (per-stage halos
+      and frame statistics, semguard.tiling.staged_apply); other models (the judge) with
+      overlapping, blended tiles (`overlap`, `tile_batch` tiles per call, tiled_apply).
+    memory_budget: bytes one batch's pass may use (None: default_budget of the device,
+      taken once, at the first batch). amp: bf16 autocast on CUDA.
+    `plans` records each frame size's choice: {(batch, H, W): None (whole) or (tile_h, tile_w)}.
     """
 
     def __init__(self, generator: torch.nn.Module, spec, *, device: str | torch.device = "cpu",
-                 tile: int | None = DEFAULT_TILE, overlap: int = DEFAULT_OVERLAP, tile_batch: int = 1,
-                 amp: bool = False, frame_norm: bool = True, metadata: dict | None = None):
+                 tile: int | str | None = "auto", overlap: int = DEFAULT_OVERLAP, tile_batch: int = 1,
+                 amp: bool = False, frame_norm: bool = True, memory_budget: int | None = None,
+                 metadata: dict | None = None):
         self.device = resolve_device(device)
         self.generator = generator.to(self.device).eval().requires_grad_(False)
         self.spec = spec
         self.size_multiple = int(getattr(generator, "size_multiple", 1))
-        self.tile = tile or None
+        if isinstance(tile, str) and tile != "auto":
+            raise ValueError(f"tile must be 'auto', a size in pixels or None, got {tile!r}")
+        self.tile = tile if tile == "auto" else (int(tile) if tile else None)
         self.overlap = int(overlap)
         self.tile_batch = int(tile_batch)
         self.amp = bool(amp) and self.device.type == "cuda"
         self.frame_norm = frame_norm
+        self.memory_budget = int(memory_budget) if memory_budget else None
         self.metadata = dict(metadata or {})
         if self.device.type == "cuda":
             self.generator = self.generator.to(memory_format=torch.channels_last)
+        self.stages = self.generator.stages() if callable(getattr(self.generator, "stages", None)) else None
+        self.plans: dict[tuple[int, int, int], tuple[int, int] | None] = {}
+        self._profiles: dict[int, MemoryProfile] = {}
 
     @classmethod
     def from_checkpoint(cls, path: str | Path, device: str | torch.device = "cpu", ema: bool = True,
@@ -96,7 +117,7 @@ class Translator:
 
         ema: use the EMA weights ("generator_ema") when the checkpoint has them; a
         checkpoint without them falls back to "generator" with a warning.
-        options: Translator keyword arguments (tile, overlap, tile_batch, amp, frame_norm).
+        options: Translator keyword arguments (tile, memory_budget, overlap, tile_batch, amp, frame_norm).
         """
         from semguard.config import config_from_dict
         from semguard.models import build_generator
@@ -128,12 +149,94 @@ class Translator:
         return cls(generator, spec, device=device, metadata=metadata, **options)
 
     def _generate(self, image: torch.Tensor, condition: torch.Tensor | None) -> torch.Tensor:
+        image, condition = self._layout(image, condition)
+        with torch.autocast("cuda", dtype=torch.bfloat16, enabled=self.amp):
+            return self.generator(image, condition)
+
+    def _generate_staged(self, image: torch.Tensor, condition: torch.Tensor | None,
+                         tile: tuple[int, int]) -> torch.Tensor:
+        image, condition = self._layout(image, condition)
+        with torch.autocast("cuda", dtype=torch.bfloat16, enabled=self.amp):
+            return staged_apply(self.stages, image, condition, tile, self.size_multiple, model=self.generator)
+
+    def _layout(self, image: torch.Tensor, condition: torch.Tensor | None):
         if self.device.type == "cuda":
             image = image.contiguous(memory_format=torch.channels_last)
             if condition is not None:
                 condition = condition.contiguous(memory_format=torch.channels_last)
-        with torch.autocast("cuda", dtype=torch.bfloat16, enabled=self.amp):
-            return self.generator(image, condition)
+        return image, condition
+
+    # ------------------------------------------------------------------ memory planning
+
+    def budget(self) -> int:
+        """Bytes one batch's pass may use: memory_budget, or the device's default budget
+        (semguard.inference_memory.default_budget), taken once and kept, so the memory this
+        process itself caches after the first frames does not shrink it."""
+        if self.memory_budget is None:
+            self.memory_budget = default_budget(self.device)
+        return self.memory_budget
+
+    def _probe_inputs(self, height: int, width: int):
+        image = torch.rand(1, 3, height, width, device=self.device) * 2 - 1
+        condition = (torch.rand(1, self.spec.channels, height, width, device=self.device)
+                     if self.spec.channels else None)
+        return image, condition
+
+    def memory_profile(self, staged: bool = False) -> MemoryProfile:
+        """The generator's measured per-pixel memory (whole-frame, and staged when asked)."""
+        key = id(self.generator)
+        profile = self._profiles.get(key)
+        if profile is None:
+            whole = measure_whole(self._probe_inputs, self._generate, self.device, self.size_multiple)
+            profile = self._profiles[key] = MemoryProfile(whole=whole)
+        if staged and self.stages and profile.staged_frame is None:
+            with torch.autocast("cuda", dtype=torch.bfloat16, enabled=self.amp):
+                frame, tile, halo = measure_staged(lambda h, w: self._layout(*self._probe_inputs(h, w)), self.stages,
+                                                   self.device, self.size_multiple)
+            profile = self._profiles[key] = replace(profile, staged_frame=frame, staged_tile=tile, halo=halo)
+        return profile
+
+    def plan(self, batch: int, height: int, width: int) -> tuple[int, int] | None:
+        """None for a whole-frame pass of a [batch,3,height,width] batch, else the tile size."""
+        height, width = round_up(height, self.size_multiple), round_up(width, self.size_multiple)
+        key = (batch, height, width)
+        if key in self.plans:
+            return self.plans[key]
+        if self.tile is None:
+            choice = None
+        elif self.tile != "auto":
+            choice = None if self.tile >= max(height, width) else (min(self.tile, height), min(self.tile, width))
+        elif self.memory_profile().whole_bytes(batch, height, width) <= self.budget():
+            choice = None
+        elif self.stages:
+            profile = self.memory_profile(staged=True)
+            choice = staged_tile_size(profile, batch, height, width, self.budget(), self.size_multiple)
+            need = profile.staged_bytes(batch, height, width, choice)
+            if need > self.budget():
+                warnings.warn(f"a {width}x{height} frame needs about {format_bytes(need)} even in {choice[1]}x"
+                              f"{choice[0]} tiles, more than the memory budget {format_bytes(self.budget())}; "
+                              "trying anyway (raise --memory-budget, or lower --batch-size)", stacklevel=2)
+        else:
+            side = network_tile_size(self.memory_profile().whole, batch, self.tile_batch, self.budget(),
+                                     self.size_multiple)
+            choice = None if side >= max(height, width) else (min(side, height), min(side, width))
+        self.plans[key] = choice
+        return choice
+
+    def judge_tile(self, judge, size_multiple: int, batch: int, height: int, width: int) -> int | None:
+        """The tile size (None: whole frames) for running `judge` (image -> logits) on a batch."""
+        if self.tile != "auto":
+            return self.tile
+        key = id(judge)
+        if key not in self._profiles:
+            def probe(h, w):
+                return (torch.rand(1, 3, h, w, device=self.device) * 2 - 1,)
+            self._profiles[key] = MemoryProfile(whole=measure_whole(probe, judge, self.device, size_multiple))
+        per_pixel = self._profiles[key].whole
+        height, width = round_up(height, size_multiple), round_up(width, size_multiple)
+        if per_pixel * batch * height * width <= self.budget():
+            return None
+        return network_tile_size(per_pixel, batch, self.tile_batch, self.budget(), size_multiple)
 
     @torch.inference_mode()
     def translate_batch(self, batch: Batch) -> torch.Tensor:
@@ -155,9 +258,13 @@ class Translator:
         label = batch.label.to(self.device, non_blocking=True)
         instances = batch.instances.to(self.device, non_blocking=True) if batch.instances is not None else None
         condition = build_conditioning(label, instances, batch.boxes, self.spec)
-        output = tiled_apply(self._generate, [image, condition], tile=self.tile, overlap=self.overlap,
-                             size_multiple=self.size_multiple, tile_batch=self.tile_batch,
-                             frame_norm=self.frame_norm, norm_modules=self.generator)
+        tile = self.plan(image.shape[0], *image.shape[-2:])
+        if tile is not None and self.stages:
+            output = self._generate_staged(image, condition, tile)
+        else:
+            output = tiled_apply(self._generate, [image, condition], tile=tile, overlap=self.overlap,
+                                 size_multiple=self.size_multiple, tile_batch=self.tile_batch,
+                                 frame_norm=self.frame_norm, norm_modules=self.generator)
         return output.clamp_(-1.0, 1.0).to(source_device)
 
     def translate_sample(self, sample: Sample) -> Sample:
@@ -190,6 +297,13 @@ def flip_rates(logits: torch.Tensor, label: torch.Tensor) -> list[float | None]:
 
 
 # --------------------------------------------------------------------------- data sets
+
+
+class FrameFailed(SemguardError):
+    """A frame failed and translate_dataset(stop_on_failure=True) stopped there (the manifest is kept).
+    Exit status 1 on the CLI: the input was fine as a whole, a frame of it was not."""
+
+    exit_code = 1
 
 
 @dataclass
@@ -286,10 +400,11 @@ def _write_frame(out: Path, translated: Sample) -> dict:
 
 def _remove_frame(out: Path, name: str) -> None:
     from semguard.data.folder import BOX_DIR, IMAGE_DIR, INSTANCE_DIR, LABEL_DIR
+    from semguard.validate import require_inside
 
     for relative in (f"{IMAGE_DIR}/{name}.png", f"{LABEL_DIR}/{name}.png", f"{INSTANCE_DIR}/{name}.png",
                      f"{BOX_DIR}/{name}.json"):
-        (out / relative).unlink(missing_ok=True)
+        require_inside(out, out / relative).unlink(missing_ok=True)  # never delete through a symlink out of OUT
 
 
 def translate_dataset(
@@ -307,8 +422,10 @@ def translate_dataset(
     max_flip_rate: float | None = None,
     drop_flagged: bool = False,
     verify_existing: bool = False,
+    stop_on_failure: bool = False,
     progress: bool = True,
     dataset_info: dict | None = None,
+    shard_by: Callable[[list[str], tuple[int, int]], list[str]] | None = None,
 ) -> TranslateSummary:
     """Translate shard `shard` (i, n) of `dataset` into the folder data set `out`.
 
@@ -318,6 +435,9 @@ def translate_dataset(
       share of labelled pixels whose judge class differs from the source label. Frames
       above `max_flip_rate` are "flagged"; with `drop_flagged` they are not written.
     Frames already recorded as done whose files are intact are skipped (resume).
+    stop_on_failure: raise FrameFailed at the first failed frame (after recording it).
+    shard_by: (names, shard) -> the shard's names in processing order (default
+      translate_manifest.shard_names; semguard.temporal.shard_clips keeps clips whole).
     """
     from semguard.data.folder import write_dataset_info
     from semguard.translate_manifest import Manifest, outputs_valid, remove_stale_temporaries, shard_names
@@ -327,13 +447,15 @@ def translate_dataset(
     if len(set(names)) != len(names):
         raise SemguardError("the input data set has duplicate frame names; they would overwrite each other in --out")
     index_of = {name: index for index, name in enumerate(names)}
-    mine = shard_names(names, shard)
+    mine = (shard_by or shard_names)(names, shard)
     manifest = Manifest(out, header, shard)
     manifest.load()
     pending = [name for name in mine if not outputs_valid(out, manifest.known.get(name), deep=verify_existing)]
     summary = TranslateSummary(total=len(mine), skipped=len(mine) - len(pending))
     remove_stale_temporaries(out, set(pending), manifest.part_path.name)
     write_dataset_info(out, **(dataset_info or {}))
+    if translator.device.type == "cpu":
+        reuse_freed_memory()   # large activations would be page-faulted in afresh on every pass otherwise
     started = time.monotonic()
 
     loader = torch.utils.data.DataLoader(
@@ -345,6 +467,9 @@ def translate_dataset(
     def fail(name: str, reason: str) -> None:
         summary.failed.append((name, reason))
         manifest.record(name, {"status": "failed", "reason": reason, "written": False})
+        if stop_on_failure:
+            raise FrameFailed(f"{name}: {reason}; stopped at the first failed frame (--fail-on-error); the frames "
+                              "finished so far are kept, rerun to continue")
 
     from rich.progress import (BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn,
                                TimeRemainingColumn)
@@ -391,7 +516,9 @@ def translate_dataset(
                     images = quantize(output)
                     if judge is not None:
                         written = images.permute(0, 3, 1, 2).float().div(127.5).sub(1.0)
-                        logits = tiled_apply(judge, [written], tile=translator.tile, overlap=translator.overlap,
+                        judge_tile = translator.judge_tile(judge, judge_size_multiple, *written.shape[:1],
+                                                           *written.shape[-2:])
+                        logits = tiled_apply(judge, [written], tile=judge_tile, overlap=translator.overlap,
                                              size_multiple=judge_size_multiple, tile_batch=translator.tile_batch)
                         rates = flip_rates(logits, batch.label.to(logits.device))
                     images = images.cpu().numpy()

@@ -27,7 +27,7 @@ MANIFEST_NAME = "manifest.json"
 PARTS_DIR = ".manifest-parts"
 MANIFEST_FORMAT = "semguard-translate-manifest"
 # header keys that must agree between runs writing into one OUT folder
-IDENTITY_KEYS = ("checkpoint_sha256", "judge_sha256", "max_flip_rate", "drop_flagged")
+IDENTITY_KEYS = ("checkpoint_sha256", "judge_sha256", "max_flip_rate", "drop_flagged", "temporal")
 
 
 def parse_shard(text: str) -> tuple[int, int]:

@@ -69,3 +69,44 @@ def test_seg_loss_without_guide_says_how_to_train_one():
     config = load_config(CONFIG_DIR / "toy.yaml", ["guide.checkpoint=null"])
     with pytest.raises(ConfigError, match="semguard segmenter train .*--role guide"):
         check_config(config)
+
+
+def _differences(a, b) -> set[str]:
+    """Dotted keys whose values differ between two config trees."""
+    from semguard.config import config_to_dict
+
+    def flat(node, key=""):
+        if not isinstance(node, dict):
+            return {key: node}
+        out = {}
+        for name, value in node.items():
+            out.update(flat(value, f"{key}.{name}" if key else name))
+        return out
+
+    left, right = flat(config_to_dict(a)), flat(config_to_dict(b))
+    return {key for key in set(left) | set(right) if left.get(key) != right.get(key)}
+
+
+def test_issue_12_ablations_change_only_their_own_keys():
+    full = load_config(CONFIG_DIR / "toy.yaml")
+    expected = {
+        "toy_segdisc.yaml": {"model.discriminator.kind"},
+        "toy_layout.yaml": {"data.pairing", "model.discriminator.agreement_mask"},
+        "toy_guide_real.yaml": {"guide.checkpoint", "guide.perturb"},
+    }
+    for name, keys in expected.items():
+        config = load_config(CONFIG_DIR / name)
+        changed = _differences(full, config) - {"train.out"}
+        assert keys <= changed, name
+        # equal budgets: nothing but the option's own section changes
+        others = {k for k in changed if not k.startswith(("model.discriminator.", "data.pairing", "guide."))}
+        assert not others, f"{name} also changes {sorted(others)}"
+        assert config.train.out != full.train.out
+    v2 = load_config(CONFIG_DIR / "toy_v2.yaml")
+    assert v2.train.steps == full.train.steps and v2.data.crop == full.data.crop and v2.train.out != full.train.out
+
+
+def test_gpu_configs_use_the_segmentation_discriminator():
+    for name in ("gta5_to_cityscapes.yaml", "shift_to_cityscapes.yaml"):
+        config = load_config(CONFIG_DIR / name)
+        assert config.model.discriminator.kind == "segmentation" and config.data.target_format == "cityscapes"

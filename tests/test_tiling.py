@@ -89,3 +89,52 @@ def test_frame_statistics_make_instance_norm_tiles_match_the_whole_frame(frame):
 def test_model_that_changes_the_size_is_refused(frame):
     with pytest.raises(ValueError, match="fully convolutional"):
         tiled_apply(lambda x: x[..., :-1, :], [frame], tile=32, overlap=8)
+
+
+# ---------------------------------------------------------------- staged tiles (generators)
+
+
+def _spade(version=2):
+    from semguard.models.generators import SpadeGenerator
+
+    torch.manual_seed(5)
+    return SpadeGenerator(7, base_channels=4, n_blocks=2, n_downsample=2, spade_version=version).eval()
+
+
+@pytest.mark.parametrize("tile", [32, (16, 48), 40])
+@pytest.mark.parametrize("version", [1, 2])
+def test_staged_tiles_equal_the_whole_frame(frame, tile, version):
+    """Per-stage halos and frame statistics: exact, no seams (tolerance: float rounding)."""
+    from semguard.tiling import pad_to_multiple, staged_apply
+
+    generator = _spade(version)
+    condition = torch.rand(2, 7, *frame.shape[-2:])
+    with torch.no_grad():
+        whole = generator(pad_to_multiple(frame, 4), pad_to_multiple(condition, 4))[..., :70, :134]
+    tiled = staged_apply(generator.stages(), frame, condition, tile, 4, model=generator)
+    assert tiled.shape == whole.shape
+    assert float((tiled - whole).abs().max()) < 1e-5
+    assert not any("forward" in vars(m) for m in generator.modules())   # norms restored
+
+
+def test_staged_tiles_of_the_resnet_baseline_equal_the_whole_frame(frame):
+    from semguard.models.generators import ResnetGenerator
+    from semguard.tiling import pad_to_multiple, staged_apply
+
+    torch.manual_seed(6)
+    generator = ResnetGenerator(base_channels=4, n_blocks=2, n_downsample=2).eval()
+    with torch.no_grad():
+        whole = generator(pad_to_multiple(frame, 4))[..., :70, :134]
+    assert float((staged_apply(generator.stages(), frame, None, 24, 4, model=generator) - whole).abs().max()) < 1e-5
+
+
+def test_a_stage_running_an_unlisted_norm_is_refused(frame):
+    import dataclasses
+
+    from semguard.tiling import staged_apply
+
+    generator = _spade()
+    stages = [dataclasses.replace(stage, norms=()) if stage.name == "block0.second" else stage
+              for stage in generator.stages()]
+    with pytest.raises(RuntimeError, match="without frame statistics"):
+        staged_apply(stages, frame, torch.rand(2, 7, 70, 134), 32, 4, model=generator)

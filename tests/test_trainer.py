@@ -278,6 +278,8 @@ def _ddp_worker(rank: int, world_size: int, port: int, config) -> None:
         state = {f"generator.{k}": v for k, v in trainer.generator.state_dict().items()}
         state.update({f"discriminator.{k}": v for k, v in trainer.discriminator.state_dict().items()})
         state.update({f"ema.{k}": v for k, v in trainer.ema.state_dict().items()})
+        if trainer.texture_discriminator is not None:
+            state.update({f"texture.{k}": v for k, v in trainer.texture_discriminator.state_dict().items()})
         torch.save(state, Path(config.train.out) / f"rank{rank}_weights.pt")
     finally:
         trainer.close()
@@ -342,3 +344,156 @@ def test_a_broken_source_set_is_refused_before_training(data_root, tmp_path):
     message = str(info.value)
     assert "frame_001" in message and "semguard data check" in message
     assert not (tmp_path / "run" / "final.pt").exists()
+
+
+# ---------------------------------------------------------------------- issue 12: label-aware adversary,
+# layout-matched pairs, guides that read real images
+
+SEGMENTATION_D = ("model.discriminator.kind=segmentation", "model.discriminator.seg_base_channels=4",
+                  "model.discriminator.seg_levels=2")
+
+
+@pytest.fixture(scope="module")
+def target_guide_path(tmp_path_factory, data_root) -> Path:
+    """A second tiny guide, recorded as trained on the target labels of the target images."""
+    from semguard.train.segmenter import build_segmenter, save_segmenter
+
+    torch.manual_seed(1)
+    path = tmp_path_factory.mktemp("guide_target") / "guide_real.pt"
+    save_segmenter(path, build_segmenter("unet", "resnet18", encoder_depth=3, decoder_channels=(16, 8, 8)),
+                   role="guide", data={"root": str(data_root / "target"), "format": "folder", "domain": "target"})
+    return path
+
+
+NEW_OPTIONS = {
+    "segmentation+texture+matched": (*SEGMENTATION_D, "model.discriminator.texture_patch=true",
+                                     "model.discriminator.n_scales=1", "data.pairing=layout_matched",
+                                     "data.pairing_candidates=3", "data.pairing_grid=8",
+                                     "model.discriminator.agreement_mask=true"),
+    "matched-mask+ensemble+perturb": ("data.pairing=layout_matched", "data.pairing_candidates=3",
+                                      "model.discriminator.agreement_mask=true", "loss.seg=1.0", "guide.perturb=0.3",
+                                      "GUIDE", "ENSEMBLE"),
+    "segmentation+cotrain_target": (*SEGMENTATION_D, "loss.seg=1.0", "guide.mode=cotrain_target", "TARGET_GUIDE"),
+}
+
+
+def _options(name: str, guide_path: Path, target_guide_path: Path) -> list[str]:
+    replace = {"GUIDE": f"guide.checkpoint={guide_path}", "ENSEMBLE": f"guide.ensemble=[{target_guide_path}]",
+               "TARGET_GUIDE": f"guide.checkpoint={target_guide_path}"}
+    return [replace.get(option, option) for option in NEW_OPTIONS[name]]
+
+
+def _assert_same_state(resumed: dict, reference: dict) -> None:
+    for part in ("generator", "generator_ema", "discriminator", "patch_sampler", "texture_discriminator", "guide"):
+        assert (part in resumed) == (part in reference), part
+        for name, value in (reference.get(part) or {}).items():
+            assert torch.equal(resumed[part][name], value), f"{part}.{name} differs after resume"
+    for name, optimizer in reference["optimizers"].items():
+        for index, state in optimizer["state"].items():
+            for key in ("exp_avg", "exp_avg_sq"):
+                assert torch.equal(resumed["optimizers"][name]["state"][index][key], state[key]), f"{name} {key}"
+
+
+@pytest.mark.parametrize("name", sorted(NEW_OPTIONS))
+def test_every_new_option_resumes_bitwise(name, data_root, guide_path, target_guide_path, tmp_path, monkeypatch):
+    extra = _options(name, guide_path, target_guide_path) + ["train.sample_every=0"]
+    reference_out, out = tmp_path / "reference", tmp_path / "killed"
+    _run(_config(data_root, reference_out, *extra))
+    original_step = Trainer.train_step
+
+    def killed_at_step_5(self):
+        if self.step == 4:
+            raise KeyboardInterrupt
+        return original_step(self)
+
+    monkeypatch.setattr(Trainer, "train_step", killed_at_step_5)
+    with pytest.raises(KeyboardInterrupt):
+        _run(_config(data_root, out, *extra))
+    monkeypatch.setattr(Trainer, "train_step", original_step)
+    _run(_config(data_root, out, *extra), resume=True)
+    _assert_same_state(load_checkpoint(out / "final.pt"), load_checkpoint(reference_out / "final.pt"))
+    assert _records(out)[-1]["terms"] == _records(reference_out)[-1]["terms"]
+
+
+def test_new_options_log_their_terms_and_record_the_guides(data_root, guide_path, target_guide_path, tmp_path):
+    out = tmp_path / "run"
+    _run(_config(data_root, out, *_options("segmentation+texture+matched", guide_path, target_guide_path),
+                 "train.steps=2", "train.sample_every=0", "train.checkpoint_every=0", "loss.gan_patch=0.5"))
+    terms = _records(out)[-1]["terms"]
+    assert {"gan", "gan_patch", "d", "d_patch", "pair_agreement", "pair_match_rate"} <= set(terms)
+    assert 0.0 <= terms["pair_match_rate"] <= 1.0 and 0.0 <= terms["pair_agreement"] <= 1.0
+    assert terms["loss_g"] == pytest.approx(terms["gan"] + 0.5 * terms["gan_patch"] + terms["nce"])
+    final = load_checkpoint(out / "final.pt")
+    assert final["discriminator"]["head.weight"].shape[0] == 20 and "texture_discriminator" in final
+
+    out = tmp_path / "guides"
+    _run(_config(data_root, out, *_options("matched-mask+ensemble+perturb", guide_path, target_guide_path),
+                 "train.steps=1", "train.sample_every=0", "train.checkpoint_every=0"))
+    guides = load_checkpoint(out / "final.pt")["guides"]
+    assert [g["checkpoint"] for g in guides] == [str(guide_path), str(target_guide_path)]
+    assert guides[1]["domain"] == "target" and guides[1]["data"]["root"] == str(data_root / "target")
+
+
+def test_a_target_without_labels_is_refused_with_the_option_to_use_instead(data_root, tmp_path):
+    import shutil
+
+    unlabelled = tmp_path / "unlabelled"
+    shutil.copytree(data_root / "target", unlabelled)
+    shutil.rmtree(unlabelled / "labels")
+    for extra in (SEGMENTATION_D, ("data.pairing=layout_matched",)):
+        config = _config(data_root, tmp_path / "run", f"data.target={unlabelled}", *extra)
+        with pytest.raises(ConfigError, match=r"needs a labelled target set.*kind: patch, data\.pairing: random"):
+            _run(config)
+    with pytest.raises(ConfigError, match="labels_required: false"):
+        _run(_config(data_root, tmp_path / "run", *SEGMENTATION_D, "data.target_options={labels_required: false}"))
+    assert not (tmp_path / "run").exists()
+    _run(_config(data_root, tmp_path / "patch", f"data.target={unlabelled}", "train.steps=1",
+                 "train.sample_every=0", "train.checkpoint_every=0"))   # the patch adversary needs images only
+
+
+def test_inconsistent_new_options_are_refused(data_root, guide_path, tmp_path):
+    from semguard.train.segmenter import build_segmenter, save_segmenter
+
+    with pytest.raises(ConfigError, match="agreement_mask needs data.pairing: layout_matched"):
+        _run(_config(data_root, tmp_path / "r", "model.discriminator.agreement_mask=true"))
+    with pytest.raises(ConfigError, match="texture_patch"):
+        _run(_config(data_root, tmp_path / "r", "model.discriminator.texture_patch=true"))
+    with pytest.raises(ConfigError, match="patch, segmentation"):
+        _run(_config(data_root, tmp_path / "r", "model.discriminator.kind=oasis"))
+    judge = tmp_path / "judge.pt"
+    save_segmenter(judge, build_segmenter("unet", "resnet18", encoder_depth=3, decoder_channels=(16, 8, 8)), role="judge")
+    with pytest.raises(ConfigError, match="judge"):
+        _run(_config(data_root, tmp_path / "r", "loss.seg=1.0", f"guide.checkpoint={guide_path}",
+                     f"guide.ensemble=[{judge}]"))
+    assert not (tmp_path / "r").exists()
+
+
+@pytest.mark.ddp
+def test_two_process_ddp_with_a_segmentation_and_a_texture_discriminator(data_root, tmp_path):
+    import torch.multiprocessing as mp
+
+    out = tmp_path / "ddp_seg"
+    config = _config(data_root, out, *NEW_OPTIONS["segmentation+texture+matched"], "train.steps=2",
+                     "train.sample_every=0", "train.checkpoint_every=0", "train.log_every=1")
+    mp.spawn(_ddp_worker, args=(2, _free_port(), config), nprocs=2, join=True)
+    rank0 = torch.load(out / "rank0_weights.pt", weights_only=True)
+    rank1 = torch.load(out / "rank1_weights.pt", weights_only=True)
+    for name, value in rank0.items():
+        assert torch.equal(value, rank1[name]), f"{name} differs between ranks"
+    final = load_checkpoint(out / "final.pt")
+    assert "texture_discriminator" in final and {"d", "d_patch", "pair_match_rate"} <= set(_records(out)[-1]["terms"])
+
+
+def test_a_guide_trained_on_target_labels_is_accepted_and_its_domain_recorded(data_root, tmp_path):
+    from semguard.cli import main
+
+    guide = tmp_path / "guide_real.pt"
+    assert main(["segmenter", "train", "--role", "guide", "--data", str(data_root / "target"), "--out", str(guide),
+                 "--steps", "1", "--batch-size", "2", "--crop", f"{HEIGHT}x{WIDTH}", "--encoder-depth", "3",
+                 "--quiet"]) == 0
+    assert load_checkpoint(guide)["data"]["domain"] == "target"      # from the set's dataset.json
+    out = tmp_path / "run"
+    _run(_config(data_root, out, "loss.seg=1.0", f"guide.checkpoint={guide}", "guide.perturb=0.2", "train.steps=1",
+                 "train.sample_every=0", "train.checkpoint_every=0"))
+    record = load_checkpoint(out / "final.pt")["guides"][0]
+    assert record["role"] == "guide" and record["domain"] == "target" and record["checkpoint"] == str(guide)

@@ -134,7 +134,7 @@ def test_torchrun_ranks_split_a_shard(checkpoint, source, tmp_path, monkeypatch)
 def test_corrupt_frame_is_reported_by_name_and_the_rest_translated(checkpoint, source, tmp_path, capsys):
     (source / "images" / "b" / "0003.png").write_bytes(b"\x89PNG\r\n\x1a\n broken")
     out = tmp_path / "out"
-    assert _translate(checkpoint, source, out) == 0
+    assert _translate(checkpoint, source, out) == 1  # the others are translated; 0 only when every frame is done
     err = capsys.readouterr().err
     assert "b/0003" in err
     good = [n for n in NAMES if n != "b/0003"]
@@ -189,3 +189,76 @@ def test_quality_gate_flags_and_drops(checkpoint, source, tmp_path):
     logits = torch.zeros(1, 19, 2, 2)
     logits[:, 1] = 1
     assert flip_rates(logits, label) == [pytest.approx(1 / 3)]
+
+
+# ---------------------------------------------------------------- --tile auto
+
+
+def _batch(size=(70, 134)):
+    from semguard.data.batch import collate_samples
+
+    return collate_samples([_sample(0, "x", size)])
+
+
+def _translator(checkpoint, **options) -> Translator:
+    return Translator.from_checkpoint(checkpoint, device="cpu", **options)
+
+
+def test_tile_auto_runs_whole_frames_when_they_fit(checkpoint):
+    batch = _batch()
+    auto = _translator(checkpoint, memory_budget=2**30)
+    output = auto.translate_batch(batch)
+    assert auto.plans == {(1, 70, 134): None}
+    assert torch.equal(output, _translator(checkpoint, tile=None).translate_batch(batch))
+
+
+def test_tile_auto_tiles_when_the_budget_is_small(checkpoint):
+    """Tolerance: float rounding only (staged tiles are exact), max abs 1e-5 on [-1,1]."""
+    batch = _batch()
+    probe = _translator(checkpoint)
+    whole_bytes = probe.memory_profile().whole_bytes(1, 70, 134)
+    small = _translator(checkpoint, memory_budget=int(whole_bytes * 0.6))
+    output = small.translate_batch(batch)
+    tile = small.plans[(1, 70, 134)]
+    assert tile is not None and tile[0] * tile[1] < 70 * 134
+    assert small.memory_profile(staged=True).staged_bytes(1, 70, 134, tile) <= small.budget()
+    whole = _translator(checkpoint, tile=None).translate_batch(batch)
+    assert float((output - whole).abs().max()) < 1e-5
+
+
+def test_measured_memory_is_per_pixel(checkpoint):
+    import semguard.inference_memory as memory
+
+    translator = _translator(checkpoint)
+    small = memory.measure_whole(translator._probe_inputs, translator._generate, translator.device, 2)
+    memory_probe = memory.PROBE_SIZE
+    try:
+        memory.PROBE_SIZE = (64, 128)
+        large = memory.measure_whole(translator._probe_inputs, translator._generate, translator.device, 2)
+    finally:
+        memory.PROBE_SIZE = memory_probe
+    assert small > 0 and abs(large - small) / small < 0.02
+
+
+def test_memory_sizes_parse():
+    from semguard.inference_memory import parse_memory_size
+
+    assert parse_memory_size("auto") is None
+    assert parse_memory_size("3GiB") == 3 * 2**30 and parse_memory_size("512MB") == 512_000_000
+    assert parse_memory_size("2e9") == 2_000_000_000 and parse_memory_size(1024) == 1024
+    for bad in ("lots", "-1GB", "0"):
+        with pytest.raises(ValueError, match="memory size"):
+            parse_memory_size(bad)
+
+
+def test_cli_tile_auto_with_a_small_budget_says_it_tiles(checkpoint, source, tmp_path, capsys):
+    out = tmp_path / "out"
+    assert main(["translate", "--checkpoint", str(checkpoint), "--input", str(source), "--out", str(out),
+                 "--workers", "0", "--device", "cpu", "--no-progress", "--memory-budget", "600kB"]) == 0
+    assert "tiles of" in capsys.readouterr().err
+    _assert_carried_through(source, out)
+    assert json.loads((out / "manifest.json").read_text())["header"]["tile"] == "auto"
+    with pytest.raises(SystemExit) as exit_info:
+        main(["translate", "--checkpoint", str(checkpoint), "--input", str(source), "--out", str(out),
+              "--memory-budget", "lots"])
+    assert exit_info.value.code == 2

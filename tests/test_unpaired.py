@@ -116,3 +116,90 @@ def test_eval_loader_refuses_mixed_sizes_clearly():
 
     with pytest.raises(DataError, match="batch_size=1"):
         list(build_eval_loader(Mixed(2), batch_size=2))
+
+
+# ---------------------------------------------------------------------- layout-matched pairing
+
+
+def test_layout_agreement_on_a_coarse_grid():
+    from semguard.data.layout import coarse_layout, layout_agreement
+
+    label = np.zeros((8, 8), np.uint8)
+    label[:, 4:] = 1
+    assert coarse_layout(label, 2).tolist() == [[0, 1], [0, 1]]
+    assert coarse_layout(np.arange(12, dtype=np.uint8).reshape(3, 4), 2).tolist() == [[1, 3], [9, 11]]   # rows 0, 2; cols 1, 3
+    other = np.ones((16, 16), np.uint8)          # another size: compared cell by cell
+    assert layout_agreement(label, other, 4) == pytest.approx(0.5)
+    other[:8] = 255                               # the top half unlabelled: 4 of the 8 remaining cells agree
+    assert layout_agreement(label, other, 4) == pytest.approx(0.5)
+    other[:] = 255
+    assert layout_agreement(label, other, 4) == 0.0
+
+
+class LayoutSet(MemorySet):
+    """Frame i: sky (10) above row (i % 8) * 4, road (0) below: layouts that agree more or less."""
+
+    def __getitem__(self, index):
+        sample = super().__getitem__(index)
+        label = np.zeros(self.size, np.uint8)
+        label[: (self.offset + index) % 8 * 4] = 10
+        return Sample(sample.image, label, sample.instances, [], name=sample.name)
+
+
+def test_matched_pairing_keeps_the_best_agreeing_candidate():
+    from semguard.data.layout import layout_agreement
+    from semguard.data.unpaired import LayoutMatchedPairing
+
+    source_label = LayoutSet(1, offset=5)[0].label           # sky above row 20
+    targets = LayoutSet(16, offset=100)
+    seen = []
+
+    def view(index, seed):
+        sample = targets[index]
+        seen.append((index, sample.label))
+        return sample
+
+    pairing = LayoutMatchedPairing(candidates=6, grid=16)
+    chosen, agreement = pairing.pair(source_label, 3, np.random.SeedSequence(7), len(targets), view)
+    assert len(seen) == 6 and seen[0][0] == 3                  # the shuffle's own target is a candidate
+    scores = [layout_agreement(source_label, label, 16) for _, label in seen]
+    assert agreement == max(scores) and np.array_equal(chosen.label, seen[int(np.argmax(scores))][1])
+    # the choice is a function of the seed alone
+    again = pairing.pair(source_label, 3, np.random.SeedSequence(7), len(targets), lambda i, s: targets[i])
+    assert again[1] == agreement and np.array_equal(again[0].label, chosen.label)
+
+
+def test_matched_stream_reports_agreement_beats_random_and_resumes():
+    from semguard.data.layout import layout_agreement
+
+    source, target = LayoutSet(8), LayoutSet(8, offset=3)
+    kwargs = dict(crop=(H, W), batch_size=2, seed=4, small_box_crop_prob=0.0, hflip=False)
+    matched = build_unpaired_loader(source, target, workers=0, pairing="layout_matched", pairing_candidates=8,
+                                    pairing_grid=8, **kwargs)
+    random_pairs = build_unpaired_loader(source, target, workers=0, **kwargs)
+    batches = list(islice(matched, 4))
+    for s, t in batches:
+        assert t.layout_agreement.shape == (2,)
+        for i in range(2):
+            expected = layout_agreement(s.label[i].numpy().astype(np.uint8), t.label[i].numpy().astype(np.uint8), 8)
+            assert float(t.layout_agreement[i]) == pytest.approx(expected)
+    matched_mean = float(torch.cat([t.layout_agreement for _, t in batches]).mean())
+    random_mean = np.mean([layout_agreement(s.label[i].numpy().astype(np.uint8), t.label[i].numpy().astype(np.uint8), 8)
+                           for s, t in islice(random_pairs, 4) for i in range(2)])
+    assert next(iter(random_pairs))[1].layout_agreement is None
+    assert matched_mean > random_mean
+    # the same source stream as random pairing, and exactly resumable
+    assert [s.names for s, _ in batches] == [s.names for s, _ in islice(random_pairs, 4)]
+    resumed = list(islice(matched.iterate(start_batch=2), 2))
+    assert all(a[1].names == b[1].names and torch.equal(a[1].image, b[1].image) for a, b in zip(batches[2:], resumed))
+    threaded = build_unpaired_loader(source, target, workers=2, pairing="layout_matched", pairing_candidates=8,
+                                     pairing_grid=8, **kwargs)
+    assert [t.names for _, t in islice(threaded, 4)] == [t.names for _, t in batches]
+
+
+def test_unknown_pairing_lists_the_valid_ones():
+    from semguard.errors import ConfigError
+
+    with pytest.raises(ConfigError, match="layout_matched, random"):
+        build_unpaired_loader(MemorySet(2), MemorySet(2), crop=(H, W), batch_size=1, workers=0, seed=0,
+                              small_box_crop_prob=0.0, hflip=False, pairing="nearest")

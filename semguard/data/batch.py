@@ -5,6 +5,8 @@ Batch tensors (all of semguard's models and losses take these):
 - label: int64 [B,H,W], train ids, 255 = ignore
 - instances: int64 [B,H,W], 0 = no instance
 - boxes: list (length B) of lists of `Box` (pixel xyxy, half-open)
+- layout_agreement: float32 [B] or None: on a layout-matched target batch, the label
+  agreement of each target crop with its source crop (semguard.data.layout)
 """
 
 from __future__ import annotations
@@ -40,6 +42,7 @@ class Batch:
     instances: torch.Tensor
     boxes: list[list[Box]] = field(default_factory=list)
     names: list[str] = field(default_factory=list)
+    layout_agreement: torch.Tensor | None = None
 
     def to(self, device: torch.device | str, non_blocking: bool = False) -> "Batch":
         return Batch(
@@ -48,6 +51,7 @@ class Batch:
             instances=self.instances.to(device, non_blocking=non_blocking),
             boxes=self.boxes,
             names=self.names,
+            layout_agreement=self.layout_agreement,   # stays on the CPU: it is only logged
         )
 
     def __len__(self) -> int:

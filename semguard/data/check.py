@@ -2,7 +2,9 @@
 
 `check_dataset(root, fmt, **options)` lists the frames, reads each one (image, label,
 boxes) and returns a `CheckReport`: problems (image without label, label without image,
-size mismatch, unreadable or truncated file, unexpected ids, bad annotation, empty set),
+size mismatch, unreadable or truncated file, unexpected ids, bad annotation (boxes breaking the
+box rule of semguard.data.sample, a dataset.json of another format or an unsupported version,
+...), empty set),
 the ignore report over all frames, and whether the set is usable. `require_usable`
 is what training and translation call to refuse a broken set with the first problems named.
 """
@@ -64,6 +66,8 @@ def check_dataset(root: str | Path, fmt: str = "folder", limit: int | None = Non
     """
     from semguard.data.formats import open_dataset
 
+    if limit is not None and (isinstance(limit, bool) or not isinstance(limit, int) or limit < 0):
+        raise ConfigError(f"limit must be a whole number >= 0 (frames to check), got {limit!r}")
     options = {k: v for k, v in options.items() if k != "strict"}
     report = CheckReport(root=str(root), format=fmt)
     try:
@@ -97,6 +101,11 @@ def check_dataset(root: str | Path, fmt: str = "folder", limit: int | None = Non
             report.problems.append(Problem(err.kind, err.path, str(err)))
         except DataError as err:
             report.problems.append(Problem(BAD_ANNOTATION, frame.image, str(err)))
+        except (ValueError, TypeError, IndexError, KeyError, OverflowError) as err:
+            # a loader tripping over malformed content is still this frame's problem, not a crash of the check
+            report.problems.append(Problem(BAD_ANNOTATION, frame.image,
+                                           f"{frame.image}: cannot be read ({type(err).__name__}: {err}); "
+                                           "regenerate or remove this frame"))
         report.checked += 1
         if frame_report.unexpected:
             ids = ", ".join(f"{k} ({v} px)" for k, v in frame_report.unexpected.most_common(8))
@@ -106,11 +115,22 @@ def check_dataset(root: str | Path, fmt: str = "folder", limit: int | None = Non
     return report
 
 
-def require_usable(root: str | Path, fmt: str = "folder", limit: int | None = None, **options) -> CheckReport:
-    """check_dataset, raising DataError naming the first problems when the set is not usable."""
+def require_usable(root: str | Path, fmt: str = "folder", limit: int | None = None, what: str | None = None,
+                   **options) -> CheckReport:
+    """check_dataset, raising DataError naming the first problems when the set is not usable.
+
+    what: the flag or key that named `root` (e.g. "--val"), put in front of the message.
+    With the option strict=false, unexpected ids are not problems (they go to ignore, counted
+    in the report's ignore report)."""
+    from semguard.data.formats.base import as_bool
+    from semguard.data.mapping import UNEXPECTED_IDS
+
     report = check_dataset(root, fmt, limit=limit, **options)
+    if not as_bool(options.get("strict", True), "strict"):
+        report.problems = [p for p in report.problems if p.kind != UNEXPECTED_IDS]
     if not report.usable:
         first = "; ".join(p.detail for p in report.problems[:3])
-        raise DataError(f"{report.summary()}. First problems: {first}. Run `semguard data check {root} --format {fmt}` "
-                        "for the full list")
+        option_text = "".join(f" --option {k}={v}" for k, v in options.items() if k != "labels_required")
+        raise DataError(f"{what + ': ' if what else ''}{report.summary()}. First problems: {first}. Run "
+                        f"`semguard data check {root} --format {fmt}{option_text}` for the full list")
     return report

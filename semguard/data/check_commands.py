@@ -1,6 +1,7 @@
 """`semguard data check ROOT --format F`: a table of every problem in a data set, and a verdict.
 
-Exit status 0 when the set is usable, 1 when it is not (2 for usage errors, as everywhere).
+Exit status 0 when the set is usable, 1 when it is not (every problem listed with its file),
+2 for bad input (ROOT missing, bad --format/--option/--limit), as everywhere.
 """
 
 from __future__ import annotations
@@ -8,25 +9,18 @@ from __future__ import annotations
 import argparse
 
 
-def _options(pairs: list[str]) -> dict[str, str]:
-    from semguard.errors import ConfigError
-
-    options = {}
-    for pair in pairs:
-        key, sep, value = pair.partition("=")
-        if not sep or not key:
-            raise ConfigError(f"--option '{pair}' must be KEY=VALUE (e.g. --option version=0.9.14)")
-        options[key.strip()] = value.strip()
-    return options
-
-
 def run_check(args: argparse.Namespace) -> int:
     from rich.console import Console
+    from rich.markup import escape
     from rich.table import Table
 
     from semguard.data.check import check_dataset
+    from semguard.validate import existing_path, number, parse_options
 
-    options = _options(args.option or [])
+    existing_path(args.root, "ROOT", "dir")
+    number(args.limit, "--limit", low=1, integer=True)
+    number(args.max_rows, "--max-rows", low=0, integer=True)
+    options = parse_options(args.option)
     if args.unlabelled:
         options["labels_required"] = False
     report = check_dataset(args.root, args.format, limit=args.limit, **options)
@@ -40,17 +34,17 @@ def run_check(args: argparse.Namespace) -> int:
             detail = problem.detail
             if detail.startswith(problem.path + ": "):
                 detail = detail[len(problem.path) + 2:]
-            table.add_row(problem.kind, problem.path, detail)
+            table.add_row(problem.kind, escape(problem.path), escape(detail))  # paths and boxes hold '[...]'
         console.print(table)
         if len(report.problems) > args.max_rows:
             console.print(f"... and {len(report.problems) - args.max_rows} more problems (--max-rows to see them)")
     ignore_lines = report.ignore.lines(report.id_names)
     if ignore_lines:
-        console.print("sent to ignore (source id: pixels):")
+        console.print("changed at load time (pixels sent to ignore, boxes clipped or dropped):")
         for line in ignore_lines:
-            console.print(f"  {line}")
+            console.print(f"  {escape(line)}")
     style = "bold green" if report.usable else "bold red"
-    console.print(f"[{style}]{report.summary()}[/]")
+    console.print(f"[{style}]{escape(report.summary())}[/]")
     return 0 if report.usable else 1
 
 
@@ -60,7 +54,11 @@ def register(subparsers) -> None:
     parser = subparsers.add_parser(
         "check", help="scan a data set and list every problem (exit 0 usable, 1 not)",
         description="Scan a data set: images without labels, labels without images, size mismatches, "
-                    "unreadable or truncated files, unexpected ids, empty sets. Exit 0 when usable, 1 when not.",
+                    "unreadable or truncated files, unexpected ids, empty sets, boxes that are not finite, "
+                    "inverted, outside the frame (past the 1 px clipping tolerance), of an unknown class or with "
+                    "class and class_id disagreeing, a dataset.json of another format or version. Boxes clipped "
+                    "or dropped and pixels sent to ignore are counted. Exit 0 when usable, 1 when not, 2 for bad "
+                    "arguments.",
     )
     parser.add_argument("root", help="data set folder")
     parser.add_argument("--format", default="folder", choices=list(FORMATS), help="data set format (default folder)")

@@ -25,7 +25,7 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
-from semguard.data.sample import Box, Sample
+from semguard.data.sample import Box, Sample, fit_boxes
 from semguard.errors import DataError
 from semguard.labels import class_name
 
@@ -99,18 +99,49 @@ def boxes_to_json(boxes: list[Box], size: tuple[int, int]) -> dict:
 
 
 def boxes_from_json(data: dict, path: Path) -> list[Box]:
-    try:
-        return [
-            Box(
-                xyxy=tuple(float(v) for v in entry["xyxy"]),
-                class_id=int(entry["class_id"]),
-                instance_id=int(entry.get("instance_id", 0)),
-                attributes={str(k): str(v) for k, v in entry.get("attributes", {}).items()},
-            )
-            for entry in data["boxes"]
-        ]
-    except (KeyError, TypeError, ValueError) as err:
-        raise DataError(f"{path}: malformed boxes file ({err!r}); expected {{'boxes': [{{'xyxy', 'class_id', ...}}]}}") from None
+    """The boxes of a NAME.json file; each entry must have xyxy (four numbers), an integer
+    class_id in 0..18 and, when given, a "class" equal to that id's name (a disagreement is
+    an error: which one is right cannot be guessed)."""
+    from semguard.labels import NAME_TO_TRAIN_ID, NUM_CLASSES
+
+    if not isinstance(data, dict) or not isinstance(data.get("boxes"), list):
+        raise DataError(f"{path}: malformed boxes file; expected {{'size': [H, W], 'boxes': [{{'xyxy', 'class_id', ...}}]}}")
+    boxes = []
+    for k, entry in enumerate(data["boxes"]):
+        where = f"{path}: box {k}"
+        if not isinstance(entry, dict):
+            raise DataError(f"{where} is {entry!r}, expected an object with xyxy and class_id")
+        xyxy, class_id = entry.get("xyxy"), entry.get("class_id")
+        if (not isinstance(xyxy, (list, tuple)) or len(xyxy) != 4
+                or not all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in xyxy)):
+            raise DataError(f"{where} has xyxy {xyxy!r}; expected four numbers [x1, y1, x2, y2] (half-open pixels)")
+        if isinstance(class_id, bool) or not isinstance(class_id, int) or not 0 <= class_id < NUM_CLASSES:
+            raise DataError(f"{where} has class_id {class_id!r}; expected a train id 0..{NUM_CLASSES - 1} "
+                            "(see semguard.labels.TRAIN_ID_NAMES)")
+        name = entry.get("class")
+        if name is not None:
+            if name not in NAME_TO_TRAIN_ID:
+                raise DataError(f"{where} has unknown class {name!r}; valid classes: {', '.join(NAME_TO_TRAIN_ID)}")
+            if NAME_TO_TRAIN_ID[name] != class_id:
+                raise DataError(f"{where} says class {name!r} (train id {NAME_TO_TRAIN_ID[name]}) but class_id "
+                                f"{class_id} ({class_name(class_id)}); make the two agree")
+        instance_id = entry.get("instance_id", 0)
+        if isinstance(instance_id, bool) or not isinstance(instance_id, int) or not 0 <= instance_id <= 65535:
+            raise DataError(f"{where} has instance_id {instance_id!r}; expected an integer 0..65535 (0 = none)")
+        attributes = entry.get("attributes", {})
+        if not isinstance(attributes, dict):
+            raise DataError(f"{where} has attributes {attributes!r}; expected an object of strings")
+        boxes.append(Box(xyxy=tuple(float(v) for v in xyxy), class_id=class_id, instance_id=instance_id,
+                         attributes={str(k): str(v) for k, v in attributes.items()}))
+    return boxes
+
+
+def check_box_size(data: dict, size: tuple[int, int], path: Path) -> None:
+    """A boxes file's "size" (when given) must be the frame's [H, W]."""
+    stated = data.get("size") if isinstance(data, dict) else None
+    if stated is not None and (not isinstance(stated, list) or stated != [int(size[0]), int(size[1])]):
+        raise DataError(f"{path}: says size {stated} but its image is [{size[0]}, {size[1]}] ([H, W]); "
+                        "the boxes belong to another frame or resolution: regenerate the file")
 
 
 def write_dataset_info(root: str | Path, **metadata) -> None:
@@ -119,25 +150,44 @@ def write_dataset_info(root: str | Path, **metadata) -> None:
 
 
 def read_dataset_info(root: str | Path) -> dict:
+    """ROOT/dataset.json ({} when absent); refuses another format or a version newer than FORMAT_VERSION."""
     path = Path(root) / "dataset.json"
     if not path.is_file():
         return {}
     try:
-        return json.loads(path.read_text(encoding="utf-8"))
-    except json.JSONDecodeError as err:
-        raise DataError(f"{path}: corrupt JSON ({err.msg} at line {err.lineno}); rewrite or delete the file") from None
+        info = json.loads(path.read_text(encoding="utf-8"))
+    except (json.JSONDecodeError, UnicodeDecodeError) as err:
+        raise DataError(f"{path}: corrupt JSON ({err}); rewrite or delete the file") from None
+    if not isinstance(info, dict):
+        raise DataError(f"{path}: holds a {type(info).__name__}, expected an object "
+                        f'{{"format": "{FORMAT_NAME}", "version": {FORMAT_VERSION}, ...}}')
+    if info.get("format", FORMAT_NAME) != FORMAT_NAME:
+        raise DataError(f"{path}: format {info.get('format')!r} is not {FORMAT_NAME!r}; this is not a semguard "
+                        "folder data set (pick its --format) or the file is wrong")
+    version = info.get("version", FORMAT_VERSION)
+    if isinstance(version, bool) or not isinstance(version, int) or not 1 <= version <= FORMAT_VERSION:
+        raise DataError(f"{path}: version {version!r} is not supported (this semguard reads version 1..{FORMAT_VERSION}); "
+                        "upgrade semguard or rewrite the data set")
+    return info
 
 
 def write_sample(root: str | Path, sample: Sample) -> None:
     """Write one sample under ROOT (image, label, instances if any, boxes)."""
+    from semguard.validate import require_inside
+
     root = Path(root)
     name = _safe_name(root, sample.name)
     sample.validate()
-    write_png(root / IMAGE_DIR / f"{name}.png", sample.image)
-    write_png(root / LABEL_DIR / f"{name}.png", sample.label)
+    targets = [root / IMAGE_DIR / f"{name}.png", root / LABEL_DIR / f"{name}.png", root / BOX_DIR / f"{name}.json"]
     if sample.instances is not None:
-        write_png(root / INSTANCE_DIR / f"{name}.png", sample.instances)
-    write_json(root / BOX_DIR / f"{name}.json", boxes_to_json(sample.boxes, sample.size))
+        targets.append(root / INSTANCE_DIR / f"{name}.png")
+    for target in targets:  # no symlink under ROOT may lead a write out of it
+        require_inside(root, target)
+    write_png(targets[0], sample.image)
+    write_png(targets[1], sample.label)
+    if sample.instances is not None:
+        write_png(targets[3], sample.instances)
+    write_json(targets[2], boxes_to_json(sample.boxes, sample.size))
 
 
 def list_names(root: str | Path) -> list[str]:
@@ -160,8 +210,11 @@ def _read_png(path: Path, what: str) -> np.ndarray:
         raise DataError(f"{path}: unreadable or truncated {what} ({err}); regenerate or remove this frame") from None
 
 
-def read_sample(root: str | Path, name: str, with_label: bool = True) -> Sample:
-    """Read one sample; a missing label is an error unless `with_label` is False."""
+def read_sample(root: str | Path, name: str, with_label: bool = True, report=None) -> Sample:
+    """Read one sample; a missing label is an error unless `with_label` is False.
+
+    Boxes follow the box rule of semguard.data.sample.fit_boxes; what it clipped or dropped
+    is counted in `report` (a semguard.data.mapping.IgnoreReport) when given."""
     root = Path(root)
     image_path = root / IMAGE_DIR / f"{name}.png"
     image = _read_png(image_path, "image")
@@ -186,6 +239,8 @@ def read_sample(root: str | Path, name: str, with_label: bool = True) -> Sample:
         except json.JSONDecodeError as err:
             raise DataError(f"{box_path}: corrupt JSON ({err.msg} at line {err.lineno})") from None
         boxes = boxes_from_json(data, box_path)
+        check_box_size(data, image.shape[:2], box_path)
+        boxes = fit_boxes(boxes, image.shape[:2], str(box_path), report=report)
     sample = Sample(image=image, label=label, instances=instances, boxes=boxes, name=name, source_path=str(image_path))
     try:
         return sample.validate()
@@ -209,9 +264,12 @@ class FolderDataset:
             raise DataError(f"data set {self.root} is empty: no PNG files under {self.root / IMAGE_DIR}")
         self.labels_required = labels_required
         self.info = read_dataset_info(self.root)
+        from semguard.data.mapping import IgnoreReport
+
+        self.ignore_report = IgnoreReport()  # boxes clipped/dropped by the frames read in this process
 
     def __len__(self) -> int:
         return len(self.names)
 
     def __getitem__(self, index: int) -> Sample:
-        return read_sample(self.root, self.names[index], with_label=self.labels_required)
+        return read_sample(self.root, self.names[index], with_label=self.labels_required, report=self.ignore_report)

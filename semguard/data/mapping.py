@@ -51,18 +51,25 @@ class IgnoreReport:
         pixels mapped to 255; includes the unexpected ids.
     unexpected: the subset of `ignored` whose ids are not in the source's id list.
     dropped_boxes: box category -> boxes dropped because the category has no train id.
+    clipped_boxes: class name -> boxes clipped to the frame (they reached past it by at most
+        semguard.data.sample.CLIP_TOLERANCE px).
+    tiny_boxes: class name -> boxes dropped because they were under 1 px wide or tall (after clipping).
     frames: number of frames counted.
     """
 
     ignored: Counter = field(default_factory=Counter)
     unexpected: Counter = field(default_factory=Counter)
     dropped_boxes: Counter = field(default_factory=Counter)
+    clipped_boxes: Counter = field(default_factory=Counter)
+    tiny_boxes: Counter = field(default_factory=Counter)
     frames: int = 0
 
     def merge(self, other: "IgnoreReport") -> "IgnoreReport":
         self.ignored.update(other.ignored)
         self.unexpected.update(other.unexpected)
         self.dropped_boxes.update(other.dropped_boxes)
+        self.clipped_boxes.update(other.clipped_boxes)
+        self.tiny_boxes.update(other.tiny_boxes)
         self.frames += other.frames
         return self
 
@@ -72,7 +79,27 @@ class IgnoreReport:
             "ignored_pixels": {str(k): int(v) for k, v in self.ignored.most_common()},
             "unexpected_pixels": {str(k): int(v) for k, v in self.unexpected.most_common()},
             "dropped_boxes": {str(k): int(v) for k, v in self.dropped_boxes.most_common()},
+            "clipped_boxes": {str(k): int(v) for k, v in self.clipped_boxes.most_common()},
+            "tiny_boxes_dropped": {str(k): int(v) for k, v in self.tiny_boxes.most_common()},
         }
+
+    @property
+    def ignored_pixels(self) -> int:
+        return int(sum(self.ignored.values()))
+
+    def changes(self) -> str | None:
+        """One line counting what loading changed (pixels sent to ignore, boxes clipped or dropped), or None."""
+        parts = []
+        if self.ignored:
+            unexpected = sum(self.unexpected.values())
+            parts.append(f"{self.ignored_pixels} px sent to ignore"
+                         + (f" ({unexpected} px of unexpected ids)" if unexpected else ""))
+        for counter, what in ((self.clipped_boxes, "clipped to the frame"),
+                              (self.tiny_boxes, "dropped as under 1 px after clipping"),
+                              (self.dropped_boxes, "dropped for a category without a train id")):
+            if counter:
+                parts.append(f"{sum(counter.values())} boxes {what}")
+        return "; ".join(parts) if parts else None
 
     def lines(self, names: Mapping | None = None, limit: int = 10) -> list[str]:
         """Human-readable lines: 'id 0 (unlabeled): 1234 px -> ignore'."""
@@ -83,6 +110,10 @@ class IgnoreReport:
             out.append(f"{source_id}{f' ({name})' if name else ''}: {pixels} px -> ignore{tag}")
         for category, count in self.dropped_boxes.most_common(limit):
             out.append(f"box category '{category}': {count} boxes dropped (no train id)")
+        for name, count in self.clipped_boxes.most_common(limit):
+            out.append(f"class '{name}': {count} boxes clipped to the frame (within the 1 px tolerance)")
+        for name, count in self.tiny_boxes.most_common(limit):
+            out.append(f"class '{name}': {count} boxes dropped (under 1 px after clipping)")
         return out
 
 
@@ -96,12 +127,15 @@ class IdMapping:
     """Integer source ids -> train ids through a table; unlisted ids go to 255.
 
     table: source id -> train id; known_ids: every id the source documents (mapped or
-    deliberately ignored); source: a name for messages ("Cityscapes label id").
+    deliberately ignored); source: a name for messages ("Cityscapes label id");
+    already_ignore: source ids that already mean ignore (255 in train-id masks): not counted
+    as sent to ignore, since nothing changes.
     """
 
     def __init__(self, table: Mapping[int, int], known_ids: Iterable[int], source: str,
-                 names: Mapping[int, str] | None = None):
+                 names: Mapping[int, str] | None = None, already_ignore: Iterable[int] = ()):
         self.table = dict(table)
+        self.already_ignore = frozenset(int(i) for i in already_ignore)
         self.known_ids = frozenset(int(i) for i in known_ids) | frozenset(self.table)
         self.source = source
         self.names = names or {}
@@ -141,7 +175,8 @@ class IdMapping:
         if report is not None:
             report.frames += 1
             for i in present:
-                report.ignored[int(i)] += int(counts[i])
+                if int(i) not in self.already_ignore:
+                    report.ignored[int(i)] += int(counts[i])
             for i in unexpected:
                 report.unexpected[i] += int(counts[i])
         return mapped

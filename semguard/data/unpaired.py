@@ -8,6 +8,14 @@ position, so the stream is the same for any number of workers, and `iterate(star
 resumes it exactly after a restart. With `distributed=True` each rank takes every
 world_size-th pair of each epoch (DistributedSampler-style), so ranks see disjoint pairs.
 
+Pairing (PAIRINGS): "random" gives each source crop the target crop of the independent
+target shuffle. "layout_matched" draws `candidates` target crops for each source crop (the
+shuffle's own first, then candidates - 1 more frames and crops drawn from the pair's seed),
+and keeps the one whose labels agree best with the source crop's on a `grid` x `grid`
+coarse grid (semguard.data.layout); the target Batch then carries `layout_agreement`.
+It decodes `candidates` target frames per pair (use workers) and needs target labels.
+The choice derives from the pair's seed, so the stream stays reproducible and resumable.
+
 `build_eval_loader` gives the frames of one data set in order, full frame (optionally
 resized), as Batches: a torch DataLoader (len = number of batches).
 """
@@ -72,24 +80,82 @@ class _PairSampler(Sampler):
             item += 1
 
 
+class RandomPairing:
+    """The target crop of the independent target shuffle (no agreement measured)."""
+
+    @classmethod
+    def from_options(cls, candidates: int, grid: int) -> "RandomPairing":
+        return cls()
+
+    def pair(self, source_label, target_index: int, target_seed: np.random.SeedSequence, n_target: int, view):
+        return view(target_index, target_seed), None
+
+
+class LayoutMatchedPairing:
+    """The best-agreeing of `candidates` target crops (module docstring); agreement in [0, 1]."""
+
+    def __init__(self, candidates: int = 8, grid: int = 16) -> None:
+        if candidates < 1 or grid < 1:
+            raise ValueError(f"layout-matched pairing needs candidates >= 1 and grid >= 1, got {candidates}, {grid}")
+        self.candidates, self.grid = int(candidates), int(grid)
+
+    @classmethod
+    def from_options(cls, candidates: int, grid: int) -> "LayoutMatchedPairing":
+        return cls(candidates, grid)
+
+    def pair(self, source_label, target_index: int, target_seed: np.random.SeedSequence, n_target: int, view):
+        from semguard.data.layout import best_layout_match
+
+        children = target_seed.spawn(self.candidates)
+        indices = [target_index] + [int(i) for i in
+                                    np.random.default_rng(children[0]).integers(n_target, size=self.candidates - 1)]
+        seeds = [target_seed] + list(children[1:])
+        views = [view(index, seed) for index, seed in zip(indices, seeds)]
+        best, agreement = best_layout_match(source_label, [v.label for v in views], self.grid)
+        return views[best], agreement
+
+
+PAIRINGS: dict[str, type] = {"random": RandomPairing, "layout_matched": LayoutMatchedPairing}
+
+
+def build_pairing(name: str, candidates: int = 8, grid: int = 16):
+    """A pairing of PAIRINGS by name (data.pairing); an unknown name lists the valid ones."""
+    if name not in PAIRINGS:
+        from semguard.errors import ConfigError
+
+        raise ConfigError(f"unknown data.pairing '{name}'; valid names: {', '.join(sorted(PAIRINGS))}")
+    return PAIRINGS[name].from_options(candidates, grid)
+
+
 class _PairDataset(Dataset):
-    def __init__(self, source_ds, target_ds, source_transform: PairedTransform, target_transform: PairedTransform):
+    def __init__(self, source_ds, target_ds, source_transform: PairedTransform, target_transform: PairedTransform,
+                 pairing=None):
         self.source_ds, self.target_ds = source_ds, target_ds
         self.source_transform, self.target_transform = source_transform, target_transform
+        self.pairing = pairing if pairing is not None else RandomPairing()
 
     def __len__(self) -> int:
         return max(len(self.source_ds), len(self.target_ds))
 
+    def _target_view(self, index: int, seed: np.random.SeedSequence):
+        return self.target_transform(self.target_ds[index], np.random.default_rng(seed))
+
     def __getitem__(self, key: tuple[int, int, int]):
         source_index, target_index, seed = key
-        source_rng, target_rng = (np.random.default_rng(s) for s in np.random.SeedSequence(seed).spawn(2))
-        source = self.source_transform(self.source_ds[source_index], source_rng)
-        target = self.target_transform(self.target_ds[target_index], target_rng)
-        return source, target
+        source_seed, target_seed = np.random.SeedSequence(seed).spawn(2)
+        source = self.source_transform(self.source_ds[source_index], np.random.default_rng(source_seed))
+        target, agreement = self.pairing.pair(source.label, target_index, target_seed, len(self.target_ds),
+                                              self._target_view)
+        return source, target, agreement
 
 
 def _collate_pairs(items) -> tuple[Batch, Batch]:
-    return collate_samples([s for s, _ in items]), collate_samples([t for _, t in items])
+    source = collate_samples([s for s, _, _ in items])
+    target = collate_samples([t for _, t, _ in items])
+    agreements = [a for _, _, a in items]
+    if all(a is not None for a in agreements):
+        target.layout_agreement = torch.tensor(agreements, dtype=torch.float32)
+    return source, target
 
 
 def _worker_init(_worker_id: int) -> None:
@@ -112,7 +178,8 @@ class UnpairedLoader:
 
     def __init__(self, source_ds, target_ds, crop: tuple[int, int], batch_size: int, workers: int, seed: int,
                  small_box_crop_prob: float, hflip: bool, resize: tuple[int, int] | None = None,
-                 rank: int = 0, world_size: int = 1, color_jitter: float = 0.0, pin_memory: bool = False):
+                 rank: int = 0, world_size: int = 1, color_jitter: float = 0.0, pin_memory: bool = False,
+                 pairing=None):
         if len(source_ds) == 0 or len(target_ds) == 0:
             raise DataError("unpaired loader: the source or the target data set is empty")
         if batch_size < 1:
@@ -127,6 +194,7 @@ class UnpairedLoader:
                             color_jitter=color_jitter),
             # target boxes (if any) do not matter for training: no small-box bias there
             PairedTransform(crop=crop, resize=resize, hflip=hflip, small_box_crop_prob=0.0, color_jitter=color_jitter),
+            pairing=pairing,
         )
         per_rank = _PairSampler(len(source_ds), len(target_ds), self.seed, rank, world_size).per_rank
         self.batches_per_epoch = math.ceil(per_rank / self.batch_size)
@@ -147,7 +215,8 @@ class UnpairedLoader:
 def build_unpaired_loader(source_ds, target_ds, crop: tuple[int, int], batch_size: int, workers: int, seed: int,
                           small_box_crop_prob: float, hflip: bool, resize: tuple[int, int] | None = None,
                           distributed: bool = False, rank: int | None = None, world_size: int | None = None,
-                          color_jitter: float = 0.0, pin_memory: bool = False) -> UnpairedLoader:
+                          color_jitter: float = 0.0, pin_memory: bool = False, pairing: str = "random",
+                          pairing_candidates: int = 8, pairing_grid: int = 16) -> UnpairedLoader:
     """An infinite, seed-reproducible stream of (source: Batch, target: Batch) training crops.
 
     source_ds / target_ds: map-style data sets of `Sample` (e.g. open_dataset(...); the
@@ -155,13 +224,15 @@ def build_unpaired_loader(source_ds, target_ds, crop: tuple[int, int], batch_siz
     cropping or None. Batches: image float [B,3,H,W] in [-1,1], label int64 [B,H,W],
     instances int64 [B,H,W], boxes (pixel xyxy, half-open) per sample. distributed: split
     each epoch across ranks (rank/world_size from torch.distributed or RANK/WORLD_SIZE
-    unless given).
+    unless given). pairing: a name in PAIRINGS ("random" or "layout_matched", the latter
+    with pairing_candidates target crops per source crop compared on a pairing_grid grid).
     """
     rank, world_size = distributed_rank_world(distributed, rank, world_size)
     return UnpairedLoader(source_ds, target_ds, crop=tuple(crop), batch_size=batch_size, workers=workers, seed=seed,
                           small_box_crop_prob=small_box_crop_prob, hflip=hflip,
                           resize=tuple(resize) if resize is not None else None, rank=rank, world_size=world_size,
-                          color_jitter=color_jitter, pin_memory=pin_memory)
+                          color_jitter=color_jitter, pin_memory=pin_memory,
+                          pairing=build_pairing(pairing, pairing_candidates, pairing_grid))
 
 
 class _EvalCollate:

@@ -10,6 +10,11 @@ and averages over scales. Modes (D = discriminator logits, r = real, f = fake):
 
 (softplus(-x) = -log sigmoid(x): the non-saturating GAN loss of Goodfellow et al.)
 Hinge L_D is 0 once real logits are >= 1 and fake logits <= -1.
+
+Optional pixel weights (float [B,H,W] in [0,1], e.g. where paired source and target labels
+agree) turn each mean into a weighted mean: the map is area-resized to each logit map, so
+a patch counts by the share of its pixels that carry weight; sum(w * l) / sum(w), and 0
+(still attached to the graph) where no weight is left.
 """
 
 from __future__ import annotations
@@ -36,32 +41,56 @@ def _check_mode(mode: str) -> None:
         raise ValueError(f"unknown GAN loss mode '{mode}'; valid modes: {', '.join(GAN_MODES)}")
 
 
-def generator_loss(fake_logits: Logits, mode: str = "hinge") -> torch.Tensor:
-    """Generator's adversarial loss (scalar) on the discriminator's logits of translated images."""
+def _weight_like(weight: torch.Tensor | None, logits: torch.Tensor) -> torch.Tensor | None:
+    """Pixel weights float [B,H,W] -> weights of the logit map [B,C,h,w] (area resize), or None."""
+    if weight is None:
+        return None
+    if weight.ndim != 3 or logits.ndim != 4 or weight.shape[0] != logits.shape[0]:
+        raise ValueError(f"pixel weight must be float [B,H,W] with the logits' B, got {tuple(weight.shape)} "
+                         f"for logits {tuple(logits.shape)}")
+    resized = F.interpolate(weight[:, None].to(torch.float32), size=logits.shape[-2:], mode="area")
+    return resized.expand_as(logits)
+
+
+def _mean(values: torch.Tensor, weight: torch.Tensor | None) -> torch.Tensor:
+    if weight is None:
+        return values.mean()
+    return (values * weight).sum() / weight.sum().clamp_min(1e-12)
+
+
+def generator_loss(fake_logits: Logits, mode: str = "hinge", weight: torch.Tensor | None = None) -> torch.Tensor:
+    """Generator's adversarial loss (scalar) on the discriminator's logits of translated images.
+
+    weight: optional pixel weights float [B,H,W] (see the module docstring)."""
     _check_mode(mode)
     losses = []
     for fake in _as_list(fake_logits, "fake_logits"):
+        w = _weight_like(weight, fake)
         if mode == "hinge":
-            losses.append(-fake.mean())
+            losses.append(_mean(-fake, w))
         elif mode == "lsgan":
-            losses.append((fake - 1).pow(2).mean())
+            losses.append(_mean((fake - 1).pow(2), w))
         else:
-            losses.append(F.softplus(-fake).mean())
+            losses.append(_mean(F.softplus(-fake), w))
     return torch.stack(losses).mean()
 
 
-def discriminator_loss(real_logits: Logits, fake_logits: Logits, mode: str = "hinge") -> torch.Tensor:
-    """Discriminator's loss (scalar): real target images vs (detached) translated images."""
+def discriminator_loss(real_logits: Logits, fake_logits: Logits, mode: str = "hinge",
+                       weight: torch.Tensor | None = None) -> torch.Tensor:
+    """Discriminator's loss (scalar): real target images vs (detached) translated images.
+
+    weight: optional pixel weights float [B,H,W] of each (real, fake) pair, applied to both."""
     _check_mode(mode)
     reals, fakes = _as_list(real_logits, "real_logits"), _as_list(fake_logits, "fake_logits")
     if len(reals) != len(fakes):
         raise ValueError(f"real_logits has {len(reals)} scales but fake_logits has {len(fakes)}")
     losses = []
     for real, fake in zip(reals, fakes):
+        w_real, w_fake = _weight_like(weight, real), _weight_like(weight, fake)
         if mode == "hinge":
-            losses.append(F.relu(1 - real).mean() + F.relu(1 + fake).mean())
+            losses.append(_mean(F.relu(1 - real), w_real) + _mean(F.relu(1 + fake), w_fake))
         elif mode == "lsgan":
-            losses.append(0.5 * ((real - 1).pow(2).mean() + fake.pow(2).mean()))
+            losses.append(0.5 * (_mean((real - 1).pow(2), w_real) + _mean(fake.pow(2), w_fake)))
         else:
-            losses.append(F.softplus(-real).mean() + F.softplus(fake).mean())
+            losses.append(_mean(F.softplus(-real), w_real) + _mean(F.softplus(fake), w_fake))
     return torch.stack(losses).mean()

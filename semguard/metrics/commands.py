@@ -32,6 +32,12 @@ def register(subparsers) -> None:
     data.add_argument("--target-val", metavar="ROOT", help="labelled target validation set")
     data.add_argument("--target-format", default="folder", help="format of --target-val (default folder)")
     data.add_argument("--paired", metavar="ROOT", help="paired truth (source layouts in the target style), optional")
+    data.add_argument("--option", action="append", metavar="KEY=VALUE", default=None,
+                      help="format option of both --source and --target-val, repeatable (e.g. split=val)")
+    data.add_argument("--source-option", action="append", metavar="KEY=VALUE", default=None,
+                      help="format option of --source only (e.g. version=0.9.14 for carla), repeatable")
+    data.add_argument("--target-option", action="append", metavar="KEY=VALUE", default=None,
+                      help="format option of --target-val only, repeatable")
     models = parser.add_argument_group("judges")
     models.add_argument("--judge", metavar="J", help="judge segmenter checkpoint (role judge, trained on target labels)")
     models.add_argument("--crop-classifier", metavar="C", help="crop classifier checkpoint (light state, sign pictogram)")
@@ -49,6 +55,14 @@ def register(subparsers) -> None:
     options.add_argument("--max-images", type=int, help="evaluate only the first N source frames")
     options.add_argument("--no-lpips", action="store_true", help="skip LPIPS to the paired truth")
     options.add_argument("--device", default="cpu", help="torch device (default cpu)")
+    flicker = parser.add_argument_group("flicker of sequence sets (semguard.metrics.flicker)")
+    flicker.add_argument("--flicker", action="store_true",
+                         help="static-region and flip flicker of clips: writes flicker.json, flicker.md and "
+                              "flicker_over_time.png to --out")
+    flicker.add_argument("--clips", metavar="DIR", help="TOYDIR/clips (sim/ + paired/) or a sequence set named CLIP/FRAME")
+    flicker.add_argument("--temporal", default="none", choices=("none", "clip"),
+                         help="with --checkpoint: translate each clip with per-frame (none) or clip statistics")
+    flicker.add_argument("--max-clips", type=int, help="evaluate only the first N clips")
     parser.set_defaults(handler=run_eval)
 
 
@@ -77,26 +91,43 @@ def _report_label(path: str, all_paths: list[str]) -> str:
 
 
 def run_eval(args: argparse.Namespace) -> int:
+    import dataclasses
+
     from rich.console import Console
 
     from semguard.errors import ConfigError
     from semguard.metrics import report as report_module
+    from semguard.validate import existing_path
 
     console = Console()
     if args.compare:
         if args.checkpoint or args.translated:
             raise ConfigError("--compare prints existing reports; do not combine it with --checkpoint/--translated")
+        for path in args.compare:
+            existing_path(path, "--compare", "file")
+        from semguard.metrics import flicker as flicker_module
+
+        if all(flicker_module.is_flicker_report(_read_json(path)) for path in args.compare):
+            flicker_module.print_flicker_comparison(
+                [(flicker_module.report_label(path, args.compare), flicker_module.read_flicker_report(path))
+                 for path in args.compare],
+                console)
+            return 0
         reports = [(_report_label(path, args.compare), report_module.read_report(path)) for path in args.compare]
         report_module.print_comparison(reports, console)
+        _compare_flicker_beside(args.compare, console)
         return 0
     if bool(args.checkpoint) == bool(args.translated):
         raise ConfigError("give exactly one of --checkpoint CK (translate now) or --translated DIR (or --compare A.json ...)")
     if not args.judge:
         raise ConfigError("--judge J is required: a segmenter trained on target labels (`semguard segmenter train --role judge`)")
+    if args.flicker:
+        return _run_flicker(args, console)
     if args.flip_report and not args.out:
         raise ConfigError("--flip-report writes files: give --out OUT")
     if args.batch_size < 1:
         raise ConfigError(f"--batch-size must be positive, got {args.batch_size}")
+    source_options, target_options = _check_arguments(args)
 
     from semguard.metrics.evaluate import EvalData, EvalSettings, evaluate, write_report_files
 
@@ -110,6 +141,8 @@ def run_eval(args: argparse.Namespace) -> int:
         if not (args.source and args.target_val):
             raise ConfigError("give --data TOYDIR, or both --source ROOT and --target-val ROOT")
         data = EvalData(args.source, args.target_val, args.paired, args.source_format, args.target_format)
+    data = dataclasses.replace(data, source_options=source_options, target_options=target_options)
+    _check_data(data, args.max_images)
     settings = EvalSettings(
         features=None if args.features == "none" else args.features, batch_size=args.batch_size, seed=args.seed,
         kid_subsets=args.kid_subsets, kid_subset_size=args.kid_subset_size, resize=_parse_size(args.resize),
@@ -127,4 +160,101 @@ def run_eval(args: argparse.Namespace) -> int:
         paths = write_report_files(report, args.out)
         console.print(f"wrote {paths['json']}, {paths['markdown']} and {len(report['figures'])} pictures under "
                       f"{args.out}/figures")
+    return 0
+
+
+def _check_arguments(args: argparse.Namespace) -> tuple[dict, dict]:
+    """Refuse bad paths and numbers before any work (an --out equal to or inside an input, a
+    missing judge...); returns the format options of the source and target sets."""
+    from semguard.validate import device, existing_path, number, output_folder, parse_options, require_memory
+
+    for flag, kind in (("checkpoint", "file"), ("translated", "dir"), ("judge", "file"), ("crop_classifier", "file"),
+                       ("data", "dir"), ("source", "dir"), ("target_val", "dir"), ("paired", "dir")):
+        value = getattr(args, flag)
+        if value:
+            existing_path(value, "--" + flag.replace("_", "-"), kind)
+    if args.out:
+        inputs = {f"--{flag.replace('_', '-')}": getattr(args, flag)
+                  for flag in ("data", "source", "target_val", "paired", "translated")}
+        output_folder(args.out, "--out", inputs)
+    number(args.seed, "--seed", low=0, integer=True)
+    number(args.kid_subsets, "--kid-subsets", low=1, integer=True)
+    number(args.kid_subset_size, "--kid-subset-size", low=1, integer=True)
+    number(args.worst, "--worst", low=0, high=1000, integer=True)
+    number(args.max_images, "--max-images", low=1, integer=True)
+    device(args.device, allow_auto=False)
+    size = _parse_size(args.resize)
+    if size is not None:  # images, judge activations and features of a batch; about 2 kB per pixel
+        require_memory(2048 * args.batch_size * size[0] * size[1], f"evaluating at --resize {args.resize} with "
+                       f"--batch-size {args.batch_size}", "use a smaller --resize or --batch-size")
+    both = parse_options(args.option)
+    source = {**both, **parse_options(args.source_option, "--source-option")}
+    target = {**both, **parse_options(args.target_option, "--target-option")}
+    return source, target
+
+
+def _check_data(data, max_images: int | None) -> None:
+    """The source (first --max-images frames) and target validation sets, checked before any work."""
+    from semguard.data.check import require_usable
+    from semguard.validate import existing_path
+
+    existing_path(data.source_val, "source validation set", "dir")
+    existing_path(data.target_val, "target validation set", "dir")
+    require_usable(data.source_val, data.source_format, limit=max_images, what="source validation set",
+                   **data.source_options)
+    require_usable(data.target_val, data.target_format, what="target validation set", **data.target_options)
+
+
+def _read_json(path: str):
+    import json
+
+    try:
+        with open(path, encoding="utf-8") as handle:
+            return json.load(handle)
+    except (OSError, ValueError):
+        return None   # read_report names the problem
+
+
+def _compare_flicker_beside(paths: list[str], console) -> None:
+    """With --compare of report.json files: the flicker.json beside each, when every one has it."""
+    from pathlib import Path
+
+    from semguard.metrics import flicker as flicker_module
+
+    beside = [Path(path).with_name("flicker.json") for path in paths]
+    if all(path.is_file() for path in beside):
+        flicker_module.print_flicker_comparison(
+            [(_report_label(path, paths), flicker_module.read_flicker_report(b)) for path, b in zip(paths, beside)],
+            console)
+
+
+def _run_flicker(args: argparse.Namespace, console) -> int:
+    """`eval --flicker`: the flicker report of a sequence set."""
+    from pathlib import Path
+
+    from semguard.errors import ConfigError
+    from semguard.metrics.flicker import evaluate_flicker, print_flicker, write_flicker_files
+    from semguard.validate import existing_path, number, output_folder
+
+    if not args.clips or not args.out:
+        raise ConfigError("--flicker needs --clips DIR (TOYDIR/clips or a sequence set) and --out OUT")
+    if args.translated and args.temporal != "none":
+        raise ConfigError("--temporal applies to --checkpoint (translate now); a --translated set was translated "
+                          "already (`semguard translate --temporal clip`)")
+    existing_path(args.clips, "--clips", "dir")
+    for flag in ("checkpoint", "translated", "judge", "paired"):
+        value = getattr(args, flag)
+        if value:
+            existing_path(value, "--" + flag, "file" if flag in ("checkpoint", "judge") else "dir")
+    number(args.max_clips, "--max-clips", low=1, integer=True)
+    clips = Path(args.clips)
+    source, paired = (clips / "sim", clips / "paired") if (clips / "sim" / "images").is_dir() else (clips, None)
+    paired = Path(args.paired) if args.paired else (paired if paired is not None and paired.is_dir() else None)
+    output_folder(args.out, "--out", {"--clips": args.clips, "--translated": args.translated})
+    report = evaluate_flicker(source, args.judge, checkpoint=args.checkpoint, translated_root=args.translated,
+                              paired_root=paired, temporal=args.temporal, device=args.device,
+                              max_clips=args.max_clips, progress=lambda message: console.print(f"[dim]{message}[/]"))
+    print_flicker(report, console)
+    paths = write_flicker_files(report, args.out)
+    console.print(f"wrote {paths['json']}, {paths['markdown']} and {paths['picture']}")
     return 0

@@ -188,6 +188,8 @@ def read_report(path: str | Path) -> dict:
         report = json.loads(path.read_text(encoding="utf-8"))
     except json.JSONDecodeError as err:
         raise DataError(f"{path}: corrupt JSON ({err.msg} at line {err.lineno})") from None
+    except UnicodeDecodeError:
+        raise DataError(f"{path}: not a text file; give the report.json an `eval --flip-report` run wrote") from None
     if not isinstance(report, dict) or report.get("schema_version") != SCHEMA_VERSION:
         found = report.get("schema_version") if isinstance(report, dict) else None
         hint = ("; an older semguard wrote it: rerun `semguard eval --flip-report` to regenerate it"

@@ -13,14 +13,17 @@ from semguard.errors import ConfigError
 from semguard.models.conditioning import UNCONDITIONED, ConditioningSpec, build_conditioning
 from semguard.models.discriminators import MultiScalePatchDiscriminator
 from semguard.models.generators import ResnetGenerator, SpadeGenerator
+from semguard.models.segmentation_discriminator import SegmentationDiscriminator
 
 GENERATORS: dict[str, type[nn.Module]] = {"spade": SpadeGenerator, "resnet": ResnetGenerator}
-DISCRIMINATORS: dict[str, type[nn.Module]] = {"patch": MultiScalePatchDiscriminator}
+# model.discriminator.kind -> network; semguard.losses.adversary.ADVERSARIES holds each kind's loss
+DISCRIMINATORS: dict[str, type[nn.Module]] = {"patch": MultiScalePatchDiscriminator,
+                                              "segmentation": SegmentationDiscriminator}
 
 __all__ = [
     "GENERATORS", "DISCRIMINATORS", "ConditioningSpec", "UNCONDITIONED", "build_conditioning",
-    "SpadeGenerator", "ResnetGenerator", "MultiScalePatchDiscriminator",
-    "conditioning_spec", "build_generator", "build_discriminator",
+    "SpadeGenerator", "ResnetGenerator", "MultiScalePatchDiscriminator", "SegmentationDiscriminator",
+    "conditioning_spec", "build_generator", "build_discriminator", "build_texture_discriminator",
 ]
 
 
@@ -50,6 +53,19 @@ def build_generator(model_cfg) -> tuple[nn.Module, ConditioningSpec]:
     return generator_cls.from_config(model_cfg, spec), spec
 
 
-def build_discriminator(model_cfg, name: str = "patch") -> nn.Module:
-    """ModelConfig -> discriminator (forward(image) -> list of logit maps)."""
-    return _lookup(DISCRIMINATORS, name, "discriminator").from_config(model_cfg)
+def build_discriminator(model_cfg, name: str | None = None) -> nn.Module:
+    """ModelConfig -> the discriminator of `name` (default model_cfg.discriminator.kind).
+
+    patch: forward(image) -> list of logit maps [B,1,h,w]; segmentation: forward(image) ->
+    logits [B,20,H,W] (19 train ids + fake).
+    """
+    name = model_cfg.discriminator.kind if name is None else name
+    return _lookup(DISCRIMINATORS, name, "model.discriminator.kind").from_config(model_cfg)
+
+
+def build_texture_discriminator(model_cfg) -> nn.Module | None:
+    """The patch discriminator beside a segmentation one (model.discriminator.texture_patch), else None."""
+    d = model_cfg.discriminator
+    if not d.texture_patch or d.kind == "patch":
+        return None
+    return MultiScalePatchDiscriminator.from_config(model_cfg)

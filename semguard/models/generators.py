@@ -27,7 +27,11 @@ import torch
 from torch import nn
 
 from semguard.models.conditioning import ConditioningSpec
-from semguard.models.spade import SpadeResBlock
+from semguard.models.spade import (
+    LATEST_SPADE_VERSION, ConditionEmbedding, SpadeResBlock, check_spade_version, embedding_layers,
+    resize_condition,
+)
+from semguard.models.staged import Stage, chain_stages, residual_chain_stages
 
 
 def _check_image(image: torch.Tensor, size_multiple: int, who: str) -> None:
@@ -99,36 +103,57 @@ class SpadeGenerator(nn.Module):
     condition: float [B,condition_channels,H,W] (see semguard.models.conditioning), or
     None when condition_channels == 0 (then SPADE blocks fall back to affine IN).
     Output: float [B,3,H,W] in [-1,1] (tanh).
+    spade_version: SPADE architecture (semguard.models.spade.SPADE_VERSIONS); version 2
+    embeds the conditioning once per resolution (`embeddings["scale<f>"]`, f = frame
+    pixels per feature pixel) for all the norms there.
     """
 
     conditioned = True
 
     def __init__(self, condition_channels: int, base_channels: int = 32, n_blocks: int = 4,
-                 n_downsample: int = 2, spade_hidden_channels: int | None = None) -> None:
+                 n_downsample: int = 2, spade_hidden_channels: int | None = None,
+                 spade_version: int = LATEST_SPADE_VERSION) -> None:
         super().__init__()
         if condition_channels < 0 or base_channels < 1 or n_blocks < 0 or n_downsample < 0:
             raise ValueError("SpadeGenerator: channel and block counts must be non-negative (base_channels >= 1)")
         self.condition_channels = condition_channels
+        self.spade_version = check_spade_version(spade_version)
         self.size_multiple = 2 ** n_downsample
         hidden = spade_hidden_channels or min(128, 2 * base_channels)
         self.encoder = ImageEncoder(base_channels, n_downsample)
         channels = self.encoder.out_channels
         self.blocks = nn.ModuleList(
-            [SpadeResBlock(channels, channels, condition_channels, hidden) for _ in range(n_blocks)]
+            [SpadeResBlock(channels, channels, condition_channels, hidden, spade_version) for _ in range(n_blocks)]
         )
         self.up_blocks = nn.ModuleList()
         for _ in range(n_downsample):
-            self.up_blocks.append(SpadeResBlock(channels, channels // 2, condition_channels, hidden))
+            self.up_blocks.append(SpadeResBlock(channels, channels // 2, condition_channels, hidden, spade_version))
             channels //= 2
         self.upsample = nn.Upsample(scale_factor=2, mode="nearest")
         self.to_image = nn.Sequential(nn.LeakyReLU(0.2), nn.Conv2d(channels, 3, 3, padding=1), nn.Tanh())
         self._tap_channels = self.encoder.tap_channels + [self.encoder.out_channels] * n_blocks
+        # the frame-pixels-per-pixel factor of every block's resolution, in forward order
+        self._block_scales = [2 ** n_downsample] * n_blocks + [2 ** k for k in reversed(range(n_downsample))]
+        if spade_version >= 2 and condition_channels > 0:
+            self.embeddings = nn.ModuleDict({f"scale{scale}": ConditionEmbedding(condition_channels, hidden, embedding_layers(spade_version))
+                                             for scale in dict.fromkeys(self._block_scales)})
 
     @classmethod
     def from_config(cls, model_cfg, spec: ConditioningSpec) -> "SpadeGenerator":
         """Build from a semguard.config.ModelConfig and the conditioning it implies."""
         return cls(condition_channels=spec.channels, base_channels=model_cfg.base_channels,
-                   n_blocks=model_cfg.n_blocks, n_downsample=model_cfg.n_downsample)
+                   n_blocks=model_cfg.n_blocks, n_downsample=model_cfg.n_downsample,
+                   spade_version=model_cfg.spade_version)
+
+    def load_state_dict(self, state_dict, strict: bool = True, assign: bool = False):
+        """nn.Module.load_state_dict, refusing weights of another SPADE version by name."""
+        found = spade_layout_version(state_dict)
+        if found is not None and found != self.spade_version:
+            raise RuntimeError(
+                f"weights of SPADE architecture version {found}, this generator is version {self.spade_version} "
+                f"(model.spade_version: {found} builds theirs; versions: semguard.models.spade.SPADE_VERSIONS)"
+            )
+        return super().load_state_dict(state_dict, strict=strict, assign=assign)
 
     def _check(self, image: torch.Tensor, condition: torch.Tensor | None) -> None:
         _check_image(image, self.size_multiple, "SpadeGenerator")
@@ -141,6 +166,15 @@ class SpadeGenerator(nn.Module):
         expected = (image.shape[0], self.condition_channels, *image.shape[-2:])
         if tuple(condition.shape) != expected:
             raise ValueError(f"SpadeGenerator: condition must have shape {expected}, got {tuple(condition.shape)}")
+
+    def _features(self, condition: torch.Tensor | None, size: tuple[int, int], scale: int) -> torch.Tensor | None:
+        """What the SPADE norms at one resolution read: the shared embedding (version 2) or
+        the conditioning resized once (version 1); None when unconditioned."""
+        if condition is None or self.condition_channels == 0:
+            return None
+        if self.spade_version == 1:
+            return resize_condition(condition, size)
+        return self.embeddings[f"scale{scale}"](condition, size)
 
     def encode_channels(self, layers: Sequence[int]) -> list[int]:
         """Channel count of each tap in `layers` (for PatchNCE heads built up front)."""
@@ -159,11 +193,14 @@ class SpadeGenerator(nn.Module):
         h = image
         stages = self.encoder.stages()
         deepest = max(layers) if layers else -1
+        features = None
         for index in range(deepest + 1):
             if index < len(stages):
                 h = stages[index](h)
             else:
-                h = self.blocks[index - len(stages)](h, condition)
+                if index == len(stages):
+                    features = self._features(condition, h.shape[-2:], self.size_multiple)
+                h = self.blocks[index - len(stages)](h, features)
             if index in wanted:
                 taps[index] = h
         return [taps[layer] for layer in layers]
@@ -173,11 +210,52 @@ class SpadeGenerator(nn.Module):
         h = image
         for stage in self.encoder.stages():
             h = stage(h)
-        for block in self.blocks:
-            h = block(h, condition)
+        scale = self.size_multiple
+        if len(self.blocks):
+            features = self._features(condition, h.shape[-2:], scale)
+            for block in self.blocks:
+                h = block(h, features)
         for block in self.up_blocks:
-            h = block(self.upsample(h), condition)
+            h = self.upsample(h)
+            scale //= 2
+            h = block(h, self._features(condition, h.shape[-2:], scale))
         return self.to_image(h)
+
+    def stages(self) -> list[Stage]:
+        """The forward pass as stages for tiled inference (semguard.models.staged)."""
+        encoder = [module for stage in self.encoder.stages() for module in stage]
+        stages = chain_stages("encoder", encoder, 1)
+        scale = self.size_multiple
+        blocks = [(block, False) for block in self.blocks] + [(block, True) for block in self.up_blocks]
+        for index, (block, upsample) in enumerate(blocks):
+            scale_in = scale
+            if upsample:
+                scale //= 2
+
+            def first(state, condition, _block=block, _upsample=upsample, _scale=scale):
+                x = self.upsample(state[0]) if _upsample else state[0]
+                return _block.first_half(x, self._features(condition, x.shape[-2:], _scale))
+
+            def second(state, condition, _block=block, _scale=scale):
+                shortcut, h = state
+                return (_block.second_half(shortcut, h, self._features(condition, h.shape[-2:], _scale)),)
+
+            # embedding conv, modulation conv and conv1 (or conv2): 3 pixels at the block's resolution
+            stages.append(Stage(f"block{index}.first", first, scale_in, scale, 3 * scale,
+                                tuple((norm, 0) for norm in block.input_norms())))
+            stages.append(Stage(f"block{index}.second", second, scale, scale, 3 * scale, ((block.norm2.norm, 1),)))
+        stages += chain_stages("to_image", list(self.to_image), 1)
+        return stages
+
+
+def spade_layout_version(state_dict) -> int | None:
+    """The SPADE version whose parameter names a generator state dict has (None: no SPADE norms)."""
+    for key in state_dict:
+        if key.startswith("embeddings.") or ".modulation." in key or key.endswith(".affine"):
+            return 2
+        if ".shared.0." in key or key.endswith((".gamma.weight", ".norm.weight")):
+            return 1
+    return None
 
 
 class ResnetGenerator(nn.Module):
@@ -248,3 +326,12 @@ class ResnetGenerator(nn.Module):
         for stage in [*self.encoder.stages(), *self.blocks, *self.ups]:
             h = stage(h)
         return self.to_image(h)
+
+    def stages(self) -> list[Stage]:
+        """The forward pass as stages for tiled inference (semguard.models.staged)."""
+        encoder = [module for stage in self.encoder.stages() for module in stage]
+        stages = chain_stages("encoder", encoder, 1)
+        for index, block in enumerate(self.blocks):
+            stages += residual_chain_stages(f"block{index}", list(block.body), self.size_multiple)
+        decoder = [module for up in self.ups for module in up] + list(self.to_image)
+        return stages + chain_stages("decoder", decoder, self.size_multiple)

@@ -85,7 +85,17 @@ def load_checkpoint(path: str | Path, kind: str | None = None) -> dict[str, Any]
         raise DataError(
             f"checkpoint {path} is a {checkpoint.get('kind', 'unknown')!r} checkpoint, expected a {kind!r} checkpoint"
         )
+    if checkpoint.get("kind") == "translator":
+        _record_spade_version(checkpoint)
     return checkpoint
+
+
+def _record_spade_version(checkpoint: dict[str, Any]) -> None:
+    """Translator checkpoints written before `model.spade_version` existed hold SPADE version 1
+    (per-norm conditioning embeddings): say so in their config, so it rebuilds that generator."""
+    model = (checkpoint.get("config") or {}).get("model")
+    if isinstance(model, dict) and "spade_version" not in model:
+        model["spade_version"] = 1
 
 
 def list_step_checkpoints(directory: str | Path) -> list[tuple[int, Path]]:
@@ -119,4 +129,26 @@ def rotate_checkpoints(directory: str | Path, keep_last: int) -> list[Path]:
     for _, path in found[:-keep_last]:
         path.unlink(missing_ok=True)
         removed.append(path)
+    return removed
+
+
+# mkstemp's names: "." + target name + "." + 8 random characters + ".tmp" (save_checkpoint, folder writers)
+STALE_TEMPORARY_PATTERN = re.compile(r"^\..+\.[A-Za-z0-9_]{8}\.tmp$")
+
+
+def remove_stale_temporaries(*directories: str | Path) -> list[Path]:
+    """Delete the temporary files a killed writer left in `directories` (not recursive).
+
+    save_checkpoint writes '.NAME.XXXXXXXX.tmp' beside NAME and renames it; a kill between
+    the two leaves the temporary behind (the previous NAME stays intact). Call this only
+    when no other process writes into these folders (a resumed run's rank 0 does)."""
+    removed = []
+    for directory in directories:
+        directory = Path(directory)
+        if not directory.is_dir():
+            continue
+        for entry in directory.iterdir():
+            if STALE_TEMPORARY_PATTERN.match(entry.name) and entry.is_file() and not entry.is_symlink():
+                entry.unlink(missing_ok=True)
+                removed.append(entry)
     return removed

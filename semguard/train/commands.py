@@ -40,6 +40,7 @@ def run_train(args) -> int:
         config = dataclasses.replace(config, train=dataclasses.replace(config.train, out=args.out))
     if args.device is not None:
         config = dataclasses.replace(config, train=dataclasses.replace(config.train, device=args.device))
+    _check_run(config, rank_zero=int(os.environ.get("RANK", "0")) == 0)
     result = train(config, resume=args.resume, show_progress=not args.no_progress)
     if int(os.environ.get("RANK", "0")) == 0:
         terms = " ".join(f"{name} {value:.4g}" for name, value in result.last_terms.items())
@@ -48,3 +49,28 @@ def run_train(args) -> int:
             + (f"; last terms: {terms}" if terms else "")
         )
     return 0
+
+
+def _check_run(config, rank_zero: bool = True) -> None:
+    """Refuse, before anything is built: missing data or guide files, and a run folder (train.out)
+    that is a file, equals or lies inside a data set (its checkpoints and samples would poison
+    the set), or holds a symlink out of it. Removes the temporary files a killed run left in
+    the run folder and its checkpoints/ (rank 0 only)."""
+    from pathlib import Path
+
+    from semguard.train.checkpoint import remove_stale_temporaries
+    from semguard.train.trainer import CHECKPOINT_DIR, SAMPLE_DIR
+    from semguard.validate import device, existing_path, output_folder, workers
+
+    data = config.data
+    device(config.train.device, "train.device (--device)")
+    workers(data.workers, "data.workers")
+    existing_path(data.source, "data.source", "dir")
+    existing_path(data.target, "data.target", "dir")
+    if config.guide.checkpoint:
+        existing_path(config.guide.checkpoint, "guide.checkpoint", "file")
+    for extra in getattr(config.guide, "ensemble", ()) or ():
+        existing_path(extra, "guide.ensemble", "file")
+    out = output_folder(config.train.out, "train.out (--out)", {"data.source": data.source, "data.target": data.target})
+    if rank_zero:
+        remove_stale_temporaries(out, Path(out) / CHECKPOINT_DIR, Path(out) / SAMPLE_DIR)

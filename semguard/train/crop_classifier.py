@@ -95,6 +95,11 @@ def extract_crops(image: torch.Tensor, boxes_xyxy: torch.Tensor, crop_size: int,
     if boxes_xyxy.numel() == 0:
         return image.new_zeros((0, 3, crop_size, crop_size))
     boxes = boxes_xyxy.to(image.dtype).to(image.device)
+    if boxes.ndim != 2 or boxes.shape[1] != 4:
+        raise ValueError(f"boxes_xyxy must be float [N,4], got {tuple(boxes.shape)}")
+    if not torch.isfinite(boxes).all():  # roi_align reads out of bounds (and may crash the process) on NaN/inf
+        raise ValueError("boxes_xyxy holds non-finite coordinates; load boxes through semguard's loaders, "
+                         "which refuse them (semguard.data.sample.fit_boxes)")
     width = (boxes[:, 2] - boxes[:, 0]).clamp(min=1.0)
     height = (boxes[:, 3] - boxes[:, 1]).clamp(min=1.0)
     grown = torch.stack([boxes[:, 0] - margin * width, boxes[:, 1] - margin * height,

@@ -7,10 +7,13 @@ generator step but not trained by it: they are held outside the module tree (fro
 references) and called unwrapped.
 
 Terms (names are the keys of LossConfig; a weight of 0 skips the term entirely):
-    gan           adversarial generator loss on D(translated)
+    gan           adversarial generator loss on D(translated) (patch: real/fake; segmentation:
+                  D should read the source label on each translated pixel)
+    gan_patch     the texture patch discriminator's term, beside a segmentation one
     nce           PatchNCE between source and translated encoder features (CUT)
     nce_identity  PatchNCE between a target image and its own translation
     seg           guide segmenter's cross-entropy of the source labels on the translated image
+                  (mean over the guide ensemble; each guide reads a perturbed copy when guide.perturb > 0)
     box           box-region perceptual distance between source and translated
 The discriminator step gives term "d" and a co-trained guide "guide_seg".
 """
@@ -25,7 +28,7 @@ from torch import nn
 
 from semguard.config import LossConfig
 
-GENERATOR_TERMS = ("gan", "nce", "nce_identity", "seg", "box")
+GENERATOR_TERMS = ("gan", "gan_patch", "nce", "nce_identity", "seg", "box")
 
 
 def term_weights(loss: LossConfig) -> dict[str, float]:
@@ -41,13 +44,20 @@ class FrozenHelpers:
     guide: nn.Module | None = None
     box_loss: Any = None
     seg_class_weights: torch.Tensor | None = None
+    adversary: Any = None                          # semguard.losses.adversary (default: patch, loss.gan_mode)
+    texture_discriminator: nn.Module | None = None
+    texture_adversary: Any = None
+    extra_guides: tuple = ()                       # guide.ensemble: more frozen guides, same role
+    guide_perturb: float = 0.0
 
 
 class GeneratorObjective(nn.Module):
     """generator + PatchNCE heads; forward -> (translated image, {term: scalar}).
 
     forward(source_image float [B,3,H,W] in [-1,1], condition float [B,C,H,W] | None,
-            source_label int64 [B,H,W], source_boxes, target_image, target_condition)
+            source_label int64 [B,H,W], source_boxes, target_image, target_condition,
+            agreement float [B,H,W] | None: where paired source and target labels agree, for
+            a patch adversary restricted to those pixels)
     """
 
     def __init__(self, generator: nn.Module, patch_sampler: nn.Module | None, loss: LossConfig,
@@ -74,14 +84,21 @@ class GeneratorObjective(nn.Module):
                                         num_patches=self.loss.nce_patches, temperature=self.loss.nce_temperature)
 
     def forward(self, source_image: torch.Tensor, condition: torch.Tensor | None, source_label: torch.Tensor,
-                source_boxes: list, target_image: torch.Tensor, target_condition: torch.Tensor | None):
-        from semguard.losses.adversarial import generator_loss
-
+                source_boxes: list, target_image: torch.Tensor, target_condition: torch.Tensor | None,
+                agreement: torch.Tensor | None = None):
         translated = self.generator(source_image, condition)
         terms: dict[str, torch.Tensor] = {}
         helpers = self.helpers
         if self.weights["gan"] > 0:
-            terms["gan"] = generator_loss(helpers.discriminator(translated), self.loss.gan_mode)
+            adversary = helpers.adversary
+            if adversary is None:
+                from semguard.losses.adversary import PatchAdversary
+
+                adversary = PatchAdversary(self.loss.gan_mode)
+            terms["gan"] = adversary.generator_term(helpers.discriminator(translated), source_label, agreement)
+        if helpers.texture_discriminator is not None and self.weights["gan_patch"] > 0:
+            terms["gan_patch"] = helpers.texture_adversary.generator_term(
+                helpers.texture_discriminator(translated), source_label, agreement)
         if self.weights["nce"] > 0:
             terms["nce"] = self.patchnce(source_image, translated, condition)
         if self.weights["nce_identity"] > 0:
@@ -90,8 +107,12 @@ class GeneratorObjective(nn.Module):
         if self.weights["seg"] > 0:
             from semguard.losses.seg_consistency import seg_consistency_loss
 
-            logits = helpers.guide(translated)
-            terms["seg"] = seg_consistency_loss(logits.float(), source_label, helpers.seg_class_weights)
+            from semguard.losses.guide_perturbation import perturb_for_guide
+
+            guides = (helpers.guide, *helpers.extra_guides)
+            readings = [seg_consistency_loss(guide(perturb_for_guide(translated, helpers.guide_perturb)).float(),
+                                             source_label, helpers.seg_class_weights) for guide in guides]
+            terms["seg"] = readings[0] if len(readings) == 1 else torch.stack(readings).mean()
         if self.weights["box"] > 0:
             terms["box"] = helpers.box_loss(source_image, translated, source_boxes)
         return translated, terms

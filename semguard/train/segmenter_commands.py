@@ -22,10 +22,14 @@ def _size(text: str) -> tuple[int, int]:
     return height, width
 
 
-def _open(root: str, fmt: str, what: str):
-    """A labelled data set (sequence of Samples) from ROOT in format FMT."""
+def _open(root: str, fmt: str, what: str, options: dict | None = None):
+    """A labelled data set (sequence of Samples) from ROOT in format FMT (with format options)."""
     from semguard.errors import ConfigError
 
+    if options:
+        from semguard.data.formats import open_dataset
+
+        return open_dataset(root, fmt, **options)
     if fmt == "folder":
         from semguard.data.folder import FolderDataset
 
@@ -41,6 +45,12 @@ def _add_common(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--data", required=True, metavar="ROOT", help="labelled training data set")
     parser.add_argument("--format", default="folder", help="data set format of --data and --val (default folder)")
     parser.add_argument("--val", metavar="ROOT", help="labelled validation data set (reported at the end)")
+    parser.add_argument("--option", action="append", metavar="KEY=VALUE", default=None,
+                        help="format option of --data and --val, repeatable (e.g. version=0.9.14 for carla, "
+                             "table=PATH for palette, split=train)")
+    parser.add_argument("--check-frames", type=int, default=200,
+                        help="frames of --data decoded by the pre-flight check (default 200; -1 = all); "
+                             "--val is always checked whole")
     parser.add_argument("--out", required=True, metavar="PATH", help="checkpoint file to write (.pt)")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--device", default="cpu", help="cpu, cuda, cuda:1 or auto (default cpu)")
@@ -78,6 +88,9 @@ def register(subparsers) -> None:
                        help="none (random) or imagenet (read from the local cache only; never downloaded)")
     train.add_argument("--encoder-depth", type=int, default=5)
     train.add_argument("--eval-batch-size", type=int, default=4)
+    train.add_argument("--floor-data", metavar="PAIRED",
+                       help="judges: a paired truth (source layouts in the target style, e.g. toy/paired/val) on "
+                            "which the judge's own flip rates (its floor) are measured and recorded in the checkpoint")
     train.set_defaults(handler=_train_handler)
 
     crops = group.add_parser(
@@ -99,11 +112,23 @@ def register(subparsers) -> None:
 def _train_handler(args) -> int:
     from rich.console import Console
 
+    from semguard.errors import ConfigError
     from semguard.train.segmenter import train_segmenter
 
     console = Console(highlight=False)
-    train_set = _open(args.data, args.format, "--data")
-    val_set = _open(args.val, args.format, "--val") if args.val else None
+    options = _preflight(args, {
+        "--steps": (args.steps, dict(low=1, integer=True)), "--batch-size": (args.batch_size, dict(low=1, integer=True)),
+        "--lr": (args.lr, dict(low=0.0, low_open=True)),
+        "--small-box-crop-prob": (args.small_box_crop_prob, dict(low=0.0, high=1.0)),
+        "--class-balance": (args.class_balance, dict(low=0.0)),
+        "--encoder-depth": (args.encoder_depth, dict(low=1, high=5, integer=True)),
+        "--eval-batch-size": (args.eval_batch_size, dict(low=1, integer=True)),
+    })
+    train_set = _open(args.data, args.format, "--data", options)
+    val_set = _open(args.val, args.format, "--val", options) if args.val else None
+    if args.floor_data and args.role != "judge":
+        raise ConfigError("--floor-data measures a judge's floor; it applies to --role judge only")
+    floor_set = _open(args.floor_data, args.format, "--floor-data", options) if args.floor_data else None
     console.print(f"training a {args.role} segmenter ({args.arch}/{args.encoder}) on {len(train_set)} frames from {args.data}")
     _, metrics = train_segmenter(
         train_set, val_set, role=args.role, steps=args.steps, batch_size=args.batch_size, crop=args.crop,
@@ -111,12 +136,20 @@ def _train_handler(args) -> int:
         arch=args.arch, encoder=args.encoder, encoder_weights=args.encoder_weights,
         encoder_depth=args.encoder_depth, small_box_crop_prob=args.small_box_crop_prob,
         class_balance=args.class_balance, eval_batch_size=args.eval_batch_size, progress=not args.quiet,
+        floor_dataset=floor_set,
         data_info={"root": str(args.data), "format": args.format, "count": len(train_set),
+                   # the training domain (dataset.json), so a translator records what its guide read
+                   "domain": (getattr(train_set, "info", None) or {}).get("domain"),
                    **({"val_root": str(args.val), "val_count": len(val_set)} if val_set is not None else {})},
     )
     console.print(f"trained {args.steps} steps in {metrics['seconds']:.0f} s, final loss {metrics['train_loss']:.3f}")
     if "val" in metrics:
         _print_iou(console, metrics["val"], args.val)
+    if "floor" in metrics:
+        floor = metrics["floor"]
+        high = [name for name, rate in floor["per_class"].items() if rate > 0.15]
+        console.print(f"floor on {args.floor_data} (paired truth): pixel flip {floor['pixel_flip_rate']:.4f}; "
+                      f"classes above 15%: {', '.join(high) or 'none'}")
     console.print(f"wrote {args.out}")
     return 0
 
@@ -139,8 +172,14 @@ def _train_crops_handler(args) -> int:
     from semguard.train.crop_classifier import train_crop_classifier
 
     console = Console(highlight=False)
-    train_set = _open(args.data, args.format, "--data")
-    val_set = _open(args.val, args.format, "--val") if args.val else None
+    options = _preflight(args, {
+        "--epochs": (args.epochs, dict(low=1, integer=True)), "--batch-size": (args.batch_size, dict(low=1, integer=True)),
+        "--lr": (args.lr, dict(low=0.0, low_open=True)), "--crop-size": (args.crop_size, dict(low=4, high=512, integer=True)),
+        "--margin": (args.margin, dict(low=0.0, high=10.0)),
+        "--val-fraction": (args.val_fraction, dict(low=0.0, high=1.0, high_open=True)),
+    })
+    train_set = _open(args.data, args.format, "--data", options)
+    val_set = _open(args.val, args.format, "--val", options) if args.val else None
     _, metrics = train_crop_classifier(
         train_set, val_set, epochs=args.epochs, batch_size=args.batch_size, lr=args.lr, crop_size=args.crop_size,
         margin=args.margin, val_fraction=args.val_fraction, seed=args.seed, device=args.device,
@@ -155,3 +194,38 @@ def _train_crops_handler(args) -> int:
         console.print(f"  {task}: accuracy {accuracy:.3f} over {held_out['counts'][task]} crops")
     console.print(f"wrote {args.out}")
     return 0
+
+
+def _preflight(args, limits: dict) -> dict:
+    """Everything that can be refused before training, refused before training: paths (--out is a
+    file outside --data/--val), numbers, and the data of --data (first --check-frames frames),
+    --val and --floor-data (all frames), so that no model is lost to a bad argument found at the end. Removes a
+    temporary file a killed earlier run left beside --out. Returns the --option dict."""
+    from pathlib import Path
+
+    from semguard.data.check import require_usable
+    from semguard.validate import device, existing_path, number, output_file, parse_options, workers
+
+    floor = getattr(args, "floor_data", None)
+    existing_path(args.data, "--data", "dir")
+    for flag, root in (("--val", args.val), ("--floor-data", floor)):
+        if root:
+            existing_path(root, flag, "dir")
+    out = output_file(args.out, "--out", {"--data": args.data, "--val": args.val, "--floor-data": floor},
+                      example="segmenter.pt")
+    number(args.seed, "--seed", low=0, integer=True)
+    workers(args.workers, "--workers")
+    device(args.device)
+    number(args.check_frames, "--check-frames", low=-1, integer=True)
+    for flag, (value, limit) in limits.items():
+        number(value, flag, **limit)
+    options = parse_options(args.option)
+    limit = None if args.check_frames < 0 else args.check_frames
+    if limit != 0:
+        require_usable(args.data, args.format, limit=limit, what="--data", **options)
+    for flag, root in (("--val", args.val), ("--floor-data", floor)):
+        if root:  # read whole at the end of training: checked whole now
+            require_usable(root, args.format, what=flag, **options)
+    for stale in Path(out).parent.glob(f".{Path(out).name}.*.tmp"):  # left by a killed save_checkpoint
+        stale.unlink(missing_ok=True)
+    return options

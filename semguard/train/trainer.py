@@ -5,8 +5,12 @@ Each step, on a (source, target) batch pair:
      (gan, nce, nce_identity, seg, box; see semguard.train.objective) are weighted by
      config.loss and summed by semguard.losses.total.weighted_sum; Adam(lr_g) step.
   2. discriminator step on target (real) and translated.detach() (fake); Adam(lr_d) step.
-  3. guide step (guide.mode cotrain only): the guide learns the source labels on the
-     translated images; Adam(guide.lr) step.
+     model.discriminator.kind chooses the adversary (patch: real/fake patches; segmentation:
+     OASIS N+1 classes, trained on the target labels), optionally with a texture patch
+     discriminator beside it; data.pairing layout_matched pairs each source crop with the
+     best-agreeing target crop, and the patch discriminator may count agreeing pixels only.
+  3. guide step (guide.mode cotrain: the guide learns the source labels on the translated
+     images; cotrain_target: the target labels on the target images); Adam(guide.lr) step.
   4. EMA of the generator, learning-rate schedules.
 
 Every loss term of every step is checked: a NaN or inf stops the run with a
@@ -63,7 +67,7 @@ CONFIG_FILE = "config.yaml"
 # keys that may differ between a run and its resumption (they do not change what is learnt)
 RESUMABLE_CHANGES = ("train.steps", "train.log_every", "train.sample_every", "train.sample_count",
                      "train.checkpoint_every", "train.keep_last", "train.device", "train.out", "data.workers",
-                     "data.source", "data.target", "data.check_frames")
+                     "data.source", "data.target", "data.check_frames", "data.pairing_threshold")
 
 
 class NonFiniteLossError(SemguardError):
@@ -85,9 +89,28 @@ def needs_guide(config: RunConfig) -> bool:
     return loss.seg > 0 or (loss.box > 0 and loss.box_backbone == "guide")
 
 
+def target_label_users(config: RunConfig) -> list[str]:
+    """The settings of `config` that need labelled target frames (empty: images alone will do)."""
+    from semguard.losses.adversary import ADVERSARIES
+
+    users = []
+    kind = config.model.discriminator.kind
+    if kind in ADVERSARIES and ADVERSARIES[kind].needs_target_labels:
+        users.append(f"model.discriminator.kind: {kind}")
+    if config.data.pairing == "layout_matched":
+        users.append("data.pairing: layout_matched")
+    if config.guide.mode == "cotrain_target" and needs_guide(config):
+        users.append("guide.mode: cotrain_target")
+    return users
+
+
 def check_config(config: RunConfig) -> None:
     """Refuse inconsistent settings before anything is built (ConfigError naming the key)."""
+    from semguard.losses.adversary import ADVERSARIES
+    from semguard.models import DISCRIMINATORS
+
     train, data, loss = config.train, config.data, config.loss
+    discriminator = config.model.discriminator
     if train.steps <= 0:
         raise ConfigError(f"train.steps must be positive, got {train.steps}")
     if data.batch_size <= 0:
@@ -97,11 +120,39 @@ def check_config(config: RunConfig) -> None:
             raise ConfigError(f"train.{key} must be >= 0, got {getattr(train, key)}")
     if not 0.0 <= train.decay_start <= 1.0:
         raise ConfigError(f"train.decay_start must lie in [0, 1], got {train.decay_start}")
-    for name in ("gan", "nce", "nce_identity", "seg", "box"):
+    for name in ("gan", "gan_patch", "nce", "nce_identity", "seg", "box"):
         if getattr(loss, name) < 0:
             raise ConfigError(f"loss.{name} must be >= 0 (0 turns the term off), got {getattr(loss, name)}")
     if loss.gan <= 0:
         raise ConfigError("loss.gan must be positive: without the adversarial term nothing pulls toward the target domain")
+    if discriminator.kind not in DISCRIMINATORS or discriminator.kind not in ADVERSARIES:
+        raise ConfigError(f"unknown model.discriminator.kind '{discriminator.kind}'; valid names: "
+                          f"{', '.join(sorted(set(DISCRIMINATORS) & set(ADVERSARIES)))}")
+    if discriminator.texture_patch and discriminator.kind == "patch":
+        raise ConfigError("model.discriminator.texture_patch adds a patch discriminator beside another kind; with "
+                          "kind 'patch' the patch discriminator is already the adversary: set texture_patch: false")
+    if discriminator.seg_levels < 1 or discriminator.seg_base_channels < 1:
+        raise ConfigError(f"model.discriminator.seg_levels and seg_base_channels must be >= 1, got "
+                          f"{discriminator.seg_levels}, {discriminator.seg_base_channels}")
+    if discriminator.agreement_mask and data.pairing != "layout_matched":
+        raise ConfigError("model.discriminator.agreement_mask needs data.pairing: layout_matched (the mask is where the "
+                          f"paired source and target labels agree), but data.pairing is '{data.pairing}'")
+    if discriminator.agreement_mask and discriminator.kind != "patch" and not discriminator.texture_patch:
+        raise ConfigError("model.discriminator.agreement_mask restricts a patch discriminator, but kind "
+                          f"'{discriminator.kind}' has none beside it: set texture_patch: true or agreement_mask: false")
+    if data.pairing_candidates < 1 or data.pairing_grid < 1:
+        raise ConfigError(f"data.pairing_candidates and data.pairing_grid must be >= 1, got "
+                          f"{data.pairing_candidates}, {data.pairing_grid}")
+    if not 0.0 <= data.pairing_threshold <= 1.0:
+        raise ConfigError(f"data.pairing_threshold must lie in [0, 1], got {data.pairing_threshold}")
+    if config.guide.perturb < 0:
+        raise ConfigError(f"guide.perturb must be >= 0 (0 = off), got {config.guide.perturb}")
+    if config.guide.ensemble and loss.seg <= 0:
+        raise ConfigError("guide.ensemble adds guides to the seg-consistency term, but loss.seg is 0; "
+                          "set loss.seg > 0 or guide.ensemble: []")
+    if config.guide.ensemble and config.guide.mode != "frozen":
+        raise ConfigError(f"guide.ensemble takes frozen guides only; guide.mode is '{config.guide.mode}': "
+                          "use guide.mode: frozen or drop the ensemble")
     if needs_guide(config) and not config.guide.checkpoint:
         wanted = "loss.seg" if loss.seg > 0 else "loss.box with box_backbone 'guide'"
         raise ConfigError(
@@ -146,6 +197,13 @@ def config_differences(saved: dict, current: dict) -> list[str]:
     return [key for key in keys if old.get(key) != new.get(key) and key not in RESUMABLE_CHANGES]
 
 
+def _guide_record(metadata: dict) -> dict:
+    """Plain data on one guide for the translator checkpoint: its file, role and training data."""
+    data = metadata.get("data") or {}
+    return {"checkpoint": metadata.get("path"), "role": metadata.get("role"), "data": dict(data),
+            "domain": data.get("domain")}
+
+
 def _unwrap(module: nn.Module) -> nn.Module:
     return module.module if isinstance(module, nn.parallel.DistributedDataParallel) else module
 
@@ -174,6 +232,8 @@ class Trainer:
         try:
             if config.guide.checkpoint:
                 check_guide_checkpoint(config.guide.checkpoint)   # refuse the judge even when no loss uses it
+            for path in config.guide.ensemble:
+                check_guide_checkpoint(path)
             seed_everything(config.train.seed)   # identical initial weights on every rank
             self._build_data()
             self._build_models()
@@ -199,13 +259,12 @@ class Trainer:
             limit = None if data.check_frames < 0 else data.check_frames
             require_usable(data.source, data.source_format, limit=limit, **data.source_options)
         self.source_dataset = open_dataset(data.source, data.source_format, **data.source_options)
-        # the target domain needs images only: unlabelled frames are fine unless the config says otherwise
-        target_options = {"labels_required": False, **data.target_options}
-        self.target_dataset = open_dataset(data.target, data.target_format, **target_options)
+        self.target_dataset = self._open_target()
         loader = build_unpaired_loader(
             self.source_dataset, self.target_dataset, crop=tuple(data.crop), batch_size=data.batch_size,
             workers=data.workers, seed=self.config.train.seed, small_box_crop_prob=data.small_box_crop_prob,
             hflip=data.hflip, resize=tuple(data.resize) if data.resize else None, distributed=self.context.distributed,
+            pairing=data.pairing, pairing_candidates=data.pairing_candidates, pairing_grid=data.pairing_grid,
         )
         self.stream = BatchStream(loader)
         self.preview = None
@@ -213,10 +272,38 @@ class Trainer:
             self.preview = preview_batch(self.source_dataset, self.config.train.sample_count, tuple(data.crop),
                                          tuple(data.resize) if data.resize else None)
 
+    def _open_target(self):
+        """The target data set: images only, unless a setting needs its labels (then every frame must have one)."""
+        from semguard.data.formats import open_dataset
+
+        data = self.config.data
+        users = target_label_users(self.config)
+        if not users:
+            # the target domain needs images only: unlabelled frames are fine unless the config says otherwise
+            return open_dataset(data.target, data.target_format, **{"labels_required": False, **data.target_options})
+        needed = " and ".join(users)
+        instead = ("model.discriminator.kind: patch, data.pairing: random and guide.mode: frozen (or cotrain) "
+                   "work with unlabelled target images")
+        if str(data.target_options.get("labels_required", True)).strip().lower() in ("false", "0", "no", "off"):
+            raise ConfigError(f"{needed} needs target labels, but data.target_options sets labels_required: false; "
+                              f"remove it, or use another setting: {instead}")
+        try:
+            dataset = open_dataset(data.target, data.target_format, **{**data.target_options, "labels_required": True})
+            first = dataset[0].label if len(dataset) else None
+        except SemguardError as err:
+            raise ConfigError(f"{needed} needs a labelled target set, but {data.target} ({data.target_format}) cannot "
+                              f"be read with labels: {str(err).splitlines()[0]}; give a labelled target set, or use "
+                              f"another setting: {instead}") from None
+        if first is not None and bool((first == 255).all()):
+            raise ConfigError(f"{needed} needs target labels, but the first target frame of {data.target} is labelled "
+                              f"ignore (255) everywhere; give a labelled target set, or use another setting: {instead}")
+        return dataset
+
     def _build_models(self) -> None:
         from semguard.losses.class_weights import class_weight_vector
+        from semguard.losses.adversary import build_adversary
         from semguard.losses.patchnce import PatchSampler
-        from semguard.models import build_discriminator, build_generator
+        from semguard.models import build_discriminator, build_generator, build_texture_discriminator
 
         config, device = self.config, self.device
         generator, self.spec = build_generator(config.model)
@@ -226,9 +313,15 @@ class Trainer:
             raise ConfigError(f"data.crop {list(crop)} must be divisible by {multiple} for generator "
                               f"'{config.model.generator}' (n_downsample {config.model.n_downsample})")
         discriminator = build_discriminator(config.model)
+        texture_discriminator = build_texture_discriminator(config.model)
         memory_format = torch.channels_last if self.channels_last else torch.contiguous_format
         generator = generator.to(device, memory_format=memory_format)
         discriminator = discriminator.to(device, memory_format=memory_format)
+        if texture_discriminator is not None:
+            texture_discriminator = texture_discriminator.to(device, memory_format=memory_format)
+        self.adversary = build_adversary(config.loss, config.model.discriminator)
+        self.texture_adversary = (build_adversary(config.loss, config.model.discriminator, kind="patch")
+                                  if texture_discriminator is not None else None)
 
         patch_sampler = None
         if config.loss.nce > 0 or config.loss.nce_identity > 0:
@@ -244,18 +337,32 @@ class Trainer:
                                                         expected_role="guide")
             self.guide = guide.to(device, memory_format=memory_format)
             self.guide.eval().requires_grad_(False)
+        self.extra_guides: list[nn.Module] = []
+        self.extra_guide_metadata: list[dict] = []
+        if config.loss.seg > 0:
+            from semguard.train.segmenter import load_segmenter
+
+            for path in config.guide.ensemble:
+                extra, metadata = load_segmenter(path, device=str(device), expected_role="guide")
+                self.extra_guides.append(extra.to(device, memory_format=memory_format).eval().requires_grad_(False))
+                self.extra_guide_metadata.append(metadata)
 
         box_loss = None
         if config.loss.box > 0:
             box_loss = self._build_box_loss()
         discriminator.requires_grad_(False)   # trainable only inside the discriminator step
+        if texture_discriminator is not None:
+            texture_discriminator.requires_grad_(False)
         seg_class_weights = None
         if config.loss.seg_class_weights:
             seg_class_weights = class_weight_vector(config.loss.seg_class_weights, where="loss.seg_class_weights").to(device)
         helpers = FrozenHelpers(discriminator=discriminator, guide=self.guide, box_loss=box_loss,
-                                seg_class_weights=seg_class_weights)
+                                seg_class_weights=seg_class_weights, adversary=self.adversary,
+                                texture_discriminator=texture_discriminator, texture_adversary=self.texture_adversary,
+                                extra_guides=tuple(self.extra_guides), guide_perturb=float(config.guide.perturb))
         self.generator = generator
         self.discriminator = discriminator
+        self.texture_discriminator = texture_discriminator
         self.patch_sampler = patch_sampler
         self.objective = GeneratorObjective(generator, patch_sampler, config.loss, helpers)
         self.weights = term_weights(config.loss)
@@ -263,7 +370,8 @@ class Trainer:
 
         self.objective_model: nn.Module = self.objective
         self.discriminator_model: nn.Module = discriminator
-        self.guide_model: nn.Module | None = self.guide if self.cotrain else None
+        self.texture_discriminator_model: nn.Module | None = texture_discriminator
+        self.guide_model: nn.Module | None = self.guide if self.guide_trains else None
         if self.context.distributed:
             ids = [device.index] if self.cuda else None
             DDP = nn.parallel.DistributedDataParallel
@@ -271,7 +379,11 @@ class Trainer:
             discriminator.requires_grad_(True)
             self.discriminator_model = DDP(discriminator, device_ids=ids)
             discriminator.requires_grad_(False)
-            if self.cotrain:
+            if texture_discriminator is not None:
+                texture_discriminator.requires_grad_(True)
+                self.texture_discriminator_model = DDP(texture_discriminator, device_ids=ids)
+                texture_discriminator.requires_grad_(False)
+            if self.guide_trains:
                 self.guide.requires_grad_(True)
                 self.guide_model = DDP(self.guide, device_ids=ids)
                 self.guide.requires_grad_(False)
@@ -279,6 +391,21 @@ class Trainer:
     @property
     def cotrain(self) -> bool:
         return self.guide is not None and self.config.guide.mode == "cotrain" and self.config.loss.seg > 0
+
+    @property
+    def cotrain_target(self) -> bool:
+        return self.guide is not None and self.config.guide.mode == "cotrain_target"
+
+    @property
+    def guide_trains(self) -> bool:
+        """Whether the guide has its own optimisation step (cotrain or cotrain_target)."""
+        return self.cotrain or self.cotrain_target
+
+    def _discriminator_parameters(self) -> list[nn.Parameter]:
+        parameters = list(self.discriminator.parameters())
+        if self.texture_discriminator is not None:
+            parameters += list(self.texture_discriminator.parameters())
+        return parameters
 
     def _build_box_loss(self):
         from semguard.losses.box_perceptual import BoxPerceptualLoss, guide_feature_extractor, lpips_feature_extractor
@@ -300,13 +427,13 @@ class Trainer:
         train = self.config.train
         generator_parameters = [p for p in self.objective.parameters() if p.requires_grad]
         self.optimizer_g = torch.optim.Adam(generator_parameters, lr=train.lr_g, betas=tuple(train.betas))
-        self.optimizer_d = torch.optim.Adam(list(self.discriminator.parameters()), lr=train.lr_d,
+        self.optimizer_d = torch.optim.Adam(self._discriminator_parameters(), lr=train.lr_d,
                                             betas=tuple(train.betas))
         factor = lr_factor(train.lr_schedule, train.steps, train.decay_start)
         self.scheduler_g = torch.optim.lr_scheduler.LambdaLR(self.optimizer_g, factor)
         self.scheduler_d = torch.optim.lr_scheduler.LambdaLR(self.optimizer_d, factor)
         self.optimizer_guide = None
-        if self.cotrain:
+        if self.guide_trains:
             self.optimizer_guide = torch.optim.Adam(list(self.guide.parameters()), lr=self.config.guide.lr,
                                                     betas=tuple(train.betas))
 
@@ -330,11 +457,16 @@ class Trainer:
             "world_size": self.context.world_size,
             "conditioning_channels": int(self.spec.channels),
         }
-        if self.cotrain:
+        if self.texture_discriminator is not None:
+            state["texture_discriminator"] = self.texture_discriminator.state_dict()
+        if self.guide_trains:
             state["guide"] = self.guide.state_dict()
             state["optimizers"]["guide"] = self.optimizer_guide.state_dict()
         if self.guide_metadata is not None or self.config.guide.checkpoint:
             state["guide_checkpoint"] = self.config.guide.checkpoint
+        if self.guide_metadata is not None:
+            # what each guide learnt from (e.g. source labels on sim, or target labels on real images)
+            state["guides"] = [_guide_record(self.guide_metadata)] + [_guide_record(m) for m in self.extra_guide_metadata]
         return state
 
     def load_state_dict(self, state: dict, source: Path) -> None:
@@ -348,13 +480,15 @@ class Trainer:
             self.generator.load_state_dict(state["generator"])
             self.ema.load_state_dict(state["generator_ema"])
             self.discriminator.load_state_dict(state["discriminator"])
+            if self.texture_discriminator is not None:
+                self.texture_discriminator.load_state_dict(state["texture_discriminator"])
             if self.patch_sampler is not None:
                 self.patch_sampler.load_state_dict(state["patch_sampler"])
             self.optimizer_g.load_state_dict(state["optimizers"]["generator"])
             self.optimizer_d.load_state_dict(state["optimizers"]["discriminator"])
             self.scheduler_g.load_state_dict(state["schedulers"]["generator"])
             self.scheduler_d.load_state_dict(state["schedulers"]["discriminator"])
-            if self.cotrain:
+            if self.guide_trains:
                 self.guide.load_state_dict(state["guide"])
                 self.optimizer_guide.load_state_dict(state["optimizers"]["guide"])
         except (KeyError, RuntimeError, ValueError) as err:
@@ -428,21 +562,38 @@ class Trainer:
         if self.config.train.grad_clip > 0:
             torch.nn.utils.clip_grad_norm_(list(parameters), self.config.train.grad_clip)
 
+    def _agreement(self, source, target) -> torch.Tensor | None:
+        """float [B,H,W]: 1 where the paired source and target labels agree (both labelled), for the agreement mask."""
+        if not self.config.model.discriminator.agreement_mask:
+            return None
+        agree = (source.label == target.label) & (source.label != 255) & (target.label != 255)
+        return agree.to(torch.float32)
+
+    def _pairing_stats(self, target) -> dict[str, float]:
+        """Mean layout agreement of the batch's pairs and the share at or above data.pairing_threshold."""
+        agreement = target.layout_agreement
+        if agreement is None:
+            return {}
+        threshold = self.config.data.pairing_threshold
+        stats = torch.stack([agreement.mean(), (agreement >= threshold).float().mean()]).to(self.device)
+        stats = all_reduce_mean(stats, self.context).tolist()
+        return {"pair_agreement": stats[0], "pair_match_rate": stats[1]}
+
     def train_step(self) -> dict[str, float]:
         """One generator, discriminator (and guide) update; returns every term's mean over ranks."""
-        from semguard.losses.adversarial import discriminator_loss
         from semguard.losses.total import weighted_sum
 
         source, target = self.stream.next()
         source, target = self._to_device(source), self._to_device(target)
         condition = self._condition(source)
         target_condition = self._condition(target) if self.weights["nce_identity"] > 0 else None
+        agreement = self._agreement(source, target)
 
         # generator (and PatchNCE heads)
         self.generator.train()
         with self._autocast():
             translated, generator_terms = self.objective_model(source.image, condition, source.label, source.boxes,
-                                                               target.image, target_condition)
+                                                               target.image, target_condition, agreement)
             generator_loss, _ = weighted_sum(generator_terms, self.weights)
         logged = self._check_finite(generator_terms)
         self.optimizer_g.zero_grad(set_to_none=True)
@@ -450,20 +601,44 @@ class Trainer:
         self._clip(self.objective.parameters())
         self.optimizer_g.step()
 
-        # discriminator: one forward over real and fake (one DDP forward per backward)
+        # discriminator(s): one forward each over real and fake (one DDP forward per backward)
         self.discriminator.requires_grad_(True)
+        if self.texture_discriminator is not None:
+            self.texture_discriminator.requires_grad_(True)
         real_count = target.image.shape[0]
         with self._autocast():
-            logits = self.discriminator_model(torch.cat([target.image, translated.detach().to(target.image.dtype)]))
-            real_logits = [scale[:real_count] for scale in logits]
-            fake_logits = [scale[real_count:] for scale in logits]
-            d_loss = discriminator_loss(real_logits, fake_logits, self.config.loss.gan_mode)
-        logged.update(self._check_finite({"d": d_loss}))
+            both = torch.cat([target.image, translated.detach().to(target.image.dtype)])
+            real_logits, fake_logits = self.adversary.split(self.discriminator_model(both), real_count)
+            d_terms = {"d": self.adversary.discriminator_term(real_logits, target.label, fake_logits, agreement)}
+            if self.texture_discriminator is not None:
+                real_logits, fake_logits = self.texture_adversary.split(self.texture_discriminator_model(both),
+                                                                        real_count)
+                d_terms["d_patch"] = self.texture_adversary.discriminator_term(real_logits, target.label, fake_logits,
+                                                                               agreement)
+            d_loss = d_terms["d"] if len(d_terms) == 1 else d_terms["d"] + d_terms["d_patch"]
+        logged.update(self._check_finite(d_terms))
         self.optimizer_d.zero_grad(set_to_none=True)
         d_loss.backward()
-        self._clip(self.discriminator.parameters())
+        self._clip(self._discriminator_parameters())
         self.optimizer_d.step()
         self.discriminator.requires_grad_(False)
+        if self.texture_discriminator is not None:
+            self.texture_discriminator.requires_grad_(False)
+
+        if self.cotrain_target:
+            # the guide keeps learning the target labels on target images, never on translations
+            from semguard.losses.seg_consistency import seg_consistency_loss
+
+            self.guide.train().requires_grad_(True)
+            with self._autocast():
+                guide_loss = seg_consistency_loss(self.guide_model(target.image).float(), target.label,
+                                                  self.objective.helpers.seg_class_weights)
+            logged.update(self._check_finite({"guide_seg_target": guide_loss}))
+            self.optimizer_guide.zero_grad(set_to_none=True)
+            guide_loss.backward()
+            self._clip(self.guide.parameters())
+            self.optimizer_guide.step()
+            self.guide.eval().requires_grad_(False)
 
         if self.cotrain:
             from semguard.losses.seg_consistency import seg_consistency_loss
@@ -485,6 +660,7 @@ class Trainer:
         self.scheduler_g.step()
         self.scheduler_d.step()
         logged["loss_g"] = float(sum(self.weights[name] * logged[name] for name in generator_terms))
+        logged.update(self._pairing_stats(target))
         return logged
 
     @torch.no_grad()

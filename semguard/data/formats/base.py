@@ -26,7 +26,7 @@ from semguard.data.mapping import (
     EMPTY_SET, IMAGE_WITHOUT_LABEL, LABEL_WITHOUT_IMAGE, SIZE_MISMATCH, UNREADABLE, BAD_ANNOTATION,
     FrameProblem, IgnoreReport,
 )
-from semguard.data.sample import Box, Sample
+from semguard.data.sample import Box, Sample, fit_boxes
 from semguard.errors import ConfigError
 from semguard.labels import IGNORE_ID
 
@@ -320,17 +320,13 @@ def require_option(value, name: str, fmt: str, choices: tuple[str, ...] | None =
     return str(value)
 
 
-def clip_boxes(boxes: list[Box], size: tuple[int, int], min_size: float = 1.0) -> list[Box]:
-    """Clip half-open boxes to an image of size (H, W); drop those narrower than `min_size`."""
-    height, width = size
-    out = []
-    for box in boxes:
-        x1, y1, x2, y2 = box.xyxy
-        x1, x2 = min(max(x1, 0.0), width), min(max(x2, 0.0), width)
-        y1, y2 = min(max(y1, 0.0), height), min(max(y2, 0.0), height)
-        if x2 - x1 >= min_size and y2 - y1 >= min_size:
-            out.append(box.with_xyxy((x1, y1, x2, y2)))
-    return out
+def clip_boxes(boxes: list[Box], size: tuple[int, int], min_size: float = 1.0, where: str = "boxes",
+               report: IgnoreReport | None = None) -> list[Box]:
+    """The box rule of semguard.data.sample.fit_boxes for boxes read from `where`: refuse
+    non-finite, inverted, unknown-class or out-of-frame boxes (FrameProblem naming `where`),
+    clip the ones within the 1 px tolerance and drop those under `min_size`, counting both
+    in `report`."""
+    return fit_boxes(boxes, size, where, report=report, min_size=min_size)
 
 
 def no_frames(path: str | Path, message: str) -> FrameProblem:

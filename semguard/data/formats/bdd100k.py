@@ -56,5 +56,6 @@ class Bdd100kFormat(FrameDataset):
         boxes = []
         if self.box_file:
             boxes = clip_boxes(scalabel_boxes(self._labels_by_name.get(frame.name), self.box_file, report, strict,
-                                              inclusive=True), image.shape[:2])
+                                              inclusive=True), image.shape[:2],
+                               where=f"{self.box_file} ({frame.name})", report=report)
         return Sample(image=image, label=label, boxes=boxes, name=frame.name, source_path=frame.image)

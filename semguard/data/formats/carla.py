@@ -64,5 +64,6 @@ class CarlaFormat(FrameDataset):
             raw = red_channel(read_ids(frame.label), frame.label, "semantic label")
             require_same_size(image, raw, frame.image, frame.label, "semantic label")
             label = self.mapping.apply(raw, frame.label, report, strict)
-        boxes = clip_boxes(self.box_file.boxes(frame.name, report, strict), image.shape[:2]) if self.box_file else []
+        boxes = (clip_boxes(self.box_file.boxes(frame.name, report, strict), image.shape[:2],
+                            where=f"{self.box_file.path} ({frame.name})", report=report) if self.box_file else [])
         return Sample(image=image, label=label, boxes=boxes, name=frame.name, source_path=frame.image)

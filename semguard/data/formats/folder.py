@@ -16,13 +16,13 @@ from semguard.data.formats.base import (
     Frame, FrameDataset, FrameIndex, files_by_stem, pair_frames, read_bytes, read_ids, read_rgb,
     require_same_size, bad_annotation, clip_boxes, no_frames,
 )
-from semguard.data.mapping import IdMapping, IgnoreReport
+from semguard.data.mapping import BAD_ANNOTATION, FrameProblem, IdMapping, IgnoreReport
 from semguard.data.sample import Sample
 from semguard.errors import DataError
 from semguard.labels import IGNORE_ID, NUM_CLASSES, TRAIN_ID_NAMES
 
 TRAIN_IDS = IdMapping({i: i for i in range(NUM_CLASSES)}, known_ids=[*range(NUM_CLASSES), IGNORE_ID],
-                      source="train id", names=dict(enumerate(TRAIN_ID_NAMES)))
+                      source="train id", names=dict(enumerate(TRAIN_ID_NAMES)), already_ignore=[IGNORE_ID])
 
 
 class FolderFormat(FrameDataset):
@@ -70,8 +70,9 @@ class FolderFormat(FrameDataset):
                 raise bad_annotation(str(box_path), f"corrupt JSON ({err}); regenerate the boxes file") from None
             try:
                 boxes = folder_format.boxes_from_json(data, box_path)
+                folder_format.check_box_size(data, image.shape[:2], box_path)
             except DataError as err:
-                raise bad_annotation(str(box_path), str(err)) from None
-            boxes = clip_boxes(boxes, image.shape[:2])
+                raise FrameProblem(BAD_ANNOTATION, str(box_path), str(err)) from None
+            boxes = clip_boxes(boxes, image.shape[:2], where=str(box_path), report=report)
         return Sample(image=image, label=label, instances=instances, boxes=boxes, name=frame.name,
                       source_path=frame.image)

@@ -103,5 +103,6 @@ class PaletteFormat(FrameDataset):
                 rgb = np.asarray(read_pil(frame.label, "label").convert("RGB"))
             require_same_size(image, rgb, frame.image, frame.label, "colour label")
             label = self.mapping.apply(rgb, frame.label, report, strict)
-        boxes = clip_boxes(self.box_file.boxes(frame.name, report, strict), image.shape[:2]) if self.box_file else []
+        boxes = (clip_boxes(self.box_file.boxes(frame.name, report, strict), image.shape[:2],
+                            where=f"{self.box_file.path} ({frame.name})", report=report) if self.box_file else [])
         return Sample(image=image, label=label, boxes=boxes, name=frame.name, source_path=frame.image)

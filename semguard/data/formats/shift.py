@@ -108,5 +108,5 @@ class ShiftFormat(FrameDataset):
         if self.box_file:
             boxes = scalabel_boxes(self._labels_by_name.get(frame.name), self.box_file, report, strict,
                                    inclusive=self.box_inclusive)
-            boxes = clip_boxes(boxes, image.shape[:2])
+            boxes = clip_boxes(boxes, image.shape[:2], where=f"{self.box_file} ({frame.name})", report=report)
         return Sample(image=image, label=label, boxes=boxes, name=frame.name, source_path=frame.image)

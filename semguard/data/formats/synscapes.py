@@ -79,7 +79,7 @@ class SynscapesFormat(FrameDataset):
         boxes = []
         meta = self.root / "meta" / f"{frame.name}.json"
         if meta.is_file():
-            boxes = clip_boxes(meta_boxes(str(meta), image.shape[:2], report), image.shape[:2])
+            boxes = clip_boxes(meta_boxes(str(meta), image.shape[:2], report), image.shape[:2], where=str(meta), report=report)
             if instances is not None:
                 present = set(np.unique(instances).tolist())
                 boxes = [b if b.instance_id in present else Box(b.xyxy, b.class_id, 0, b.attributes) for b in boxes]

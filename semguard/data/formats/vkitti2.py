@@ -134,5 +134,6 @@ class Vkitti2Format(FrameDataset):
                     raise bad_annotation(str(info), "info.txt is missing (it gives the class of each bbox.txt track)")
                 self._boxes[key] = read_track_boxes(str(scene / "bbox.txt"), str(info))
             camera = int(Path(frame.name).parent.name.split("_")[-1])
-            boxes = clip_boxes(self._boxes[key].get((camera, int(Path(frame.name).name)), []), image.shape[:2])
+            boxes = clip_boxes(self._boxes[key].get((camera, int(Path(frame.name).name)), []), image.shape[:2],
+                               where=f"{scene / 'bbox.txt'} ({frame.name})", report=report)
         return Sample(image=image, label=label, boxes=boxes, name=frame.name, source_path=frame.image)

@@ -175,6 +175,8 @@ class Layout:
     poles: list[Pole] = field(default_factory=list)
     cars: list[Car] = field(default_factory=list)
     persons: list[Person] = field(default_factory=list)
+    odometer: float = 0.0                  # m the camera has driven since the layout was drawn (clips):
+                                           # shifts ground and facade textures, which are fixed to the world
 
 
 def _uniform(rng: np.random.Generator, bounds: tuple[float, float]) -> float:

@@ -98,7 +98,7 @@ def _ground_and_sky(layout: Layout, raster: Raster) -> None:
     lateral = (cols[None, :] - cam.vanish_x) * cam.cam_height / dy        # [H,W] metres
     rel = np.abs(lateral - layout.road_center)
     half, walk = layout.road_half, layout.sidewalk
-    period = np.mod(depth, 9.0)
+    period = np.mod(depth + layout.odometer, 9.0)
     material = np.select(
         [
             (rel < 0.12) & (period < 4.0),
@@ -113,7 +113,7 @@ def _ground_and_sky(layout: Layout, raster: Raster) -> None:
     sky = ~ground_rows[:, None]
     raster.material[...] = np.where(sky, np.uint8(M["sky"]), material)
     raster.depth[...] = np.where(sky, np.float32(SKY_DEPTH), depth.astype(np.float32))
-    raster.surface_s[...] = depth
+    raster.surface_s[...] = depth + layout.odometer
     raster.surface_t[...] = lateral
 
 
@@ -136,7 +136,7 @@ def _facades(layout: Layout, raster: Raster) -> None:
         material = (M["facade_0"] + blocks.variants[block]).astype(np.uint8)
         raster.material[...] = np.where(mask, material[None, :], raster.material)
         raster.depth[...] = np.where(mask, depth[None, :].astype(np.float32), raster.depth)
-        raster.surface_s[...] = np.where(mask, depth[None, :], raster.surface_s)
+        raster.surface_s[...] = np.where(mask, depth[None, :] + layout.odometer, raster.surface_s)
         height = cam.cam_height + (cam.horizon - rows) * depth[None, :] / cam.focal
         raster.surface_t[...] = np.where(mask, height, raster.surface_t)
 

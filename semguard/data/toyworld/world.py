@@ -14,6 +14,7 @@ On disk (`make_toy_world`, `semguard data make-toy`):
     OUT/paired/train, OUT/paired/val  the sim layouts of sim/train, sim/val in the real style, same names
     OUT/judge/train                   the judge's own split: fresh real layouts (real_NNNNNN) and fresh
                                       sim layouts (paired_NNNNNN), both in the real style
+    OUT/clips/{sim,paired,real}       with clips=N: sequences clip_CCCC/FFFFFF (see toyworld.clips)
 
 each a semguard folder data set (see semguard.data.folder) whose dataset.json records
 domain, split, style, seed, gap, size and the index base of its sample names.
@@ -37,6 +38,7 @@ import numpy as np
 
 from semguard.data.folder import write_dataset_info, write_sample
 from semguard.data.sample import Sample
+from semguard.data.toyworld.clips import CLIP_FOLDERS, MAX_CLIPS, ClipJob, clip_info, clip_jobs, make_clip_frame
 from semguard.data.toyworld.layout import DOMAINS, sample_layout
 from semguard.data.toyworld.raster import rasterize
 from semguard.data.toyworld.style import STYLES, render_real, render_sim
@@ -153,12 +155,15 @@ def make_toy_world(
     overwrite: bool = False,
     progress: Callable[[int, int], None] | None = None,
     judge: int | None = None,
+    clips: int = 0,
+    clip_length: int = 16,
 ) -> None:
     """Write a toy world under `out` (layout in the module docstring).
 
     train, val: samples per domain and split (>= 0; paired/train and paired/val hold the sim
     layouts of the same counts); judge: frames per layout prior in judge/train (default `train`;
-    0 writes no judge split);
+    0 writes no judge split); clips, clip_length: also write `clips` sequences of `clip_length`
+    frames under OUT/clips/{sim,paired,real} (semguard.data.toyworld.clips; 0: none);
     size: (H, W); seed: world seed >= 0; gap: semantic-gap strength >= 0; workers:
     processes (1 = in this process); the bytes written do not depend on it. overwrite:
     replace existing sim/, real/ and paired/ folders under `out` (else they are an error).
@@ -173,7 +178,10 @@ def make_toy_world(
         raise ValueError(f"at most {VAL_INDEX_BASE - 1} frames per split, so that splits never share an index")
     if workers < 1:
         raise ValueError(f"workers must be >= 1, got {workers}")
-    existing = [out / d for d in DOMAIN_FOLDERS if (out / d).exists()]
+    if not 0 <= clips < MAX_CLIPS or clip_length < 1:
+        raise ValueError(f"need 0 <= clips < {MAX_CLIPS} and clip_length >= 1, got {clips} and {clip_length}")
+    folders_written = DOMAIN_FOLDERS + (("clips",) if clips else ())
+    existing = [out / d for d in folders_written if (out / d).exists()]
     if existing:
         if not overwrite:
             raise FileExistsError(f"{existing[0]} already exists; pass overwrite=True to replace it")
@@ -193,21 +201,33 @@ def make_toy_world(
             seed=int(seed), gap=float(gap), size=[size[0], size[1]], count=int(counts[split]) * len(parts),
             index_base=INDEX_BASES[split], name_prefixes=[p[3] for p in parts],
         )
+    for folder, layout, style in CLIP_FOLDERS[: 3 if clips else 0]:
+        (out / folder).mkdir(parents=True, exist_ok=True)
+        write_dataset_info(
+            out / folder, generator="semguard toy world", domain=folder, split="clips", layout=layout, style=style,
+            seed=int(seed), gap=float(gap), size=[size[0], size[1]], count=int(clips) * int(clip_length),
+            **clip_info(clips, clip_length),
+        )
     jobs = toy_world_jobs(out, train, val, size, int(seed), float(gap), judge)
+    jobs += clip_jobs(out, int(clips), int(clip_length), size, int(seed), float(gap))
     for done, _ in enumerate(_run(jobs, workers), start=1):
         if progress is not None:
             progress(done, len(jobs))
 
 
-def _run(jobs: list[_Job], workers: int) -> Iterable[str]:
+def _make_any(job: _Job | ClipJob) -> str:
+    return make_clip_frame(job) if isinstance(job, ClipJob) else _make_one(job)
+
+
+def _run(jobs: list[_Job | ClipJob], workers: int) -> Iterable[str]:
     if workers == 1 or len(jobs) < 2:
         for job in jobs:
-            yield _make_one(job)
+            yield _make_any(job)
         return
     # spawn: safe whatever the parent imported (torch, threads); samples do not depend on it
     context = multiprocessing.get_context("spawn")
     with context.Pool(processes=workers) as pool:
-        yield from pool.imap_unordered(_make_one, jobs, chunksize=max(1, min(32, len(jobs) // (4 * workers))))
+        yield from pool.imap_unordered(_make_any, jobs, chunksize=max(1, min(32, len(jobs) // (4 * workers))))
 
 
 class ToyWorldDataset:

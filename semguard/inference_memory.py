@@ -1,0 +1,279 @@
+"""How much memory an inference pass needs, measured, and how much the machine has.
+
+`semguard translate --tile auto` runs a frame whole whenever its estimated peak memory
+fits a budget, and tiles it only when it does not. The estimate is not a rule of thumb:
+`measure_whole` / `measure_staged` run the model once on a small probe frame and record the
+peak bytes per frame pixel (activations of a fully convolutional model scale with the pixel
+count), for a whole-frame pass and for a staged tiled pass (semguard.models.staged:
+full-frame state between stages + one tile's activations).
+
+Measuring: on CUDA, torch.cuda.max_memory_allocated (every allocation, workspaces
+included). On CPU there is no allocator counter, so a TorchDispatchMode adds up the
+storages that tensors created inside the probe hold and drops them when they are freed
+(weak references), plus, at each convolution, the one copy of its input and output that
+oneDNN makes in its blocked layout (kernel-internal, so not seen as tensors). Checked
+against peak RSS (SPADE generator, base 32, one 256x512 or 128x1024 frame, fresh
+process): RSS growth 282 MiB, estimate 290 MiB.
+
+Budgets (`parse_memory_size`: "auto", "3GiB", "512MB", "2e9"): "auto" is half of the
+available RAM (MemAvailable) on CPU and 80% of the free device memory on CUDA, shared
+among the processes torchrun starts on the machine (LOCAL_WORLD_SIZE).
+"""
+
+from __future__ import annotations
+
+import math
+import os
+import re
+import weakref
+from dataclasses import dataclass
+from typing import Callable, Sequence
+
+import torch
+from torch.utils._python_dispatch import TorchDispatchMode
+from torch.utils._pytree import tree_flatten
+
+CPU_BUDGET_SHARE = 0.5
+CUDA_BUDGET_SHARE = 0.8
+PROBE_SIZE = (32, 64)   # activation bytes scale with pixels: a small probe measures them
+_UNITS = {"": 1, "b": 1, "k": 1e3, "kb": 1e3, "m": 1e6, "mb": 1e6, "g": 1e9, "gb": 1e9, "t": 1e12, "tb": 1e12,
+          "kib": 2**10, "mib": 2**20, "gib": 2**30, "tib": 2**40}
+
+
+def parse_memory_size(text: str | int | float | None) -> int | None:
+    """'auto'/None -> None; '3GiB', '512MB', '2e9', 2000000000 -> bytes (int > 0)."""
+    if text is None or (isinstance(text, str) and text.strip().lower() == "auto"):
+        return None
+    if isinstance(text, (int, float)):
+        value = float(text)
+    else:
+        match = re.fullmatch(r"\s*([0-9]*\.?[0-9]+(?:e[0-9]+)?)\s*([a-z]*)\s*", text.lower())
+        if not match or match.group(2) not in _UNITS:
+            raise ValueError(f"memory size {text!r} is not a size like 3GiB, 512MB or 2e9 bytes (or 'auto')")
+        value = float(match.group(1)) * _UNITS[match.group(2)]
+    if not value > 0:
+        raise ValueError(f"memory size {text!r} must be positive")
+    return int(value)
+
+
+def format_bytes(count: float) -> str:
+    return f"{count / 2**30:.2f} GiB" if count >= 2**30 else f"{count / 2**20:.0f} MiB"
+
+
+def available_memory(device: torch.device) -> int:
+    """Bytes this process could still use: free device memory plus what torch's caching
+    allocator holds unused (CUDA), or MemAvailable (CPU, Linux; free pages elsewhere)."""
+    if device.type == "cuda":
+        free, _ = torch.cuda.mem_get_info(device)
+        return int(free + torch.cuda.memory_reserved(device) - torch.cuda.memory_allocated(device))
+    try:
+        with open("/proc/meminfo", encoding="ascii") as handle:
+            for line in handle:
+                if line.startswith("MemAvailable:"):
+                    return int(line.split()[1]) * 1024
+    except OSError:
+        pass
+    return int(os.sysconf("SC_AVPHYS_PAGES") * os.sysconf("SC_PAGE_SIZE"))
+
+
+def default_budget(device: torch.device) -> int:
+    """The 'auto' memory budget of one inference process on `device` (module docstring)."""
+    share = CUDA_BUDGET_SHARE if device.type == "cuda" else CPU_BUDGET_SHARE
+    processes = max(1, int(os.environ.get("LOCAL_WORLD_SIZE", 1))) if device.type == "cpu" else 1
+    return int(available_memory(device) * share / processes)
+
+
+_CONVOLUTIONS = {torch.ops.aten.convolution.default, torch.ops.aten.conv2d.default}
+
+
+def _nbytes(tensor) -> int:
+    return tensor.numel() * tensor.element_size() if isinstance(tensor, torch.Tensor) else 0
+
+
+class _LiveTensorBytes(TorchDispatchMode):
+    """Bytes of the tensor storages created while active and still alive; `peak` their maximum."""
+
+    @classmethod
+    def _should_skip_dynamo(cls) -> bool:
+        return False   # nothing is compiled inside the probe; wrapping would import torch._dynamo (seconds)
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.current = 0
+        self.peak = 0
+        self._live: dict[int, weakref.ref] = {}
+
+    def _freed(self, key: int, size: int) -> None:
+        if self._live.pop(key, None) is not None:
+            self.current -= size
+
+    def __torch_dispatch__(self, func, types, args=(), kwargs=None):
+        out = func(*args, **(kwargs or {}))
+        # views and in-place results share an input's storage: only new storages are allocations
+        inputs = {t.untyped_storage().data_ptr() for t in tree_flatten((args, kwargs))[0] if isinstance(t, torch.Tensor)}
+        for tensor in tree_flatten(out)[0]:
+            if isinstance(tensor, torch.Tensor) and tensor.device.type != "meta":
+                storage = tensor.untyped_storage()
+                key, size = storage.data_ptr(), storage.nbytes()
+                if size and key not in self._live and key not in inputs:
+                    self._live[key] = weakref.ref(storage, lambda _, k=key, n=size: self._freed(k, n))
+                    self.current += size
+                    self.peak = max(self.peak, self.current)
+        if func in _CONVOLUTIONS and isinstance(out, torch.Tensor) and out.device.type == "cpu":
+            # oneDNN reorders a convolution's input and output to its blocked layout: one
+            # transient copy of each (measured: peak RSS of a lone conv = output x 2 + input)
+            self.peak = max(self.peak, self.current + _nbytes(args[0]) + _nbytes(out))
+        return out
+
+    def reset_peak(self) -> None:
+        self.peak = self.current
+
+
+class _CudaBytes:
+    def __init__(self, device: torch.device) -> None:
+        self.device = device
+        torch.cuda.synchronize(device)
+        self.base = torch.cuda.memory_allocated(device)
+        torch.cuda.reset_peak_memory_stats(device)
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc) -> None:
+        torch.cuda.synchronize(self.device)
+
+    @property
+    def current(self) -> int:
+        return torch.cuda.memory_allocated(self.device) - self.base
+
+    @property
+    def peak(self) -> int:
+        return torch.cuda.max_memory_allocated(self.device) - self.base
+
+    def reset_peak(self) -> None:
+        torch.cuda.synchronize(self.device)
+        torch.cuda.reset_peak_memory_stats(self.device)
+
+
+def _tracker(device: torch.device):
+    return _CudaBytes(device) if device.type == "cuda" else _LiveTensorBytes()
+
+
+def _probe_size(size_multiple: int) -> tuple[int, int]:
+    return tuple(max(size_multiple, math.ceil(side / size_multiple) * size_multiple) for side in PROBE_SIZE)
+
+
+def measure_whole(make_inputs: Callable[[int, int], tuple], whole: Callable[..., torch.Tensor],
+                  device: torch.device, size_multiple: int = 1) -> float:
+    """Peak bytes per frame pixel of `whole(*make_inputs(h, w))` on a probe frame (inputs and
+    output included; the model's weights, which exist already, are not)."""
+    height, width = _probe_size(size_multiple)
+    with torch.inference_mode(), _tracker(device) as tracker:
+        inputs = make_inputs(height, width)
+        output = whole(*inputs)
+        del output, inputs
+        return tracker.peak / (height * width)
+
+
+def measure_staged(make_inputs: Callable[[int, int], tuple], stages: Sequence, device: torch.device,
+                   size_multiple: int = 1) -> tuple[float, float, int]:
+    """(frame, tile, halo) of a staged pass on a probe frame (see MemoryProfile)."""
+    height, width = _probe_size(size_multiple)
+    frame_peak, tile_peak = 0, 0
+    with torch.inference_mode(), _tracker(device) as tracker:
+        image, condition = make_inputs(height, width)
+        state = (image,)
+        for stage in stages:
+            entry = tracker.current
+            tracker.reset_peak()
+            result = stage.run(state, condition)
+            inputs = {t.untyped_storage().data_ptr() for t in state}
+            held = sum({t.untyped_storage().data_ptr(): t.untyped_storage().nbytes() for t in result
+                        if t.untyped_storage().data_ptr() not in inputs}.values())
+            frame_peak = max(frame_peak, entry + held)
+            tile_peak = max(tile_peak, tracker.peak - entry)
+            state = result
+            del result
+        del state, image, condition
+    pixels = height * width
+    return frame_peak / pixels, tile_peak / pixels, max((stage.radius for stage in stages), default=0)
+
+
+@dataclass(frozen=True)
+class MemoryProfile:
+    """Measured peak bytes per frame pixel (per image of a batch) of one model.
+
+    whole: a whole-frame pass (inputs, conditioning and output included).
+    staged_frame: what a staged tiled pass keeps at full-frame size (two consecutive
+      states, inputs); staged_tile: one tile's activations, per tile pixel (None: not
+      measured, or the model has no stages). halo: the largest stage radius in frame
+      pixels (each tile reads this much around it).
+    """
+
+    whole: float
+    staged_frame: float | None = None
+    staged_tile: float | None = None
+    halo: int = 0
+
+    def whole_bytes(self, batch: int, height: int, width: int) -> float:
+        return self.whole * batch * height * width
+
+    def staged_bytes(self, batch: int, height: int, width: int, tile: tuple[int, int]) -> float:
+        if self.staged_frame is None or self.staged_tile is None:
+            raise ValueError("no staged measurement in this profile")
+        tile_h, tile_w = min(height, tile[0]) + 2 * self.halo, min(width, tile[1]) + 2 * self.halo
+        return batch * (self.staged_frame * height * width + self.staged_tile * tile_h * tile_w)
+
+
+def staged_tile_size(profile: MemoryProfile, batch: int, height: int, width: int, budget: float,
+                     multiple: int, minimum: int = 16) -> tuple[int, int]:
+    """The largest tile (h, w), multiples of `multiple`, as square as the frame allows, whose
+    staged pass over a [batch, ., height, width] frame fits `budget` bytes; `minimum` pixels
+    a side when none does (check with profile.staged_bytes and warn)."""
+    if profile.staged_frame is None or profile.staged_tile is None:
+        raise ValueError("no staged measurement in this profile")
+    smallest = max(multiple, minimum // multiple * multiple)
+    room = budget / batch - profile.staged_frame * height * width
+    area = room / profile.staged_tile if room > 0 else 0.0   # tile pixels, halo included
+    side = int(math.sqrt(area)) - 2 * profile.halo
+    tile_w = min(width, max(smallest, side // multiple * multiple))
+    tile_h = int(area / (tile_w + 2 * profile.halo)) - 2 * profile.halo
+    return min(height, max(smallest, tile_h // multiple * multiple)), tile_w
+
+
+def network_tile_size(bytes_per_pixel: float, batch: int, tiles_per_call: int, budget: float,
+                      multiple: int, minimum: int = 16) -> int:
+    """Side of square tiles whose network-level tiled pass (semguard.tiling.tiled_apply,
+    `tiles_per_call` tiles of `batch` frames per call) fits `budget` bytes."""
+    side = int(math.sqrt(budget / (bytes_per_pixel * batch * max(1, tiles_per_call))))
+    return max(max(multiple, minimum // multiple * multiple), side // multiple * multiple)
+
+
+_M_TRIM_THRESHOLD, _M_MMAP_MAX = -1, -4
+
+
+def reuse_freed_memory() -> bool:
+    """Make glibc keep freed memory for reuse instead of returning it to the system.
+
+    By default glibc serves every allocation above 32 MiB (and smaller ones, by its
+    dynamic threshold) with a fresh mmap and unmaps it on free, so each large activation
+    of an inference pass is page-faulted in again, 4 KiB at a time: a whole-frame pass at
+    256x512 took 176 000 minor faults, a tiled 957x526 run 111 million (243 s of system
+    time for 8 frames). With mmap off and trimming above 2 GiB, the second and later
+    passes reuse the heap (2 000 faults). Process-wide; the cost is that the process keeps
+    its peak heap until it exits. Returns False where there is no glibc (nothing changed).
+    """
+    import ctypes
+    import ctypes.util
+    import sys
+
+    if not sys.platform.startswith("linux"):
+        return False
+    try:
+        libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6")
+        mallopt = libc.mallopt
+        libc.gnu_get_libc_version  # noqa: B018 - glibc only (musl has no mallopt semantics to rely on)
+    except (OSError, AttributeError):
+        return False
+    mallopt.argtypes, mallopt.restype = [ctypes.c_int, ctypes.c_int], ctypes.c_int
+    return bool(mallopt(_M_MMAP_MAX, 0)) and bool(mallopt(_M_TRIM_THRESHOLD, 2**31 - 1))

@@ -12,9 +12,14 @@ other in this same run, so the peak-memory figures do not leak into each other:
         [--sizes 128x256,256x512] [--out benchmarks/results/train_step.md]
 
 Rows: semguard = configs/toy.yaml (spade, conditioned, gan + nce + seg + box, frozen guide);
+semguard-v1 = the same with model.spade_version=1 (the SPADE of checkpoints before issue 13:
+per-norm conditioning embeddings), the before row;
 spade-cut = configs/toy_cond_only.yaml (spade, conditioned, gan + nce);
-resnet-cut = configs/toy_cut.yaml (resnet, unconditioned, gan + nce). The guide is an
+resnet-cut = configs/toy_cut.yaml (resnet, unconditioned, gan + nce): the CUT baseline at
+equal width, resolution and batch, and the reference of the "x CUT" column. The guide is an
 untrained segmenter of the toy guide's architecture (speed does not depend on its weights).
+GFLOP/step: torch's FLOP counter over one more (untimed) step, forward and backward:
+independent of the machine and its load.
 """
 
 from __future__ import annotations
@@ -30,7 +35,9 @@ import time
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
-ROWS = (("semguard", "toy.yaml"), ("spade-cut", "toy_cond_only.yaml"), ("resnet-cut", "toy_cut.yaml"))
+ROWS = (("semguard", "toy.yaml", ()), ("semguard-v1", "toy.yaml", ("model.spade_version=1",)),
+        ("spade-cut", "toy_cond_only.yaml", ()), ("resnet-cut", "toy_cut.yaml", ()))
+BASELINE = "resnet-cut"
 
 
 def _write_data(root: Path, size: tuple[int, int], count: int) -> None:
@@ -62,8 +69,9 @@ def _measure(args) -> dict:
         save_segmenter(guide, build_segmenter("unet", "resnet18"), role="guide")
     overrides = [f"data.source={work / 'sim'}", f"data.target={work / 'real'}", f"data.crop=[{height},{width}]",
                  f"data.batch_size={args.batch_size}", "data.workers=0", f"train.device={args.device}",
-                 f"train.out={work / ('run_' + args.row)}", f"train.steps={args.steps + 1}", "train.sample_count=0",
-                 "train.log_every=0", "train.sample_every=0", "train.checkpoint_every=0"]
+                 f"train.out={work / ('run_' + args.row)}", f"train.steps={args.steps + 2}", "train.sample_count=0",
+                 "train.log_every=0", "train.sample_every=0", "train.checkpoint_every=0",
+                 *dict((row, extra) for row, _, extra in ROWS)[args.row]]
     config = load_config(REPO / "configs" / args.config, overrides)
     if config.guide.checkpoint is not None:
         config = load_config(REPO / "configs" / args.config, overrides + [f"guide.checkpoint={guide}"])
@@ -87,7 +95,12 @@ def _measure(args) -> dict:
     if cuda:
         torch.cuda.synchronize()
     elapsed = time.perf_counter() - start
+    from torch.utils.flop_counter import FlopCounterMode
+
+    with FlopCounterMode(display=False) as flops:
+        trainer.train_step()
     result = {
+        "gflop_per_step": flops.get_total_flops() / 1e9,
         "row": args.row, "size": f"{height}x{width}", "batch": args.batch_size,
         "images_per_s": args.steps * args.batch_size / elapsed, "seconds_per_step": elapsed / args.steps,
         "generator_params_m": sum(p.numel() for p in trainer.generator.parameters()) / 1e6,
@@ -109,8 +122,8 @@ def main() -> int:
     parser.add_argument("--batch-size", type=int, default=2)
     parser.add_argument("--sizes", default="128x256,256x512")
     parser.add_argument("--threads", type=int, default=0, help="torch CPU threads (0 = torch default)")
-    parser.add_argument("--rows", default=",".join(row for row, _ in ROWS),
-                        help=f"comma-separated rows to run (default all: {', '.join(row for row, _ in ROWS)})")
+    parser.add_argument("--rows", default=",".join(row for row, _, _ in ROWS),
+                        help=f"comma-separated rows to run (default all: {', '.join(row for row, _, _ in ROWS)})")
     parser.add_argument("--out", default=str(REPO / "benchmarks" / "results" / "train_step.md"))
     parser.add_argument("--child", nargs=5, metavar=("ROW", "CONFIG", "H", "W", "WORK"), help=argparse.SUPPRESS)
     args = parser.parse_args()
@@ -130,7 +143,7 @@ def main() -> int:
         for height, width in sizes:
             work = Path(tmp) / f"{height}x{width}"
             _write_data(work, (height, width), count=max(4, args.batch_size))
-            for row, config in ROWS:
+            for row, config, _ in ROWS:
                 if row not in args.rows.split(","):
                     continue
                 command = [sys.executable, __file__, "--device", args.device, "--steps", str(args.steps),
@@ -173,15 +186,20 @@ def _write_report(args, results: list[dict]) -> None:
            "(the process peak includes Python, torch and the models)."),
         "",
     ]
+    header = "| row | generator | size | img/s | s/step | x CUT (time) | GFLOP/step | x CUT (FLOPs) |"
     if cuda:
-        lines += ["| row | generator | size | img/s | s/step | peak MiB |", "|---|---|---|---:|---:|---:|"]
+        lines += [header + " peak MiB |", "|---|---|---|---:|---:|---:|---:|---:|---:|"]
     else:
-        lines += ["| row | generator | size | img/s | s/step | peak RSS MiB | steps add MiB |",
-                  "|---|---|---|---:|---:|---:|---:|"]
-    generator = {"semguard": "spade + seg + box", "spade-cut": "spade", "resnet-cut": "resnet"}
+        lines += [header + " peak RSS MiB | steps add MiB |", "|---|---|---|---:|---:|---:|---:|---:|---:|---:|"]
+    generator = {"semguard": "spade v2 + seg + box", "semguard-v1": "spade v1 + seg + box", "spade-cut": "spade v2",
+                 "resnet-cut": "resnet"}
+    baseline = {r["size"]: r for r in results if r["row"] == BASELINE}
     for r in results:
+        base = baseline.get(r["size"])
+        slower = f"{r['seconds_per_step'] / base['seconds_per_step']:.2f}" if base else "n/a"
+        costlier = f"{r['gflop_per_step'] / base['gflop_per_step']:.2f}" if base else "n/a"
         cells = [r["row"], generator[r["row"]], r["size"], f"{r['images_per_s']:.2f}", f"{r['seconds_per_step']:.2f}",
-                 f"{r['peak_mib']:.0f}"]
+                 slower, f"{r['gflop_per_step']:.1f}", costlier, f"{r['peak_mib']:.0f}"]
         if not cuda:
             cells.append(f"{r['step_peak_mib']:.0f}")
         lines.append("| " + " | ".join(cells) + " |")

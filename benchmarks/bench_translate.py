@@ -1,18 +1,29 @@
-"""Benchmark `semguard translate`: pipeline throughput vs the model-only forward pass in the
-same run (the share of time I/O costs), and peak memory of one 2048x1024 frame tiled vs
-untiled. Writes benchmarks/results/translate.md.
+"""Benchmark `semguard translate` against the model's own speed, per frame size, in one run.
 
-    python benchmarks/bench_translate.py [--frames 16] [--size 256 512] [--device auto]
-        [--base-channels 32] [--memory-size 1024 2048] [--tile 512] [--overlap 64] [--tile-batch 1]
+Rows per frame size (default 526x957, a common simulator size, and 1024x2048):
+  - model only: the generator's forward pass on preloaded, preconditioned whole frames
+    (the baseline: the model's speed);
+  - translate (auto): the full pipeline (decode, condition, translate, PNG encode,
+    read-back verification, manifest) with the defaults, --tile auto and the default
+    --memory-budget; its share of the model-only throughput;
+  - translate (tiled): the same pipeline with a memory budget below the frame's
+    whole-frame need (--tiled-budget-share of it), so --tile auto tiles (staged, exact).
+And, per size, the peak memory of one frame whole and tiled (a fresh subprocess each:
+CUDA max_memory_allocated; CPU peak RSS growth over the process before the frame), the
+planner's estimate beside it, the tile it chose, and the FLOPs of the tiled pass over
+the whole-frame pass (counted on the meta device: machine-independent).
 
-Random generator weights (throughput and memory do not depend on training). Memory is
-measured in a fresh subprocess per mode: torch.cuda.max_memory_allocated on CUDA, the
-growth of the process's peak RSS over its pre-forward level on CPU.
+    python benchmarks/bench_translate.py [--sizes 526x957,1024x2048] [--frames 4] [--device auto]
+        [--base-channels 32] [--tiled-budget-share 0.6] [--out benchmarks/results/translate.md]
+
+Random generator weights of the default SPADE generator (speed and memory do not depend
+on training). Tiny check: --sizes 64x128 --frames 2 --base-channels 8.
 """
 
 from __future__ import annotations
 
 import argparse
+import copy
 import json
 import platform
 import subprocess
@@ -28,8 +39,10 @@ from semguard.config import config_from_dict, config_to_dict
 from semguard.data.batch import collate_samples
 from semguard.data.folder import FolderDataset, write_sample
 from semguard.data.sample import Box, Sample
+from semguard.inference_memory import format_bytes, reuse_freed_memory
 from semguard.labels import colorize
-from semguard.models import build_generator
+from semguard.models import build_conditioning, build_generator
+from semguard.tiling import pad_to_multiple, staged_apply
 from semguard.train.checkpoint import save_checkpoint
 from semguard.translate import Translator, translate_dataset
 
@@ -42,137 +55,213 @@ def synthetic_sample(seed: int, size: tuple[int, int], name: str) -> Sample:
     label[h // 3: h // 2] = 2
     label[h // 2:, : w // 5] = 1
     for _ in range(8):
-        y, x = rng.integers(0, h - 20), rng.integers(0, w - 20)
+        y, x = rng.integers(0, max(1, h - 20)), rng.integers(0, max(1, w - 20))
         label[y:y + rng.integers(5, 60), x:x + rng.integers(5, 60)] = rng.integers(0, 19)
     image = np.clip(colorize(label).astype(np.float32) + rng.normal(0, 12, (h, w, 3)), 0, 255).astype(np.uint8)
     instances = np.zeros(size, np.int32)
     instances[h // 2:h // 2 + 20, w // 2:w // 2 + 30] = 1
     return Sample(image=image, label=label, instances=instances,
-                  boxes=[Box((w / 2, h / 2, w / 2 + 30, h / 2 + 20), 13, 1)], name=name)
+                  boxes=[Box((w / 2, h / 2, min(w, w / 2 + 30), min(h, h / 2 + 20)), 13, 1)], name=name)
 
 
 def make_checkpoint(path: Path, base_channels: int) -> None:
     config = config_from_dict({"model": {"base_channels": base_channels}})
+    torch.manual_seed(0)
     generator, _ = build_generator(config.model)
     state = generator.state_dict()
     save_checkpoint(path, {"kind": "translator", "semguard_version": "bench", "config": config_to_dict(config),
                            "generator": state, "generator_ema": state, "step": 0})
 
 
+def _sync(device: torch.device) -> None:
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+
+
+def model_only_seconds(translator: Translator, dataset, frames: int) -> float:
+    """Seconds of the generator's whole-frame forward passes on preloaded, conditioned frames."""
+    device = translator.device
+    inputs = []
+    for index in range(frames):
+        batch = collate_samples([dataset[index]]).to(device)
+        condition = build_conditioning(batch.label, batch.instances, batch.boxes, translator.spec)
+        image = pad_to_multiple(batch.image.float(), translator.size_multiple)
+        condition = pad_to_multiple(condition, translator.size_multiple) if condition is not None else None
+        inputs.append(translator._layout(image, condition))
+    with torch.inference_mode():
+        translator._generate(*inputs[0])   # warm-up
+        _sync(device)
+        start = time.perf_counter()
+        for image, condition in inputs:
+            translator._generate(image, condition)
+        _sync(device)
+    return time.perf_counter() - start
+
+
+def pipeline_seconds(translator: Translator, dataset, out: Path, workers: int, writers: int) -> float:
+    translator.translate_batch(collate_samples([dataset[0]]).to(translator.device))   # warm-up, probe, plan
+    summary = translate_dataset(translator, dataset, out, header={}, workers=workers, writers=writers, progress=False)
+    if summary.failed:
+        raise SystemExit(f"translate failed on {summary.failed[:3]}")
+    return summary.seconds
+
+
+def tiled_flop_ratio(translator: Translator, size: tuple[int, int], tile) -> float:
+    """FLOPs of the staged tiled pass / whole-frame pass of one frame (meta device: no compute)."""
+    from torch.utils.flop_counter import FlopCounterMode
+
+    generator = copy.deepcopy(translator.generator).to("meta", memory_format=torch.contiguous_format)
+    h, w = (s + (-s) % translator.size_multiple for s in size)
+    image = torch.empty(1, 3, h, w, device="meta")
+    condition = torch.empty(1, translator.spec.channels, h, w, device="meta") if translator.spec.channels else None
+    with torch.no_grad():
+        with FlopCounterMode(display=False) as whole:
+            generator(image, condition)
+        with FlopCounterMode(display=False) as tiled:
+            staged_apply(generator.stages(), image, condition, tile, translator.size_multiple, model=generator)
+    return tiled.get_total_flops() / whole.get_total_flops()
+
+
 def memory_child(args) -> None:
-    """Subprocess: one forward of a (H, W) frame, tiled or not; prints peak memory in MiB."""
+    """Subprocess: one frame of `--child-size` whole (tile 0) or with a budget; prints JSON."""
     import resource
 
-    translator = Translator.from_checkpoint(args.checkpoint, device=args.device,
-                                            tile=args.tile if args.mode == "tiled" else None, overlap=args.overlap,
-                                            tile_batch=args.tile_batch)
-    batch = collate_samples([synthetic_sample(0, tuple(args.memory_size), "m")])
-    before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
-    if translator.device.type == "cuda":
+    budget = None if args.child_budget == "auto" else int(args.child_budget)
+    tile = None if args.child_mode == "whole" else "auto"
+    translator = Translator.from_checkpoint(args.checkpoint, device=args.device, tile=tile, memory_budget=budget)
+    if translator.device.type == "cpu":
+        reuse_freed_memory()   # as translate_dataset does
+    size = tuple(args.child_size)
+    batch = collate_samples([synthetic_sample(0, size, "m")])
+    plan = translator.plan(1, *size)   # the probe runs here, before the measured frame
+    estimate = (translator.memory_profile().whole_bytes(1, *size) if plan is None
+                else translator.memory_profile(staged=True).staged_bytes(1, *size, plan))
+    cuda = translator.device.type == "cuda"
+    if cuda:
+        torch.cuda.synchronize()
         torch.cuda.reset_peak_memory_stats()
         base = torch.cuda.memory_allocated()
+    before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     start = time.perf_counter()
     translator.translate_batch(batch)
-    if translator.device.type == "cuda":
-        torch.cuda.synchronize()
-        peak = (torch.cuda.max_memory_allocated() - base) / 2**20
-    else:
-        peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024 - before
-    print(json.dumps({"peak_mib": peak, "seconds": time.perf_counter() - start}))
+    _sync(translator.device)
+    seconds = time.perf_counter() - start
+    peak = ((torch.cuda.max_memory_allocated() - base) / 2**20 if cuda
+            else resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024 - before)
+    print(json.dumps({"peak_mib": peak, "estimate_mib": estimate / 2**20, "seconds": seconds,
+                      "tile": list(plan) if plan else None}))
+
+
+def _memory(args, checkpoint: Path, size, mode: str, budget) -> dict:
+    command = [sys.executable, __file__, "--child-mode", mode, "--checkpoint", str(checkpoint),
+               "--device", args.device, "--child-size", *map(str, size), "--child-budget", str(budget)]
+    result = subprocess.run(command, capture_output=True, text=True)
+    if result.returncode != 0:
+        raise SystemExit(f"memory child {mode} {size} failed:\n{result.stderr[-3000:]}")
+    return json.loads(result.stdout.strip().splitlines()[-1])
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--frames", type=int, default=16)
-    parser.add_argument("--size", type=int, nargs=2, default=(256, 512))
-    parser.add_argument("--memory-size", type=int, nargs=2, default=(1024, 2048))
+    parser.add_argument("--sizes", default="526x957,1024x2048", help="frame sizes HxW, comma-separated")
+    parser.add_argument("--frames", type=int, default=4, help="frames per size and row")
     parser.add_argument("--device", default="auto")
     parser.add_argument("--base-channels", type=int, default=32)
-    parser.add_argument("--tile", type=int, default=512)
-    parser.add_argument("--overlap", type=int, default=64)
-    parser.add_argument("--tile-batch", type=int, default=1)
+    parser.add_argument("--tiled-budget-share", type=float, default=0.6,
+                        help="tiled rows: memory budget = this share of the frame's estimated whole-frame need")
     parser.add_argument("--workers", type=int, default=2)
     parser.add_argument("--writers", type=int, default=2)
-    parser.add_argument("--batch-size", type=int, default=1)
     parser.add_argument("--skip-memory", action="store_true")
     parser.add_argument("--out", default=str(Path(__file__).parent / "results" / "translate.md"))
-    parser.add_argument("--child", choices=("tiled", "untiled"), help=argparse.SUPPRESS)
+    parser.add_argument("--child-mode", choices=("whole", "budget"), help=argparse.SUPPRESS)
+    parser.add_argument("--child-size", type=int, nargs=2, help=argparse.SUPPRESS)
+    parser.add_argument("--child-budget", default="auto", help=argparse.SUPPRESS)
     parser.add_argument("--checkpoint", help=argparse.SUPPRESS)
     args = parser.parse_args()
-    if args.child:
-        args.mode = args.child
+    if args.child_mode:
         return memory_child(args)
 
+    sizes = [tuple(int(v) for v in text.split("x")) for text in args.sizes.split(",")]
+    rows, memory_rows = [], []
     with tempfile.TemporaryDirectory() as tmp:
         tmp = Path(tmp)
         checkpoint = tmp / "translator.pt"
         make_checkpoint(checkpoint, args.base_channels)
-        for index in range(args.frames):
-            write_sample(tmp / "source", synthetic_sample(index, tuple(args.size), f"seq/{index:05d}"))
-        translator = Translator.from_checkpoint(checkpoint, device=args.device, tile=args.tile, overlap=args.overlap,
-                                                tile_batch=args.tile_batch)
-        dataset = FolderDataset(tmp / "source")
-        # warm-up (allocator, kernels) on one frame
-        translator.translate_batch(collate_samples([dataset[0]]).to(translator.device))
-        summary = translate_dataset(translator, dataset, tmp / "out", header={}, batch_size=args.batch_size,
-                                    workers=args.workers, writers=args.writers, progress=False)
-        pipeline_s = summary.seconds
-        batches = [collate_samples([dataset[i]]).to(translator.device) for i in range(len(dataset))]
-        if translator.device.type == "cuda":
-            torch.cuda.synchronize()
-        start = time.perf_counter()
-        for batch in batches:
-            translator.translate_batch(batch)
-        if translator.device.type == "cuda":
-            torch.cuda.synchronize()
-        model_s = time.perf_counter() - start
+        for size in sizes:
+            h, w = size
+            source = tmp / f"source_{h}x{w}"
+            for index in range(args.frames):
+                write_sample(source, synthetic_sample(index, size, f"seq/{index:05d}"))
+            dataset = FolderDataset(source)
+            auto = Translator.from_checkpoint(checkpoint, device=args.device)
+            if auto.device.type == "cpu":
+                reuse_freed_memory()
+            model_s = model_only_seconds(auto, dataset, args.frames)
+            auto_s = pipeline_seconds(auto, dataset, tmp / f"out_auto_{h}x{w}", args.workers, args.writers)
+            whole_need = auto.memory_profile().whole_bytes(1, *auto_padded(auto, size))
+            budget = int(whole_need * args.tiled_budget_share)
+            tiled = Translator.from_checkpoint(checkpoint, device=args.device, memory_budget=budget)
+            tiled_s = pipeline_seconds(tiled, dataset, tmp / f"out_tiled_{h}x{w}", args.workers, args.writers)
+            tile = tiled.plan(1, *size)
+            flops = tiled_flop_ratio(tiled, size, tile) if tile else 1.0
+            model_rate = args.frames / model_s
+            rows += [
+                (f"{w}x{h}", "model only (generator forward, whole frames)", model_s, model_rate, 1.0, "whole"),
+                (f"{w}x{h}", f"translate, --tile auto, default budget {format_bytes(auto.budget())}", auto_s,
+                 args.frames / auto_s, model_s / auto_s, _plan_text(auto.plan(1, *size))),
+                (f"{w}x{h}", f"translate, --tile auto, --memory-budget {format_bytes(budget)} "
+                             f"({args.tiled_budget_share:.0%} of the whole-frame need)", tiled_s,
+                 args.frames / tiled_s, model_s / tiled_s, _plan_text(tile) + f"; FLOPs x{flops:.3f}"),
+            ]
+            print(json.dumps(rows[-3:]))
+            if not args.skip_memory:
+                for mode, mode_budget in (("whole", "auto"), ("budget", budget)):
+                    result = _memory(args, checkpoint, size, mode, mode_budget)
+                    label = "whole frame (--tile 0)" if mode == "whole" else f"--memory-budget {format_bytes(budget)}"
+                    memory_rows.append((f"{w}x{h}", label, result))
+                    print(json.dumps(memory_rows[-1]))
 
-        memory = {}
-        if not args.skip_memory:
-            for mode in ("tiled", "untiled"):
-                command = [sys.executable, __file__, "--child", mode, "--checkpoint", str(checkpoint),
-                           "--device", args.device, "--tile", str(args.tile), "--overlap", str(args.overlap),
-                           "--tile-batch", str(args.tile_batch),
-                           "--memory-size", *map(str, args.memory_size)]
-                result = subprocess.run(command, capture_output=True, text=True, check=True)
-                memory[mode] = json.loads(result.stdout.strip().splitlines()[-1])
-
-    device = translator.device
+    device = auto.device
     machine = (torch.cuda.get_device_name(device) if device.type == "cuda"
-               else f"{platform.processor() or platform.machine()} CPU, {torch.get_num_threads()} threads")
+               else f"{platform.processor() or platform.machine()} CPU, {torch.get_num_threads()} torch threads")
     lines = [
         "# semguard translate benchmark",
         "",
-        f"Command: `python benchmarks/bench_translate.py {' '.join(sys.argv[1:])}`",
-        f"Machine: {machine}; torch {torch.__version__}; date {time.strftime('%Y-%m-%d %H:%M')}",
-        f"Model: default SPADE generator (base_channels {args.base_channels}), random weights; "
-        f"tile {args.tile}, overlap {args.overlap}, tile batch {args.tile_batch}, frame-statistics instance norm on.",
+        f"Command: `python benchmarks/bench_translate.py {' '.join(sys.argv[1:])}`  ",
+        f"Machine: {machine}; torch {torch.__version__}; date {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}  ",
+        f"Model: default SPADE generator (base_channels {args.base_channels}, spade_version "
+        f"{auto.generator.spade_version}), random weights; {args.frames} frames per row; pipeline with "
+        f"{args.workers} decode workers and {args.writers} writers.",
         "",
-        f"## Throughput ({args.frames} frames of {args.size[0]}x{args.size[1]}, batch {args.batch_size}, "
-        f"{args.workers} workers, {args.writers} writers)",
+        "## Throughput: pipeline vs the model's own speed (same run)",
         "",
-        "| what | seconds | img/s |",
-        "| --- | ---: | ---: |",
-        f"| full pipeline (read, translate, write PNG, verify) | {pipeline_s:.2f} | {args.frames / pipeline_s:.2f} |",
-        f"| model only (translate_batch on preloaded batches) | {model_s:.2f} | {args.frames / model_s:.2f} |",
-        "",
-        f"Share of pipeline time not spent in the model (I/O and bookkeeping): {max(0.0, 1 - model_s / pipeline_s):.1%}",
+        "| frame | what | seconds | img/s | share of model-only | pass |",
+        "| --- | --- | ---: | ---: | ---: | --- |",
     ]
-    if memory:
-        h, w = args.memory_size
+    lines += [f"| {size} | {what} | {s:.2f} | {rate:.3f} | {share:.0%} | {plan} |"
+              for size, what, s, rate, share, plan in rows]
+    if memory_rows:
+        kind = "CUDA max_memory_allocated" if device.type == "cuda" else "CPU peak RSS growth over the process"
         lines += [
             "",
-            f"## Peak memory, one {w}x{h} frame "
-            + ("(CUDA max_memory_allocated)" if device.type == "cuda" else "(CPU peak RSS growth)"),
+            f"## Peak memory of one frame ({kind}; estimate: semguard.inference_memory)",
             "",
-            "| mode | peak MiB | seconds |",
-            "| --- | ---: | ---: |",
-            f"| tiled ({args.tile}/{args.overlap}) | {memory['tiled']['peak_mib']:.0f} | {memory['tiled']['seconds']:.1f} |",
-            f"| untiled | {memory['untiled']['peak_mib']:.0f} | {memory['untiled']['seconds']:.1f} |",
+            "| frame | mode | pass | peak MiB | estimate MiB | seconds |",
+            "| --- | --- | --- | ---: | ---: | ---: |",
         ]
+        lines += [f"| {size} | {label} | {_plan_text(tuple(r['tile']) if r['tile'] else None)} | {r['peak_mib']:.0f} "
+                  f"| {r['estimate_mib']:.0f} | {r['seconds']:.1f} |" for size, label, r in memory_rows]
     Path(args.out).parent.mkdir(parents=True, exist_ok=True)
     Path(args.out).write_text("\n".join(lines) + "\n", encoding="utf-8")
     print("\n".join(lines))
+
+
+def auto_padded(translator: Translator, size) -> tuple[int, int]:
+    return tuple(s + (-s) % translator.size_multiple for s in size)
+
+
+def _plan_text(tile) -> str:
+    return "whole" if tile is None else f"tiles {tile[1]}x{tile[0]} (staged)"
 
 
 if __name__ == "__main__":

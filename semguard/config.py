@@ -88,8 +88,9 @@ class ModelConfig:
     base_channels: int = 32
     n_blocks: int = 4
     n_downsample: int = 2
-    # SPADE architecture (semguard.models.spade.SPADE_VERSIONS); checkpoints without it are version 1
-    spade_version: Literal[1, 2] = 2
+    # SPADE architecture (semguard.models.spade.SPADE_VERSIONS); checkpoints without it are version 1;
+    # 3 (half the FLOPs of 2) is opt-in until the benchmark's flip figures confirm it
+    spade_version: Literal[1, 2, 3] = 2
     conditioning: ConditioningConfig = field(default_factory=ConditioningConfig)
     discriminator: DiscriminatorConfig = field(default_factory=DiscriminatorConfig)
 

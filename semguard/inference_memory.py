@@ -177,26 +177,28 @@ def measure_whole(make_inputs: Callable[[int, int], tuple], whole: Callable[...,
 
 def measure_staged(make_inputs: Callable[[int, int], tuple], stages: Sequence, device: torch.device,
                    size_multiple: int = 1) -> tuple[float, float, int]:
-    """(frame, tile, halo) of a staged pass on a probe frame (see MemoryProfile)."""
+    """(frame, tile, halo) of a staged pass (semguard.tiling.staged_apply) on a probe frame, see
+    MemoryProfile: frame = the most held at full-frame size (inputs, their resized copies,
+    a stage's input and output state); tile = the most a stage adds while it runs."""
+    from semguard.tiling import staged_apply
+
     height, width = _probe_size(size_multiple)
-    frame_peak, tile_peak = 0, 0
+    peaks = {"frame": 0, "tile": 0, "entry": 0}
+
+    def observe(stage, result) -> None:
+        if result is None:
+            peaks["entry"] = tracker.current
+            tracker.reset_peak()
+            return
+        peaks["frame"] = max(peaks["frame"], tracker.current)
+        peaks["tile"] = max(peaks["tile"], tracker.peak - peaks["entry"])
+
     with torch.inference_mode(), _tracker(device) as tracker:
         image, condition = make_inputs(height, width)
-        state = (image,)
-        for stage in stages:
-            entry = tracker.current
-            tracker.reset_peak()
-            result = stage.run(state, condition)
-            inputs = {t.untyped_storage().data_ptr() for t in state}
-            held = sum({t.untyped_storage().data_ptr(): t.untyped_storage().nbytes() for t in result
-                        if t.untyped_storage().data_ptr() not in inputs}.values())
-            frame_peak = max(frame_peak, entry + held)
-            tile_peak = max(tile_peak, tracker.peak - entry)
-            state = result
-            del result
-        del state, image, condition
+        staged_apply(stages, image, condition, None, size_multiple, observe=observe)
+        del image, condition
     pixels = height * width
-    return frame_peak / pixels, tile_peak / pixels, max((stage.radius for stage in stages), default=0)
+    return peaks["frame"] / pixels, peaks["tile"] / pixels, max((stage.radius for stage in stages), default=0)
 
 
 @dataclass(frozen=True)

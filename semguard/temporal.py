@@ -27,6 +27,7 @@ import torch
 from semguard.data.batch import Batch, collate_samples
 from semguard.data.sample import Sample
 from semguard.data.toyworld.clips import clip_of
+from semguard.errors import SemguardError
 
 TEMPORAL_MODES = ("none", "clip")
 """`semguard translate --temporal`: none = per-frame statistics; clip = the clip's statistics."""
@@ -138,8 +139,9 @@ class ClipTranslator:
 
     translator: semguard.translate.Translator; dataset: map-style, len/getitem -> Sample,
     `.names` (the clip of a frame is clip_key(name), default the part before the last '/').
-    Any other attribute is the wrapped translator's (device, tile, overlap ...), so `translate_dataset(ClipTranslator(...), dataset, ...,
-    shard_by=shard_clips)` translates a sequence set clip by clip. The statistics of the
+    Any other attribute is the wrapped translator's (device, tile, overlap ...), so
+    `translate_dataset(ClipTranslator(...), dataset, ..., shard_by=shard_clips)` translates
+    a sequence set clip by clip. The statistics of the
     last `cache` clips are kept (frames arrive clip by clip in name order).
     """
 
@@ -151,6 +153,10 @@ class ClipTranslator:
         self.frames_of: dict[str, list[str]] = {}
         for name in sorted(dataset.names):
             self.frames_of.setdefault(clip_key(name), []).append(name)
+        if "" in self.frames_of:
+            raise SemguardError(f"clip statistics need a sequence set whose frames are named CLIP/FRAME (e.g. "
+                                f"clip_0003/000012, `semguard data make-toy --clips N`); frame "
+                                f"{self.frames_of[''][0]!r} is in no clip folder")
         self.cache = max(1, int(cache))
         self._statistics: dict[str, dict] = {}
         self.skipped: dict[str, list[str]] = {}   # per clip, frames left out of its statistics (unreadable)

@@ -50,6 +50,8 @@ from typing import Callable, Iterator, Sequence
 import torch
 import torch.nn.functional as F
 
+from semguard.models.spade import resize_condition
+
 BLENDS = ("cosine", "linear")
 
 
@@ -391,6 +393,7 @@ def staged_apply(
     tile: int | tuple[int, int] | None,
     size_multiple: int,
     model: torch.nn.Module | None = None,
+    observe: Callable[[object, tuple | None], None] | None = None,
 ) -> torch.Tensor:
     """Run a generator given as stages (semguard.models.staged) on frames, each stage tile by tile.
 
@@ -405,6 +408,8 @@ def staged_apply(
     resolution) plus one tile's activations.
     model: the module whose instance norms the stages run; every one of them must be
       listed by some stage (checked: an unlisted one raises instead of normalising per tile).
+    observe: called as observe(stage, None) before and observe(stage, new_state) after each
+      stage (semguard.inference_memory measures memory with it).
     Returns float32 [B,C_out,H,W] cropped to H x W.
     """
     if image.ndim != 4:
@@ -425,13 +430,22 @@ def staged_apply(
     if model is not None:
         norms += _instance_norms(model)
     settled = _SettledNorms(norms)
+    # the conditioning at every stage's resolution, resized once per frame exactly as a
+    # whole-frame pass resizes it; tiles crop it
+    pyramid = {} if condition is None else {
+        stage.scale_out: resize_condition(condition, (padded_h // stage.scale_out, padded_w // stage.scale_out))
+        for stage in stages}
     state = (image,)
     with settled.patched():
         for stage in stages:
+            if observe is not None:
+                observe(stage, None)
             for module, index in stage.norms:
                 settled.settle(module, state[index])
             if len(rows) == 1 and len(cols) == 1:
-                state = stage.run(state, condition)
+                state = stage.run(state, None if condition is None else pyramid[stage.scale_out])
+                if observe is not None:
+                    observe(stage, state)
                 continue
             halo = round_up(stage.radius, multiple)
             outputs: list[torch.Tensor] | None = None
@@ -441,7 +455,8 @@ def staged_apply(
                     x0, x1 = max(0, left - halo), min(padded_w, right + halo)
                     s_in, s_out = stage.scale_in, stage.scale_out
                     crop = tuple(t[..., y0 // s_in:y1 // s_in, x0 // s_in:x1 // s_in] for t in state)
-                    cond = None if condition is None else condition[..., y0:y1, x0:x1]
+                    cond = None if condition is None else pyramid[s_out][
+                        ..., y0 // s_out:y1 // s_out, x0 // s_out:x1 // s_out]
                     result = stage.run(crop, cond)
                     if outputs is None:
                         outputs = [r.new_empty(*r.shape[:2], padded_h // s_out, padded_w // s_out) for r in result]
@@ -451,6 +466,8 @@ def staged_apply(
                     del result, crop
             assert outputs is not None
             state = tuple(outputs)
+            if observe is not None:
+                observe(stage, state)
     if len(state) != 1:
         raise ValueError(f"the last stage must leave one tensor, left {len(state)}")
     return state[0][..., :height, :width].float()

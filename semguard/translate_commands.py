@@ -133,7 +133,8 @@ def run_translate(args) -> int:
         "input": str(args.input), "input_format": args.format,
         "judge": args.judge, "judge_sha256": file_sha256(args.judge) if args.judge else None,
         "max_flip_rate": args.max_flip_rate, "drop_flagged": bool(args.drop_flagged),
-        "tile": args.tile, "overlap": args.overlap, "temporal": args.temporal, "memory_budget": args.memory_budget, "input_options": options,
+        "temporal": args.temporal,
+        "tile": args.tile, "overlap": args.overlap, "memory_budget": args.memory_budget, "input_options": options,
         "load_changes": {**report.ignore.to_dict(), "frames_checked": report.checked, "frames": report.frames},
     }
     summary = translate_dataset(

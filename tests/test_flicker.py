@@ -114,6 +114,7 @@ def test_eval_flicker_writes_report_and_compares(tmp_path, capsys):
     report = reports["clip"]
     assert report["protocol"]["temporal"] == "clip" and report["protocol"]["clips"] == 2
     assert report["protocol"]["cameras"] == {"clip_0000": "static", "clip_0001": "forward"}
+    assert report["groups"]["static"] == {k: v for k, v in report["clips"]["clip_0000"].items() if k != "frames"}
     assert set(report["clips"]) == {"clip_0000", "clip_0001"} and len(report["over_time"]) == 1
     overall = report["overall"]
     assert overall["static_flicker"]["source"] == 0.0 and overall["static_flicker"]["paired_truth"] < 0.5

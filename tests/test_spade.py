@@ -190,3 +190,45 @@ def test_version_2_trains_every_parameter():
     generator(image, condition).square().mean().backward()
     missing = [n for n, p in generator.named_parameters() if p.grad is None or not p.grad.abs().sum() > 0]
     assert not missing
+
+
+@pytest.mark.parametrize("kind", ["spade", "resnet"])
+def test_translate_and_encode_is_forward_and_encode_in_one_pass(kind):
+    torch.manual_seed(7)
+    generator = (_tiny(2) if kind == "spade" else ResnetGenerator(base_channels=4, n_blocks=2, n_downsample=2)).train()
+    image = torch.rand(2, 3, 32, 64) * 2 - 1
+    condition = torch.rand(2, 29, 32, 64) if kind == "spade" else None
+    layers = (0, 2, 4, 3)
+    output, taps = generator.translate_and_encode(image, condition, layers)
+    assert torch.equal(output, generator(image, condition))
+    for tap, separate in zip(taps, generator.encode(image, condition, layers)):
+        assert torch.equal(tap, separate)
+
+
+def test_patchnce_with_the_translation_taps_equals_a_second_encoder_pass():
+    from semguard.config import LossConfig
+    from semguard.losses.patchnce import PatchSampler
+    from semguard.train.objective import GeneratorObjective
+
+    generator = _tiny(2).train()
+    loss = LossConfig(nce_layers=(0, 1, 2, 4), nce_patches=16)
+    sampler = PatchSampler(generator.encode_channels(loss.nce_layers), mlp_channels=8)
+    objective = GeneratorObjective(generator, sampler, loss, helpers=None)
+    image, condition = torch.rand(2, 3, 32, 64) * 2 - 1, torch.rand(2, 29, 32, 64)
+    translated, taps = generator.translate_and_encode(image, condition, loss.nce_layers)
+    torch.manual_seed(8)
+    reused = objective.patchnce(image, translated, condition, taps)
+    torch.manual_seed(8)
+    separate = objective.patchnce(image, translated, condition)
+    assert torch.equal(reused, separate)
+
+
+def test_layout_detection_tells_every_version_apart():
+    from semguard.models.generators import spade_layout_version
+
+    for version in (1, 2, 3):
+        assert spade_layout_version(_tiny(version).state_dict()) == version
+    assert spade_layout_version(_tiny(1, condition_channels=0).state_dict()) == 1
+    _tiny(3, condition_channels=0).load_state_dict(_tiny(2, condition_channels=0).state_dict())   # same layout
+    with pytest.raises(RuntimeError, match="version 3, this generator is version 2"):
+        _tiny(2).load_state_dict(_tiny(3).state_dict())

@@ -4,6 +4,8 @@
                   [--paired ROOT]) --judge J [--crop-classifier C] [--features judge|inception|none]
                   [--flip-report --out OUT]
     semguard eval --compare A.json B.json ...
+    semguard eval --flicker (--checkpoint CK [--temporal none|clip] | --translated DIR) --clips TOYDIR/clips
+                  --judge J --out OUT          (flicker.json, flicker.md, flicker_over_time.png)
 
 Without --flip-report only the summary table is printed (nothing is written).
 """
@@ -17,13 +19,20 @@ def register(subparsers) -> None:
     parser = subparsers.add_parser(
         "eval",
         help="FID, KID, flip rates, box preservation; --flip-report writes report files",
-        description="Measure translated source images with the judge segmenter: per-class flip rates and the c -> c' "
-                    "flip table, FID/KID against target images, box and attribute preservation, distance to the "
-                    "paired truth; side by side with the untranslated source and the paired truth (the floor).",
+        description="Measure translated source images with the judge segmenter, side by side with the untranslated "
+                    "source and the paired truth (the judge's floor): pixel flip rate and its excess over the floor, "
+                    "the mean flip over the classes the judge reads reliably (floor <= 15%, judge IoU >= 50%), with "
+                    "bootstrap intervals over frames; per-class flip rates and the c -> c' flip table; realism on "
+                    "matched content (KID/FID to the paired truth, sKVD on label-matched crops of the target set) and, "
+                    "secondary, KID/FID against the target set; box and attribute preservation. FID is given only "
+                    "with more images than feature dimensions.",
     )
     what = parser.add_argument_group("what to evaluate (one of)")
     what.add_argument("--checkpoint", metavar="CK", help="translator checkpoint: translate the source val set now")
-    what.add_argument("--translated", metavar="DIR", help="folder of translated images (semguard translate output)")
+    what.add_argument("--translated", metavar="DIR",
+                      help="translated images made elsewhere: DIR/images/NAME.png (RGB, the source frame's size) for "
+                           "every NAME of the source validation set, as `semguard translate --format folder` writes "
+                           "them; labels and boxes are read from the source set, not from DIR")
     what.add_argument("--compare", nargs="+", metavar="REPORT", help="print several report.json side by side")
     data = parser.add_argument_group("data")
     data.add_argument("--data", metavar="TOYDIR", help="toy world root: sim/val, real/val, paired/val")

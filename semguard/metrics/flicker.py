@@ -164,15 +164,21 @@ class FlickerMetric:
         for key, row in other.counts.items():
             self.counts[key] = self.counts.get(key, 0.0) + row
 
-    def compute(self) -> dict:
-        """{"overall": figures, "clips": {clip: figures}, "over_time": [{"step": t, **figures}]}."""
+    def compute(self, groups: dict[str, str] | None = None) -> dict:
+        """{"overall": figures, "clips": {clip: figures}, "over_time": [{"step": t, **figures}]}, and
+        with `groups` (clip -> group, e.g. its camera) "groups": {group: figures}."""
         clips: dict[str, np.ndarray] = {}
         steps: dict[int, np.ndarray] = {}
         for (clip, frame), row in sorted(self.counts.items()):
             clips[clip] = clips.get(clip, 0.0) + row
             steps[frame] = steps.get(frame, 0.0) + row
         total = sum(clips.values()) if clips else np.zeros(len(FIELDS))
+        grouped: dict[str, np.ndarray] = {}
+        for clip, row in clips.items():
+            if groups and clip in groups:
+                grouped[groups[clip]] = grouped.get(groups[clip], 0.0) + row
         return {
+            **({"groups": {group: figures(row) for group, row in sorted(grouped.items())}} if groups else {}),
             "overall": {"frames": len(self.counts), "clips": len(clips), **figures(total)},
             "clips": {clip: {"frames": sum(1 for c, _ in self.counts if c == clip), **figures(row)}
                       for clip, row in clips.items()},
@@ -296,8 +302,9 @@ def evaluate_flicker(source_root: str | Path, judge_path: str | Path, *, checkpo
                                    device)
         for t, (frame, row, reading) in enumerate(zip(frames, images, readings)):
             metric.update(clip, t, frame.image, frame.label, row, reading)
-    result = metric.compute()
     info = read_dataset_info(source_root)
+    cameras = dict(zip(_clip_names(info), info.get("cameras", [])))
+    result = metric.compute(groups={clip: cameras[clip] for clip in clips if clip in cameras})
     return {
         "schema": FLICKER_SCHEMA, "version": FLICKER_VERSION,
         "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
@@ -311,9 +318,9 @@ def evaluate_flicker(source_root: str | Path, judge_path: str | Path, *, checkpo
             "judge_role": judge_meta.get("role"),
             "clips": len(clips), "frames": result["overall"]["frames"],
             "resolutions": sorted([list(s) for s in sizes]), "fps": info.get("fps"),
-            "neighbourhood": f"{NEIGHBOURHOOD}x{NEIGHBOURHOOD}, clipped at the frame border",
+            "neighbourhood": f"{NEIGHBOURHOOD}x{NEIGHBOURHOOD} (clipped at the frame border)",
             "units": "static_flicker: mean |change| in 8-bit levels, averaged over RGB; flip_flicker, flip_rate: shares",
-            "cameras": {clip: camera for clip, camera in zip(_clip_names(info), info.get("cameras", []))},
+            "cameras": {clip: cameras[clip] for clip in clips if clip in cameras},
         },
         **result,
     }
@@ -350,6 +357,9 @@ def summary_rows(report: dict) -> list[tuple[str, str]]:
         rows.append((f"flip flicker, {v}", _fmt(overall["flip_flicker"][v], 2, percent=True)))
     for v in VARIANTS:
         rows.append((f"flip rate, {v}", _fmt(overall["flip_rate"][v], 3, percent=True)))
+    for group, row in (report.get("groups") or {}).items():
+        rows.append((f"static flicker, translated, {group} camera", _fmt(row["static_flicker"]["translated"])))
+        rows.append((f"flip flicker, translated, {group} camera", _fmt(row["flip_flicker"]["translated"], 2, True)))
     rows.append(("static pixels per step", _fmt(overall["static_pixels"] / max(1, overall["frames"] - overall["clips"]), 0)))
     return rows
 
@@ -364,11 +374,12 @@ def markdown_flicker(report: dict) -> str:
         + f"; judge {protocol['judge']} (sha256 {protocol['judge_sha256'][:12]}); paired truth "
         f"{protocol['paired_truth'] or 'none'}.", "",
         "Static-region flicker: mean |change| between consecutive frames (8-bit levels, RGB mean) over pixels "
-        f"whose source RGB and label are unchanged in their whole {protocol['neighbourhood']} neighbourhood. "
+        f"whose source RGB and label are unchanged in their whole neighbourhood, {protocol['neighbourhood']}. "
         "Flip flicker: share of pixels with an unchanged source label whose judge reading changes. "
         "The paired truth's figures are the floor.", "",
         "| figure (static flicker in 8-bit levels) | value |", "|---|---:|",
         *[f"| {name} | {value} |" for name, value in summary_rows(report)], "",
+        *_group_lines(report),
         "## Per clip", "",
         "| clip | camera | frames | static flicker translated | paired truth | flip flicker translated | "
         "paired truth | source | flip rate translated |",
@@ -383,6 +394,19 @@ def markdown_flicker(report: dict) -> str:
             f"{_fmt(row['flip_rate']['translated'], 3, True)} |")
     lines += ["", "![flicker over time](flicker_over_time.png)", ""]
     return "\n".join(lines)
+
+
+def _group_lines(report: dict) -> list[str]:
+    if not report.get("groups"):
+        return []
+    lines = ["## Per camera", "", "| camera | static flicker translated | paired truth | flip flicker translated | "
+             "paired truth | source | flip rate translated |", "|---|---:|---:|---:|---:|---:|---:|"]
+    for group, row in report["groups"].items():
+        lines.append(
+            f"| {group} | {_fmt(row['static_flicker']['translated'])} | {_fmt(row['static_flicker']['paired_truth'])} | "
+            f"{_fmt(row['flip_flicker']['translated'], 2, True)} | {_fmt(row['flip_flicker']['paired_truth'], 2, True)} | "
+            f"{_fmt(row['flip_flicker']['source'], 2, True)} | {_fmt(row['flip_rate']['translated'], 3, True)} |")
+    return lines + [""]
 
 
 def draw_flicker_over_time(report: dict, path: str | Path, width: int = 520, height: int = 300) -> Path:
@@ -485,8 +509,9 @@ def print_flicker_comparison(reports: list[tuple[str, dict]], console) -> None:
     table.add_column("figure")
     for label, _ in reports:
         table.add_column(label, justify="right")
-    rows = [summary_rows(report) for _, report in reports]
-    for k, (name, _) in enumerate(rows[0]):
-        table.add_row(name, *(r[k][1] for r in rows))
+    rows = [dict(summary_rows(report)) for _, report in reports]
+    names = list(dict.fromkeys(name for row in rows for name in row))
+    for name in names:
+        table.add_row(name, *(row.get(name, "-") for row in rows))
     table.add_row("temporal", *(str(report["protocol"].get("temporal")) for _, report in reports))
     console.print(table)

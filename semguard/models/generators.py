@@ -28,7 +28,7 @@ from torch import nn
 
 from semguard.models.conditioning import ConditioningSpec
 from semguard.models.spade import (
-    LATEST_SPADE_VERSION, ConditionEmbedding, SpadeResBlock, check_spade_version, embedding_layers,
+    DEFAULT_SPADE_VERSION, ConditionEmbedding, SpadeResBlock, check_spade_version, embedding_layers,
     resize_condition,
 )
 from semguard.models.staged import Stage, chain_stages, residual_chain_stages
@@ -112,7 +112,7 @@ class SpadeGenerator(nn.Module):
 
     def __init__(self, condition_channels: int, base_channels: int = 32, n_blocks: int = 4,
                  n_downsample: int = 2, spade_hidden_channels: int | None = None,
-                 spade_version: int = LATEST_SPADE_VERSION) -> None:
+                 spade_version: int = DEFAULT_SPADE_VERSION) -> None:
         super().__init__()
         if condition_channels < 0 or base_channels < 1 or n_blocks < 0 or n_downsample < 0:
             raise ValueError("SpadeGenerator: channel and block counts must be non-negative (base_channels >= 1)")
@@ -148,7 +148,8 @@ class SpadeGenerator(nn.Module):
     def load_state_dict(self, state_dict, strict: bool = True, assign: bool = False):
         """nn.Module.load_state_dict, refusing weights of another SPADE version by name."""
         found = spade_layout_version(state_dict)
-        if found is not None and found != self.spade_version:
+        if found is not None and found != self.spade_version and not (
+                self.condition_channels == 0 and {found, self.spade_version} <= {2, 3}):
             raise RuntimeError(
                 f"weights of SPADE architecture version {found}, this generator is version {self.spade_version} "
                 f"(model.spade_version: {found} builds theirs; versions: semguard.models.spade.SPADE_VERSIONS)"
@@ -186,40 +187,49 @@ class SpadeGenerator(nn.Module):
 
         Runs the network only as deep as the deepest requested tap.
         """
+        return self._run(image, condition, layers, translate=False)[1]
+
+    def translate_and_encode(self, image: torch.Tensor, condition: torch.Tensor | None,
+                             layers: Sequence[int]) -> tuple[torch.Tensor, list[torch.Tensor]]:
+        """(forward(image, condition), encode(image, condition, layers)) from one pass: the
+        taps are the forward pass's own intermediate maps (PatchNCE's source features)."""
+        output, taps = self._run(image, condition, layers, translate=True)
+        return output, taps
+
+    def forward(self, image: torch.Tensor, condition: torch.Tensor | None) -> torch.Tensor:
+        return self._run(image, condition, (), translate=True)[0]
+
+    def _run(self, image: torch.Tensor, condition: torch.Tensor | None, layers: Sequence[int],
+             translate: bool) -> tuple[torch.Tensor | None, list[torch.Tensor]]:
         self._check(image, condition)
         layers = _check_layers(layers, len(self._tap_channels), "SpadeGenerator")
-        wanted = set(layers)
+        wanted, deepest = set(layers), max(layers, default=-1)
         taps: dict[int, torch.Tensor] = {}
         h = image
         stages = self.encoder.stages()
-        deepest = max(layers) if layers else -1
-        features = None
-        for index in range(deepest + 1):
-            if index < len(stages):
-                h = stages[index](h)
-            else:
-                if index == len(stages):
-                    features = self._features(condition, h.shape[-2:], self.size_multiple)
-                h = self.blocks[index - len(stages)](h, features)
+        for index, stage in enumerate(stages):
+            if not translate and index > deepest:
+                break
+            h = stage(h)
             if index in wanted:
                 taps[index] = h
-        return [taps[layer] for layer in layers]
-
-    def forward(self, image: torch.Tensor, condition: torch.Tensor | None) -> torch.Tensor:
-        self._check(image, condition)
-        h = image
-        for stage in self.encoder.stages():
-            h = stage(h)
         scale = self.size_multiple
-        if len(self.blocks):
+        if len(self.blocks) and (translate or deepest >= len(stages)):
             features = self._features(condition, h.shape[-2:], scale)
-            for block in self.blocks:
+            for index, block in enumerate(self.blocks, start=len(stages)):
+                if not translate and index > deepest:
+                    break
                 h = block(h, features)
-        for block in self.up_blocks:
-            h = self.upsample(h)
-            scale //= 2
-            h = block(h, self._features(condition, h.shape[-2:], scale))
-        return self.to_image(h)
+                if index in wanted:
+                    taps[index] = h
+        output = None
+        if translate:
+            for block in self.up_blocks:
+                h = self.upsample(h)
+                scale //= 2
+                h = block(h, self._features(condition, h.shape[-2:], scale))
+            output = self.to_image(h)
+        return output, [taps[layer] for layer in layers]
 
     def stages(self) -> list[Stage]:
         """The forward pass as stages for tiled inference (semguard.models.staged)."""
@@ -249,12 +259,15 @@ class SpadeGenerator(nn.Module):
 
 
 def spade_layout_version(state_dict) -> int | None:
-    """The SPADE version whose parameter names a generator state dict has (None: no SPADE norms)."""
-    for key in state_dict:
-        if key.startswith("embeddings.") or ".modulation." in key or key.endswith(".affine"):
-            return 2
-        if ".shared.0." in key or key.endswith((".gamma.weight", ".norm.weight")):
-            return 1
+    """The SPADE version whose parameter names a generator state dict has (None: no SPADE
+    norms, or unconditioned norms, whose layout versions 2 and 3 share)."""
+    keys = list(state_dict)
+    if any(".shared.0." in key or key.endswith((".gamma.weight", ".norm.weight")) for key in keys):
+        return 1
+    if any(key.startswith("embeddings.") and ".body.2." in key for key in keys):
+        return 3
+    if any(key.startswith("embeddings.") for key in keys):
+        return 2
     return None
 
 
@@ -308,24 +321,35 @@ class ResnetGenerator(nn.Module):
 
     def encode(self, image: torch.Tensor, condition: torch.Tensor | None, layers: Sequence[int]) -> list[torch.Tensor]:
         """Feature maps at the taps `layers` (see the module docstring), in the order given."""
+        return self._run(image, condition, layers, translate=False)[1]
+
+    def translate_and_encode(self, image: torch.Tensor, condition: torch.Tensor | None,
+                             layers: Sequence[int]) -> tuple[torch.Tensor, list[torch.Tensor]]:
+        """(forward(image), encode(image, None, layers)) from one pass (see SpadeGenerator)."""
+        output, taps = self._run(image, condition, layers, translate=True)
+        return output, taps
+
+    def forward(self, image: torch.Tensor, condition: torch.Tensor | None = None) -> torch.Tensor:
+        return self._run(image, condition, (), translate=True)[0]
+
+    def _run(self, image: torch.Tensor, condition: torch.Tensor | None, layers: Sequence[int],
+             translate: bool) -> tuple[torch.Tensor | None, list[torch.Tensor]]:
         self._check(image, condition)
         layers = _check_layers(layers, len(self._tap_channels), "ResnetGenerator")
         stages = [*self.encoder.stages(), *self.blocks]
-        wanted = set(layers)
+        wanted, deepest = set(layers), max(layers, default=-1)
         taps: dict[int, torch.Tensor] = {}
         h = image
-        for index in range(max(layers) + 1 if layers else 0):
-            h = stages[index](h)
+        for index, stage in enumerate(stages if translate else stages[:deepest + 1]):
+            h = stage(h)
             if index in wanted:
                 taps[index] = h
-        return [taps[layer] for layer in layers]
-
-    def forward(self, image: torch.Tensor, condition: torch.Tensor | None = None) -> torch.Tensor:
-        self._check(image, condition)
-        h = image
-        for stage in [*self.encoder.stages(), *self.blocks, *self.ups]:
-            h = stage(h)
-        return self.to_image(h)
+        output = None
+        if translate:
+            for stage in self.ups:
+                h = stage(h)
+            output = self.to_image(h)
+        return output, [taps[layer] for layer in layers]
 
     def stages(self) -> list[Stage]:
         """The forward pass as stages for tiled inference (semguard.models.staged)."""

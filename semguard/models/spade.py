@@ -9,13 +9,18 @@ puts it back at every block, at that block's resolution:
 where norm is instance normalisation without affine parameters, m' is the conditioning
 m resized to x's spatial size, e its embedding and gamma, beta conv3x3s on e.
 
-Two architecture versions (recorded as `model.spade_version` in every run's config):
+Architecture versions (recorded as `model.spade_version` in every run's config):
 
-- 2 (current): the embedding e is computed once per resolution and forward pass
+- 2 (default): the embedding e is computed once per resolution and forward pass
   (`ConditionEmbedding`) and shared by every SPADE norm at that resolution; gamma and
   beta come from one fused conv (hidden -> 2C); two SPADE norms of the same input
   (a residual block's shortcut and main branch) share one instance norm and one fused
-  conv (hidden -> 4C). The embeddings were 26% of the generator's FLOPs in version 1.
+  conv (hidden -> 4C, run one branch at a time). Same formula and kernel sizes as
+  version 1; quick-start generator at 64x128: 8.5 GFLOP a frame (version 1: 9.3).
+- 3 (opt-in): the shared embedding has two conv3x3 layers and gamma/beta a 1x1 conv,
+  so every norm still reads a 5x5 neighbourhood of m', but the per-norm work at full
+  resolution is 9x smaller: 4.2 GFLOP a frame. A capacity change: not the default until
+  the benchmark's flip figures show it loses nothing.
 - 1 (legacy, checkpoints written before versions were recorded): every norm has its own
   embedding conv (`LegacySpadeNorm`, parameter names as they were), so old weights load
   unchanged; the conditioning is still resized once per resolution and gamma/beta run as
@@ -36,7 +41,7 @@ SPADE_VERSIONS = {
     2: "one conditioning embedding per resolution shared by its norms, fused gamma/beta conv",
     3: "two-layer conditioning embedding per resolution shared by its norms, fused 1x1 gamma/beta conv",
 }
-LATEST_SPADE_VERSION = 2
+DEFAULT_SPADE_VERSION = 2
 
 
 def check_spade_version(version: int) -> int:
@@ -187,7 +192,7 @@ class SpadeResBlock(nn.Module):
     """
 
     def __init__(self, in_channels: int, out_channels: int, condition_channels: int, hidden_channels: int = 64,
-                 spade_version: int = LATEST_SPADE_VERSION) -> None:
+                 spade_version: int = DEFAULT_SPADE_VERSION) -> None:
         super().__init__()
         self.spade_version = check_spade_version(spade_version)
         middle = min(in_channels, out_channels)

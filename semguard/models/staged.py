@@ -9,8 +9,9 @@ with a halo of its receptive radius (semguard.tiling.staged_apply). The result e
 whole-frame pass up to float rounding, for one pass plus the halos.
 
 A `Stage` maps a state (a tuple of float tensors [B, C_i, H / scale_in, W / scale_in],
-H x W the frame) and the full-resolution conditioning of the same region (or None) to
-the next state at H / scale_out. `radius` (frame pixels) bounds how far an output pixel
+H x W the frame) and the conditioning of the same region (or None; at full resolution or
+already resized to the stage's output resolution: the stage resizes what it gets with
+semguard.models.spade.resize_condition) to the next state at H / scale_out. `radius` (frame pixels) bounds how far an output pixel
 reads its inputs; `norms` lists the instance norms that normalise state[i] on entry
 (possibly after a nearest x2 upsample, which leaves mean and variance unchanged).
 Every instance norm a stage runs is in its `norms`.

@@ -73,12 +73,18 @@ class GeneratorObjective(nn.Module):
     def helpers(self) -> FrozenHelpers:
         return self._helpers[0]
 
-    def patchnce(self, image: torch.Tensor, translated: torch.Tensor, condition: torch.Tensor | None) -> torch.Tensor:
-        """PatchNCE of `translated` against `image` in the generator's encoder features (mean over layers)."""
+    def patchnce(self, image: torch.Tensor, translated: torch.Tensor, condition: torch.Tensor | None,
+                 source_features: list[torch.Tensor] | None = None) -> torch.Tensor:
+        """PatchNCE of `translated` against `image` in the generator's encoder features (mean over layers).
+
+        source_features: encode(image, condition, nce_layers) when the caller has them already
+        (the translation pass's own taps, see translate_and_encode).
+        """
         from semguard.losses.patchnce import multilayer_patchnce_loss
 
         layers = tuple(self.loss.nce_layers)
-        source_features = self.generator.encode(image, condition, layers)
+        if source_features is None:
+            source_features = self.generator.encode(image, condition, layers)
         translated_features = self.generator.encode(translated, condition, layers)
         return multilayer_patchnce_loss(self.patch_sampler, source_features, translated_features,
                                         num_patches=self.loss.nce_patches, temperature=self.loss.nce_temperature)
@@ -86,7 +92,13 @@ class GeneratorObjective(nn.Module):
     def forward(self, source_image: torch.Tensor, condition: torch.Tensor | None, source_label: torch.Tensor,
                 source_boxes: list, target_image: torch.Tensor, target_condition: torch.Tensor | None,
                 agreement: torch.Tensor | None = None):
-        translated = self.generator(source_image, condition)
+        # PatchNCE's source features are the translation pass's own taps: one generator pass fewer
+        source_features = None
+        if self.weights["nce"] > 0:
+            translated, source_features = self.generator.translate_and_encode(source_image, condition,
+                                                                              tuple(self.loss.nce_layers))
+        else:
+            translated = self.generator(source_image, condition)
         terms: dict[str, torch.Tensor] = {}
         helpers = self.helpers
         if self.weights["gan"] > 0:
@@ -100,10 +112,11 @@ class GeneratorObjective(nn.Module):
             terms["gan_patch"] = helpers.texture_adversary.generator_term(
                 helpers.texture_discriminator(translated), source_label, agreement)
         if self.weights["nce"] > 0:
-            terms["nce"] = self.patchnce(source_image, translated, condition)
+            terms["nce"] = self.patchnce(source_image, translated, condition, source_features)
         if self.weights["nce_identity"] > 0:
-            identity = self.generator(target_image, target_condition)
-            terms["nce_identity"] = self.patchnce(target_image, identity, target_condition)
+            identity, target_features = self.generator.translate_and_encode(target_image, target_condition,
+                                                                            tuple(self.loss.nce_layers))
+            terms["nce_identity"] = self.patchnce(target_image, identity, target_condition, target_features)
         if self.weights["seg"] > 0:
             from semguard.losses.seg_consistency import seg_consistency_loss
 

@@ -12,8 +12,9 @@ included). On CPU there is no allocator counter, so a TorchDispatchMode adds up 
 storages that tensors created inside the probe hold and drops them when they are freed
 (weak references), plus, at each convolution, the one copy of its input and output that
 oneDNN makes in its blocked layout (kernel-internal, so not seen as tensors). Checked
-against peak RSS (SPADE generator, base 32, one 256x512 or 128x1024 frame, fresh
-process): RSS growth 282 MiB, estimate 290 MiB.
+against peak RSS growth in a fresh process (SPADE generator, base 32): whole 256x512 or
+128x1024 frame 282 MiB, estimate 290; staged 256x512 in 128 px tiles 124 MiB, estimate
+117; staged 512x1024 in 256 px tiles 457 MiB, estimate 440.
 
 Budgets (`parse_memory_size`: "auto", "3GiB", "512MB", "2e9"): "auto" is half of the
 available RAM (MemAvailable) on CPU and 80% of the free device memory on CUDA, shared
@@ -179,13 +180,14 @@ def measure_staged(make_inputs: Callable[[int, int], tuple], stages: Sequence, d
                    size_multiple: int = 1) -> tuple[float, float, int]:
     """(frame, tile, halo) of a staged pass (semguard.tiling.staged_apply) on a probe frame, see
     MemoryProfile: frame = the most held at full-frame size (inputs, their resized copies,
-    a stage's input and output state); tile = the most a stage adds while it runs."""
+    a stage's input and output states); tile = the most a stage adds while it runs (its
+    output included, so a tiled pass is slightly overestimated)."""
     from semguard.tiling import staged_apply
 
     height, width = _probe_size(size_multiple)
     peaks = {"frame": 0, "tile": 0, "entry": 0}
 
-    def observe(stage, result) -> None:
+    def observe(stage, state, result) -> None:
         if result is None:
             peaks["entry"] = tracker.current
             tracker.reset_peak()

@@ -393,7 +393,7 @@ def staged_apply(
     tile: int | tuple[int, int] | None,
     size_multiple: int,
     model: torch.nn.Module | None = None,
-    observe: Callable[[object, tuple | None], None] | None = None,
+    observe: Callable[[object, tuple, tuple | None], None] | None = None,
 ) -> torch.Tensor:
     """Run a generator given as stages (semguard.models.staged) on frames, each stage tile by tile.
 
@@ -408,8 +408,8 @@ def staged_apply(
     resolution) plus one tile's activations.
     model: the module whose instance norms the stages run; every one of them must be
       listed by some stage (checked: an unlisted one raises instead of normalising per tile).
-    observe: called as observe(stage, None) before and observe(stage, new_state) after each
-      stage (semguard.inference_memory measures memory with it).
+    observe: called as observe(stage, state, None) before and observe(stage, state, new_state)
+      after each stage (semguard.inference_memory measures memory with it).
     Returns float32 [B,C_out,H,W] cropped to H x W.
     """
     if image.ndim != 4:
@@ -439,13 +439,15 @@ def staged_apply(
     with settled.patched():
         for stage in stages:
             if observe is not None:
-                observe(stage, None)
+                observe(stage, state, None)
             for module, index in stage.norms:
                 settled.settle(module, state[index])
             if len(rows) == 1 and len(cols) == 1:
-                state = stage.run(state, None if condition is None else pyramid[stage.scale_out])
+                result = stage.run(state, None if condition is None else pyramid[stage.scale_out])
                 if observe is not None:
-                    observe(stage, state)
+                    observe(stage, state, result)
+                state = result
+                del result
                 continue
             halo = round_up(stage.radius, multiple)
             outputs: list[torch.Tensor] | None = None
@@ -465,9 +467,9 @@ def staged_apply(
                             part[..., (top - y0) // s_out:(bottom - y0) // s_out, (left - x0) // s_out:(right - x0) // s_out]
                     del result, crop
             assert outputs is not None
-            state = tuple(outputs)
             if observe is not None:
-                observe(stage, state)
+                observe(stage, state, tuple(outputs))
+            state = tuple(outputs)
     if len(state) != 1:
         raise ValueError(f"the last stage must leave one tensor, left {len(state)}")
     return state[0][..., :height, :width].float()

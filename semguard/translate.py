@@ -83,12 +83,13 @@ class Translator:
       and frame statistics, semguard.tiling.staged_apply); other models (the judge) with
       overlapping, blended tiles (`overlap`, `tile_batch` tiles per call, tiled_apply).
     memory_budget: bytes one batch's pass may use (None: default_budget of the device,
-      taken once, at the first batch). amp: bf16 autocast on CUDA.
+      taken once, at the first batch). amp: bf16 autocast on CUDA. frame_norm: frame-wide
+      instance-norm statistics for blended tiles (staged tiles always have them).
     `plans` records each frame size's choice: {(batch, H, W): None (whole) or (tile_h, tile_w)}.
     """
 
     def __init__(self, generator: torch.nn.Module, spec, *, device: str | torch.device = "cpu",
-                 tile: int | str | None = "auto", overlap: int = DEFAULT_OVERLAP, tile_batch: int = 1,
+                 tile: int | str | None = DEFAULT_TILE, overlap: int = DEFAULT_OVERLAP, tile_batch: int = 1,
                  amp: bool = False, frame_norm: bool = True, memory_budget: int | None = None,
                  metadata: dict | None = None):
         self.device = resolve_device(device)

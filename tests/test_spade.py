@@ -232,3 +232,13 @@ def test_layout_detection_tells_every_version_apart():
     _tiny(3, condition_channels=0).load_state_dict(_tiny(2, condition_channels=0).state_dict())   # same layout
     with pytest.raises(RuntimeError, match="version 3, this generator is version 2"):
         _tiny(2).load_state_dict(_tiny(3).state_dict())
+
+
+def test_version_1_parameters_keep_their_old_order():
+    """The optimizer state of a checkpoint is by parameter position: resuming a version-1
+    run needs the old registration order."""
+    block = _tiny(1).up_blocks[0]
+    names = [name for name, _ in block.named_parameters()]
+    norm = ["shared.0.weight", "shared.0.bias", "gamma.weight", "gamma.bias", "beta.weight", "beta.bias"]
+    assert names == ([f"norm1.{n}" for n in norm] + ["conv1.weight", "conv1.bias"] + [f"norm2.{n}" for n in norm]
+                     + ["conv2.weight", "conv2.bias"] + [f"norm_shortcut.{n}" for n in norm] + ["conv_shortcut.weight"])

@@ -12,7 +12,10 @@ share one encoder layout so PatchNCE taps the same kinds of features in both:
 `encode(image, condition, layers)` returns the feature maps at these taps:
 layer 0 = stem output, layer i (1..n_downsample) = after down_i, layer n_downsample + j
 (1..n_blocks) = after residual block j. PatchNCE (CUT) compares the source image's and
-the translated image's features at the same taps.
+the translated image's features at the same taps; `translate_and_encode` returns the
+translation and the source image's taps from one pass (they are the forward pass's own
+intermediate maps). `stages()` gives the forward pass as stages for exact tiled inference
+(semguard.models.staged, semguard.tiling.staged_apply).
 
 - `SpadeGenerator`: residual blocks and decoder blocks are SPADE residual blocks, so the
   conditioning (label map, box maps, boundaries) modulates every block at its resolution.

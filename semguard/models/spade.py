@@ -92,15 +92,16 @@ class ConditionEmbedding(nn.Module):
 
 
 class SpadeNorm(nn.Module):
-    """SPADE normalisation (version 2) of a feature map, for `branches` modulations of it.
+    """SPADE normalisation (versions 2 and 3) of a feature map, for `branches` modulations of it.
 
     x: float [B, norm_channels, h, w]; embedding: the shared ConditionEmbedding output at
     x's resolution, float [B, hidden_channels, h, w]. Returns, for k = 1..branches,
 
-        out_k = norm(x) * (1 + gamma_k) + beta_k,   (gamma_1, beta_1, ...) = conv3x3(embedding)
+        out_k = norm(x) * (1 + gamma_k) + beta_k,   (gamma_1, beta_1, ...) = conv(embedding)
 
-    (one instance norm and one fused conv for all branches): a tensor of x's shape, or a
-    tuple of `branches` of them. With condition_channels == 0 gamma_k, beta_k are learned
+    with one instance norm and one fused conv (kernel_size x kernel_size, rows gamma_1,
+    beta_1, gamma_2, ...) for all branches, run one branch at a time (`modulate`): a tensor
+    of x's shape, or a tuple of `branches` of them. With condition_channels == 0 gamma_k, beta_k are learned
     per-channel constants (instance norm with affine parameters, the unconditioned
     ablation) and embedding must be None.
     """
@@ -148,8 +149,8 @@ class SpadeNorm(nn.Module):
 class LegacySpadeNorm(nn.Module):
     """SPADE normalisation of version 1: each norm embeds the conditioning itself.
 
-    x: float [B, norm_channels, h, w]; condition: float [B, condition_channels, h, w],
-    already resized to x's size. Returns norm(x) * (1 + gamma(e)) + beta(e) with
+    x: float [B, norm_channels, h, w]; condition: float [B, condition_channels, H, W]
+    (resized to x's size unless it has it already). Returns norm(x) * (1 + gamma(e)) + beta(e) with
     e = shared(condition). Parameter names are those of version-1 checkpoints.
     """
 
@@ -183,7 +184,7 @@ class SpadeResBlock(nn.Module):
     where shortcut = conv1x1(SPADE_s(x, m)) when in_channels != out_channels, else x.
     x: float [B, in_channels, h, w] -> [B, out_channels, h, w].
     features: what the norms read at x's resolution: the shared ConditionEmbedding output
-    [B, hidden, h, w] (spade_version 2) or the resized conditioning [B, C, h, w] (version 1);
+    [B, hidden, h, w] (spade_version >= 2) or the resized conditioning [B, C, h, w] (version 1);
     None when condition_channels == 0.
 
     The block runs as two halves, each starting with the instance norm of its input (so
@@ -197,20 +198,23 @@ class SpadeResBlock(nn.Module):
         self.spade_version = check_spade_version(spade_version)
         middle = min(in_channels, out_channels)
         self.learned_shortcut = in_channels != out_channels
+        # registration order = parameter order = the optimizer state's order: version 1 keeps
+        # the order of version-1 checkpoints (norm1, conv1, norm2, conv2, shortcut), so does 2
         if spade_version == 1:
             self.norm1 = LegacySpadeNorm(in_channels, condition_channels, hidden_channels)
-            self.norm2 = LegacySpadeNorm(middle, condition_channels, hidden_channels)
-            if self.learned_shortcut:
-                self.norm_shortcut = LegacySpadeNorm(in_channels, condition_channels, hidden_channels)
         else:
             # shortcut and main branch normalise the same x: one norm, one fused conv (shortcut first)
-            kernel = modulation_kernel(spade_version)
             self.norm1 = SpadeNorm(in_channels, condition_channels, hidden_channels,
-                                   branches=2 if self.learned_shortcut else 1, kernel_size=kernel)
-            self.norm2 = SpadeNorm(middle, condition_channels, hidden_channels, kernel_size=kernel)
+                                   branches=2 if self.learned_shortcut else 1, kernel_size=modulation_kernel(spade_version))
         self.conv1 = nn.Conv2d(in_channels, middle, 3, padding=1)
+        if spade_version == 1:
+            self.norm2 = LegacySpadeNorm(middle, condition_channels, hidden_channels)
+        else:
+            self.norm2 = SpadeNorm(middle, condition_channels, hidden_channels, kernel_size=modulation_kernel(spade_version))
         self.conv2 = nn.Conv2d(middle, out_channels, 3, padding=1)
         if self.learned_shortcut:
+            if spade_version == 1:
+                self.norm_shortcut = LegacySpadeNorm(in_channels, condition_channels, hidden_channels)
             self.conv_shortcut = nn.Conv2d(in_channels, out_channels, 1, bias=False)
         self.act = nn.LeakyReLU(0.2)
 

@@ -39,13 +39,21 @@ RESULTS = REPO / "benchmarks" / "results"
 # name -> config; every variant trains with the same budget, data and guide unless GUIDES says otherwise
 VARIANTS: dict[str, str] = {
     "cut": "configs/toy_cut.yaml",
+    "semguard_v1": "configs/toy_v1.yaml",
+    "segdisc": "configs/toy_segdisc.yaml",
+    "layout": "configs/toy_layout.yaml",
+    "guide_real": "configs/toy_guide_real.yaml",
+    "semguard": "configs/toy.yaml",
+}
+# the earlier ablations of semguard_v1 (configs/toy_cond_*.yaml) still run with --variants
+OPTIONAL_VARIANTS: dict[str, str] = {
     "cond_only": "configs/toy_cond_only.yaml",
     "cond_seg": "configs/toy_cond_seg.yaml",
     "cond_box": "configs/toy_cond_box.yaml",
-    "semguard": "configs/toy.yaml",
 }
-# variant -> the guide it trains with (default "guide": sim labels on sim images)
-GUIDES: dict[str, str] = {}
+# variant -> the guide it trains with (default "guide": sim labels on sim images); "guide_real" learns the
+# target labels on target images (another architecture and seed than the judge, never the judge's split)
+GUIDES: dict[str, str] = {"guide_real": "guide_real", "semguard": "guide_real"}
 MAIN_VARIANTS = ("cut", "semguard")
 GAP_CLASSES = ("sky", "vegetation", "building", "road", "sidewalk", "traffic sign", "traffic light")
 HEADLINE = ("pixel_flip_rate", "excess_pixel_flip_rate", "reliable_mean_flip_rate", "excess_reliable_mean_flip_rate")
@@ -75,10 +83,11 @@ PROFILES = {
                   downstream_steps=60, segmenter_crop="64x128", crop_epochs=5, translator_steps=30, batch_size=2,
                   seeds=(0,), extra=("train.sample_every=0", "train.checkpoint_every=0")),
     # Sized for a 2-core CPU in about an hour; a GPU affords the 128x256 world and longer runs.
-    "full": Profile(train=400, val=256, judge_frames=800, size="64x128", crop="64x128", segmenter_steps=400,
-                    judge_steps=1500, downstream_steps=250, segmenter_crop="64x128", crop_epochs=20,
-                    translator_steps=500, batch_size=2, seeds=(0, 1, 2),
-                    extra=("train.sample_every=100", "train.checkpoint_every=250")),
+    "full": Profile(train=400, val=160, judge_frames=800, size="64x128", crop="64x128", segmenter_steps=400,
+                    judge_steps=1000, downstream_steps=250, segmenter_crop="64x128", crop_epochs=20,
+                    translator_steps=400, batch_size=2, seeds=(0, 1, 2),
+                    variants=("cut", "semguard", "segdisc", "layout", "guide_real"),
+                    extra=("train.sample_every=100", "train.checkpoint_every=200", "model.spade_version=3")),
 }
 
 
@@ -229,9 +238,10 @@ def run(profile_name: str, work: Path, only: tuple[str, ...] | None = None) -> d
                     "--val", str(toy / "real/val"), "--floor-data", str(toy / "paired/val"), "--out", str(work / "judge.pt"),
                     "--steps", str(profile.judge_steps), "--crop", profile.segmenter_crop, "--seed", "7", "--quiet"],
           work / "judge.pt")
-    for guide in sorted(set(GUIDES.values())):
+    for guide in sorted({GUIDES[v] for v in variants if v in GUIDES}):
         stage(guide, ["segmenter", "train", "--role", "guide", "--data", str(toy / "real/train"),
-                      "--val", str(toy / "real/val"), "--out", str(work / f"{guide}.pt"), "--seed", "3", *common_seg],
+                      "--val", str(toy / "real/val"), "--out", str(work / f"{guide}.pt"), "--arch", "fpn", "--seed", "2",
+                      *common_seg],
               work / f"{guide}.pt")
     stage("crop_classifier", ["segmenter", "train-crops", "--data", str(toy / "real/train"),
                               "--val", str(toy / "real/val"), "--out", str(work / "crops.pt"),
@@ -252,7 +262,7 @@ def run(profile_name: str, work: Path, only: tuple[str, ...] | None = None) -> d
                 f"train.steps={profile.translator_steps}", f"train.seed={seed}", f"train.out={run_dir}",
                 f"guide.checkpoint={work / (GUIDES.get(variant, 'guide') + '.pt')}", *profile.extra,
             ]
-            args = ["train", "--config", VARIANTS[variant], "--no-progress"]
+            args = ["train", "--config", {**VARIANTS, **OPTIONAL_VARIANTS}[variant], "--no-progress"]
             for override in overrides:
                 args += ["--set", override]
             train_stage = stage(f"train_{variant}_seed{seed}", args, run_dir / "final.pt")
@@ -281,6 +291,7 @@ def run(profile_name: str, work: Path, only: tuple[str, ...] | None = None) -> d
         "machine": machine(),
         "seeds": list(profile.seeds),
         "judge": judge,
+        "variant_names": list(variants),
         "variants": results,
         "references": references,
         "reliability": reliability,
@@ -447,7 +458,7 @@ def check_well_formed(result: dict) -> list[str]:
                 value = row.get(key)
                 if not isinstance(value, float) or not -1.0 <= value <= 1.0:
                     problems.append(f"{name} seed {row['seed']}: {key} {value!r} is not a rate (or a difference of two)")
-    expected = set(PROFILES[result["profile"]].variants)
+    expected = set(result.get("variant_names") or PROFILES[result["profile"]].variants)
     if set(result["variants"]) != expected:
         problems.append(f"variants {sorted(result['variants'])} != {sorted(expected)}")
     for name in ("sim", "real_oracle", "cut_translated", "semguard_translated"):
@@ -463,10 +474,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--work", type=Path, required=True, help="working folder for data, checkpoints and reports")
     parser.add_argument("--results", type=Path, default=None,
                         help="where to write benchmark_<profile>.json/.md (default: benchmarks/results for full, --work for ci)")
+    parser.add_argument("--variants", nargs="+", choices=sorted({**VARIANTS, **OPTIONAL_VARIANTS}),
+                        help="run these variants instead of the profile's (cut and semguard are needed downstream)")
     args = parser.parse_args(argv)
     started = time.perf_counter()
     try:
-        result = run(args.profile, args.work)
+        result = run(args.profile, args.work, tuple(args.variants) if args.variants else None)
     except StageFailed as err:
         print(f"benchmark failed: {err}", file=sys.stderr)
         return 1

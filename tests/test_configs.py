@@ -88,7 +88,7 @@ def _differences(a, b) -> set[str]:
 
 
 def test_issue_12_ablations_change_only_their_own_keys():
-    full = load_config(CONFIG_DIR / "toy.yaml")
+    full = load_config(CONFIG_DIR / "toy_v1.yaml")
     expected = {
         "toy_segdisc.yaml": {"model.discriminator.kind"},
         "toy_layout.yaml": {"data.pairing", "model.discriminator.agreement_mask"},
@@ -102,7 +102,7 @@ def test_issue_12_ablations_change_only_their_own_keys():
         others = {k for k in changed if not k.startswith(("model.discriminator.", "data.pairing", "guide."))}
         assert not others, f"{name} also changes {sorted(others)}"
         assert config.train.out != full.train.out
-    v2 = load_config(CONFIG_DIR / "toy_v2.yaml")
+    v2 = load_config(CONFIG_DIR / "toy.yaml")
     assert v2.train.steps == full.train.steps and v2.data.crop == full.data.crop and v2.train.out != full.train.out
 
 

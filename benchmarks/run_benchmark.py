@@ -85,9 +85,9 @@ PROFILES = {
     # Sized for a 2-core CPU in about an hour; a GPU affords the 128x256 world and longer runs.
     "full": Profile(train=400, val=160, judge_frames=800, size="64x128", crop="64x128", segmenter_steps=400,
                     judge_steps=1000, downstream_steps=250, segmenter_crop="64x128", crop_epochs=20,
-                    translator_steps=400, batch_size=2, seeds=(0, 1, 2),
-                    variants=("cut", "semguard", "segdisc", "layout", "guide_real"),
-                    extra=("train.sample_every=100", "train.checkpoint_every=200", "model.spade_version=3")),
+                    translator_steps=300, batch_size=2, seeds=(0, 1, 2),
+                    variants=("cut", "semguard", "segdisc", "guide_real"),
+                    extra=("train.sample_every=100", "train.checkpoint_every=150", "model.spade_version=3")),
 }
 
 

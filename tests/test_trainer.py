@@ -24,7 +24,7 @@ from semguard.errors import ConfigError, SemguardError
 from semguard.train.checkpoint import latest_step_checkpoint, load_checkpoint
 from semguard.train.trainer import NonFiniteLossError, Trainer, train
 
-CONFIG = Path(__file__).resolve().parents[1] / "configs" / "toy.yaml"
+CONFIG = Path(__file__).resolve().parents[1] / "configs" / "toy_v1.yaml"  # the plain semguard; toy.yaml's options have their own test below
 HEIGHT, WIDTH = 32, 64
 
 
@@ -497,3 +497,20 @@ def test_a_guide_trained_on_target_labels_is_accepted_and_its_domain_recorded(da
                  "train.sample_every=0", "train.checkpoint_every=0"))
     record = load_checkpoint(out / "final.pt")["guides"][0]
     assert record["role"] == "guide" and record["domain"] == "target" and record["checkpoint"] == str(guide)
+
+
+def test_the_shipped_semguard_config_trains_with_every_label_aware_option(data_root, tmp_path):
+    """configs/toy.yaml: segmentation discriminator + texture patch, layout-matched pairs, SPADE v3."""
+    config = load_config(CONFIG.parent / "toy.yaml", [
+        f"data.source={data_root / 'source'}", f"data.target={data_root / 'target'}", f"data.crop=[{HEIGHT},{WIDTH}]",
+        "data.batch_size=2", "model.base_channels=8", "model.n_blocks=1", "model.discriminator.seg_base_channels=8",
+        "model.discriminator.base_channels=8", "loss.nce_layers=[0,1,2]", "loss.nce_patches=16",
+        "loss.seg=0.0", "loss.box=0.0", "guide.checkpoint=null", "guide.perturb=0.0",
+        f"train.out={tmp_path / 'run'}", "train.steps=2", "train.log_every=1", "train.sample_every=0",
+        "train.checkpoint_every=0", "train.device=cpu"])
+    assert config.model.discriminator.kind == "segmentation" and config.data.pairing == "layout_matched"
+    assert config.model.spade_version == 3
+    result = _run(config)
+    terms = _records(tmp_path / "run")[-1]["terms"]
+    assert {"gan", "gan_patch", "nce", "d", "d_patch", "pair_match_rate"} <= set(terms)
+    assert 0.0 <= terms["pair_match_rate"] <= 1.0 and result.step == 2

@@ -34,6 +34,8 @@ import torch
 from torch.utils._python_dispatch import TorchDispatchMode
 from torch.utils._pytree import tree_flatten
 
+from semguard.validate import available_memory as available_host_memory
+
 CPU_BUDGET_SHARE = 0.5
 CUDA_BUDGET_SHARE = 0.8
 PROBE_SIZE = (32, 64)   # activation bytes scale with pixels: a small probe measures them
@@ -67,14 +69,7 @@ def available_memory(device: torch.device) -> int:
     if device.type == "cuda":
         free, _ = torch.cuda.mem_get_info(device)
         return int(free + torch.cuda.memory_reserved(device) - torch.cuda.memory_allocated(device))
-    try:
-        with open("/proc/meminfo", encoding="ascii") as handle:
-            for line in handle:
-                if line.startswith("MemAvailable:"):
-                    return int(line.split()[1]) * 1024
-    except OSError:
-        pass
-    return int(os.sysconf("SC_AVPHYS_PAGES") * os.sysconf("SC_PAGE_SIZE"))
+    return available_host_memory()
 
 
 def default_budget(device: torch.device) -> int:

@@ -25,11 +25,11 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from semguard.config import config_from_dict, config_to_dict
+from semguard.config import config_from_dict
 from semguard.export import conditioning_np
 from semguard.export.onnx_export import frame_inputs, onnxruntime_session, export_onnx, verification_frame
 from semguard.models import build_generator
-from semguard.train.checkpoint import save_checkpoint
+from semguard.checkpoints import save_translator
 from semguard.translate import Translator
 
 
@@ -70,9 +70,7 @@ def main() -> None:
         generator, _ = build_generator(config.model)
         state = generator.state_dict()
         checkpoint = tmp / "translator.pt"
-        save_checkpoint(checkpoint, {"kind": "translator", "semguard_version": "bench",
-                                     "config": config_to_dict(config), "generator": state, "generator_ema": state,
-                                     "step": 0})
+        save_translator(checkpoint, config, generator, generator_ema=state, step=0)
         translator = Translator.from_checkpoint(checkpoint, device="cpu", tile=None)
         multiple = translator.size_multiple
         started = time.perf_counter()

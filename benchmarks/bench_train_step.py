@@ -58,7 +58,8 @@ def _measure(args) -> dict:
     import torch
 
     from semguard.config import load_config
-    from semguard.train.segmenter import build_segmenter, save_segmenter
+    from semguard.models.segmenter import build_segmenter
+    from semguard.checkpoints import save_segmenter
     from semguard.train.trainer import Trainer
 
     height, width = args.size

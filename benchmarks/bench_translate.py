@@ -35,15 +35,15 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from semguard.config import config_from_dict, config_to_dict
+from semguard.config import config_from_dict
 from semguard.data.batch import collate_samples
 from semguard.data.folder import FolderDataset, write_sample
 from semguard.data.sample import Box, Sample
-from semguard.inference_memory import format_bytes, reuse_freed_memory
+from semguard.translate.memory import format_bytes, reuse_freed_memory
 from semguard.labels import colorize
 from semguard.models import build_conditioning, build_generator
-from semguard.tiling import pad_to_multiple, staged_apply
-from semguard.train.checkpoint import save_checkpoint
+from semguard.translate.tiling import pad_to_multiple, staged_apply
+from semguard.checkpoints import save_translator
 from semguard.translate import Translator, translate_dataset
 
 
@@ -69,8 +69,7 @@ def make_checkpoint(path: Path, base_channels: int) -> None:
     torch.manual_seed(0)
     generator, _ = build_generator(config.model)
     state = generator.state_dict()
-    save_checkpoint(path, {"kind": "translator", "semguard_version": "bench", "config": config_to_dict(config),
-                           "generator": state, "generator_ema": state, "step": 0})
+    save_translator(path, config, generator, generator_ema=state, step=0)
 
 
 def _sync(device: torch.device) -> None:
@@ -244,7 +243,7 @@ def main() -> None:
         kind = "CUDA max_memory_allocated" if device.type == "cuda" else "CPU peak RSS growth over the process"
         lines += [
             "",
-            f"## Peak memory of one frame ({kind}; estimate: semguard.inference_memory)",
+            f"## Peak memory of one frame ({kind}; estimate: semguard.translate.memory)",
             "",
             "| frame | mode | pass | peak MiB | estimate MiB | seconds |",
             "| --- | --- | --- | ---: | ---: | ---: |",

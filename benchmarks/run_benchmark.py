@@ -194,13 +194,13 @@ def machine() -> dict:
 
 
 def load_judge_metadata(path: Path):
-    from semguard.train.segmenter import load_segmenter
+    from semguard.checkpoints import load_segmenter
 
     return load_segmenter(path)
 
 
 def segmenter_miou(path: Path) -> dict:
-    from semguard.train.segmenter import load_segmenter
+    from semguard.checkpoints import load_segmenter
 
     _, metadata = load_segmenter(path)
     val = metadata.get("metrics", {}).get("val", {})

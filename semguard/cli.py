@@ -17,17 +17,17 @@ import errno
 import importlib
 import sys
 
-from rich.console import Console
 from rich.markup import escape
 
 from semguard import __version__
+from semguard.console import output_console
 from semguard.errors import SemguardError
 
 COMMAND_GROUPS: dict[str, str] = {
     "data": "semguard.data.commands",
     "segmenter": "semguard.train.segmenter_commands",
     "train": "semguard.train.commands",
-    "translate": "semguard.translate_commands",
+    "translate": "semguard.translate.commands",
     "eval": "semguard.metrics.commands",
     "export": "semguard.export.commands",
 }
@@ -37,7 +37,7 @@ EXIT_INTERNAL_ERROR = 70
 # the machine, not semguard: a full disk, a read-only or forbidden path
 _ENVIRONMENT_ERRNOS = {errno.ENOSPC, errno.EDQUOT, errno.EACCES, errno.EPERM, errno.EROFS}
 
-err_console = Console(stderr=True, highlight=False, soft_wrap=True)
+err_console = output_console(stderr=True, soft_wrap=True)
 
 
 class _Parser(argparse.ArgumentParser):

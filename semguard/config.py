@@ -145,6 +145,9 @@ class TrainConfig:
     seed: int = 0
     out: str = "runs/toy"
     log_every: int = 10
+    # jsonl: out/log.jsonl only; tensorboard: log.jsonl and TensorBoard event files in out/tensorboard/
+    # (the same records plus the sample grids; needs the tensorboard extra)
+    logger: Literal["jsonl", "tensorboard"] = "jsonl"
     sample_every: int = 200         # write out/samples/step_N.png every N steps (0 = only at the end)
     sample_count: int = 4           # source frames in each sample grid
     checkpoint_every: int = 200     # write out/checkpoints/step_N.pt every N steps (0 = only at the end)

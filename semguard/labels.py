@@ -2,7 +2,7 @@
 
 Everything inside semguard uses Cityscapes' 19 *train ids* (0 road ... 18 bicycle) with
 255 = ignore. Each format loader maps its own ids into this space at load time with one
-of the tables below (facts from ../shared/FORMATS.md and cityscapesScripts' labels.py)
+of the tables below (facts from docs/FORMATS.md and cityscapesScripts' labels.py)
 and reports what it sent to ignore.
 """
 

@@ -57,7 +57,8 @@ def make_judge(path: Path) -> Path:
     """A tiny untrained judge in the segmenter checkpoint format."""
     import torch
 
-    from semguard.train.segmenter import build_segmenter, save_segmenter
+    from semguard.models.segmenter import build_segmenter
+    from semguard.checkpoints import save_segmenter
 
     torch.manual_seed(0)
     model = build_segmenter(arch="unet", encoder="mobilenet_v2", encoder_depth=3, decoder_channels=(8, 8, 8))
@@ -68,7 +69,8 @@ def make_judge(path: Path) -> Path:
 def make_guide(path: Path) -> Path:
     import torch
 
-    from semguard.train.segmenter import build_segmenter, save_segmenter
+    from semguard.models.segmenter import build_segmenter
+    from semguard.checkpoints import save_segmenter
 
     torch.manual_seed(0)
     model = build_segmenter(arch="unet", encoder="mobilenet_v2", encoder_depth=3, decoder_channels=(8, 8, 8))
@@ -79,7 +81,8 @@ def make_guide(path: Path) -> Path:
 def make_crop_classifier(path: Path) -> Path:
     import torch
 
-    from semguard.train.crop_classifier import CropClassifier, save_crop_classifier
+    from semguard.models.crop_classifier import CropClassifier
+    from semguard.checkpoints import save_crop_classifier
 
     torch.manual_seed(0)
     model = CropClassifier([{"class_id": 6, "attribute": "state", "values": list(STATES)}], crop_size=8, channels=4)
@@ -93,16 +96,14 @@ def make_translator(path: Path) -> Path:
 
     import torch
 
-    from semguard import __version__
-    from semguard.config import ModelConfig, RunConfig, TrainConfig, config_to_dict
+    from semguard.config import ModelConfig, RunConfig, TrainConfig
     from semguard.models import build_generator
-    from semguard.train.checkpoint import save_checkpoint
+    from semguard.checkpoints import save_translator
 
     torch.manual_seed(0)
     config = dataclasses.replace(RunConfig(), model=ModelConfig(base_channels=4, n_blocks=1, n_downsample=1),
                                  train=TrainConfig(seed=3))
     generator, _ = build_generator(config.model)
     state = {k: v.detach().clone() for k, v in generator.state_dict().items()}
-    save_checkpoint(path, {"kind": "translator", "semguard_version": __version__, "config": config_to_dict(config),
-                           "generator": state, "generator_ema": state, "step": 1})
+    save_translator(path, config, generator, generator_ema=state, step=1)
     return path

@@ -28,7 +28,7 @@ import torch
 from PIL import Image
 
 from semguard.cli import main
-from semguard.config import config_from_dict, config_to_dict
+from semguard.config import config_from_dict
 from semguard.data.folder import write_dataset_info, write_sample
 from semguard.data.sample import Box, Sample
 
@@ -55,15 +55,13 @@ def assets(tmp_path_factory) -> Path:
     root = tmp_path_factory.mktemp("assets")
     _write_set(root / "data")
     from semguard.models import build_generator
-    from semguard.train.checkpoint import save_checkpoint
+    from semguard.checkpoints import save_translator
 
     config = config_from_dict({"model": TINY_MODEL})
     torch.manual_seed(0)
     generator, _ = build_generator(config.model)
     state = generator.state_dict()
-    save_checkpoint(root / "translator.pt", {"kind": "translator", "semguard_version": "test",
-                                             "config": config_to_dict(config), "generator": state,
-                                             "generator_ema": state, "step": 1})
+    save_translator(root / "translator.pt", config, generator, generator_ema=state, step=1)
     return root
 
 
@@ -426,7 +424,7 @@ def test_writes_and_deletes_never_follow_a_link_out(case_dir: Path):
     """A link that appears after the up-front check is still refused by the writers."""
     from semguard.data.folder import read_sample
     from semguard.errors import SemguardError
-    from semguard.translate import _remove_frame
+    from semguard.translate.pipeline import _remove_frame
 
     d = case_dir
     out = d / "out"
@@ -476,7 +474,7 @@ def test_the_box_rule_clips_within_one_pixel_and_counts_what_it_changed():
 
 
 def test_crop_extraction_refuses_non_finite_boxes_instead_of_crashing():
-    from semguard.train.crop_classifier import extract_crops
+    from semguard.models.crop_classifier import extract_crops
 
     with pytest.raises(ValueError, match="non-finite"):
         extract_crops(torch.zeros(3, H, W), torch.tensor([[float("nan"), 0.0, 4.0, 4.0]]), 8, 0.25)

@@ -6,7 +6,7 @@ import pytest
 import torch
 
 from semguard.errors import DataError
-from semguard.train.checkpoint import (latest_step_checkpoint, list_step_checkpoints, load_checkpoint,
+from semguard.checkpoints import (latest_step_checkpoint, list_step_checkpoints, load_checkpoint,
                                        rotate_checkpoints, save_checkpoint, step_checkpoint_name)
 
 

@@ -13,9 +13,9 @@ from semguard.data.toyworld import make_toy_world, render_sample
 from semguard.data.toyworld.clips import (CLIP_INDEX_BASE, LIGHT_CYCLE, camera_of, clip_name, light_state_at,
                                           render_clip_frame)
 from semguard.data.toyworld.world import VAL_INDEX_BASE
-from semguard.temporal import ClipTranslator, clip_norm_statistics, shard_clips, translate_clip_frames
+from semguard.translate.temporal import ClipTranslator, clip_norm_statistics, shard_clips, translate_clip_frames
 from semguard.translate import Translator, translate_dataset
-from semguard.translate_manifest import shard_names
+from semguard.translate.manifest import shard_names
 
 SIZE = (32, 64)
 
@@ -200,7 +200,7 @@ def test_resume_mid_clip_finishes_the_clip_exactly_once(translator_path, clip_se
     done = {name for name, record in part["frames"].items() if record["status"] == "ok"}
     assert {clip_name(0, t) for t in range(3)} <= done and clip_name(1, 2) not in done
 
-    import semguard.translate as translate_module
+    import semguard.translate.pipeline as translate_module
 
     written = []
     write = translate_module._write_frame

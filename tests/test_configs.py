@@ -8,7 +8,7 @@ import pytest
 
 from semguard.config import load_config
 from semguard.errors import ConfigError
-from semguard.train.trainer import check_config, needs_guide
+from semguard.config_checks import check_config, needs_guide
 
 CONFIG_DIR = Path(__file__).resolve().parents[1] / "configs"
 CONFIGS = sorted(CONFIG_DIR.glob("*.yaml"))

@@ -9,14 +9,9 @@ import torch
 from semguard.data.batch import image_to_tensor
 from semguard.data.sample import Box, Sample
 from semguard.errors import DataError, SemguardError
-from semguard.train.crop_classifier import (
-    classify_boxes,
-    collect_tasks,
-    evaluate_crop_classifier,
-    extract_crops,
-    load_crop_classifier,
-    train_crop_classifier,
-)
+from semguard.models.crop_classifier import classify_boxes, extract_crops
+from semguard.train.crop_classifier import collect_tasks, evaluate_crop_classifier, train_crop_classifier
+from semguard.checkpoints import load_crop_classifier
 
 @pytest.fixture(autouse=True)
 def _one_thread():
@@ -146,7 +141,7 @@ def test_no_attributed_boxes_is_a_clear_error(tmp_path):
                    boxes=[Box((0, 0, 4, 4), 13)])
     with pytest.raises(DataError, match="no traffic light, traffic sign boxes with attributes"):
         train_crop_classifier([frame], epochs=1, progress=False)
-    from semguard.train.checkpoint import save_checkpoint
+    from semguard.checkpoints import save_checkpoint
 
     save_checkpoint(tmp_path / "seg.pt", {"kind": "segmenter"})
     with pytest.raises(SemguardError, match="not a crop classifier"):

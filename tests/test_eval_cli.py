@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from semguard.cli import main
-from semguard.metrics.evaluate import sha256_file
+from semguard.common import file_sha256
 from semguard.metrics.report import read_report
 
 from eval_fixtures import make_crop_classifier, make_guide, make_judge, make_world
@@ -43,8 +43,8 @@ def test_flip_report_end_to_end(world, tmp_path, capsys):
     protocol = report["protocol"]
     assert protocol["image_count"] == 4 and protocol["target_image_count"] == 4
     assert protocol["resolution"] == [[32, 64]] and protocol["feature_extractor"] == "judge"
-    assert protocol["judge"]["sha256"] == sha256_file(world / "judge.pt")
-    assert protocol["crop_classifier"]["sha256"] == sha256_file(world / "crops.pt")
+    assert protocol["judge"]["sha256"] == file_sha256(world / "judge.pt")
+    assert protocol["crop_classifier"]["sha256"] == file_sha256(world / "crops.pt")
     assert protocol["translation"]["mode"] == "translated_dir" and len(protocol["translation"]["sha256"]) == 64
     assert protocol["seeds"]["source_data"] == 7
     assert set(report["variants"]) == {"translated", "source", "paired_truth"}
@@ -118,9 +118,6 @@ def test_user_errors_are_one_line(world, tmp_path, capsys, monkeypatch):
 
 def test_checkpoint_mode_uses_the_translator_contract(world, tmp_path, monkeypatch):
     """--checkpoint: Translator.from_checkpoint(path, device).translate_batch(batch) -> [B,3,H,W]."""
-    import sys
-    import types
-
     calls = []
 
     class FakeTranslator:
@@ -135,9 +132,7 @@ def test_checkpoint_mode_uses_the_translator_contract(world, tmp_path, monkeypat
             calls.append(("batch", len(batch)))
             return batch.image.flip(-1)    # a "translation" that mirrors the frame
 
-    module = types.ModuleType("semguard.translate")
-    module.Translator = FakeTranslator
-    monkeypatch.setitem(sys.modules, "semguard.translate", module)
+    monkeypatch.setattr("semguard.metrics.evaluate.Translator", FakeTranslator)
     checkpoint = tmp_path / "translator.pt"
     checkpoint.write_bytes(b"not read by the fake")
     from semguard.metrics.evaluate import EvalData, EvalSettings, evaluate
@@ -146,7 +141,7 @@ def test_checkpoint_mode_uses_the_translator_contract(world, tmp_path, monkeypat
                       settings=EvalSettings(features=None, batch_size=3, lpips=False))
     assert calls[0] == ("load", str(checkpoint), "cpu") and [c[1] for c in calls[1:]] == [3, 1]
     assert report["protocol"]["translation"] == {"mode": "checkpoint", "path": str(checkpoint),
-                                                 "sha256": sha256_file(checkpoint), "step": 12}
+                                                 "sha256": file_sha256(checkpoint), "step": 12}
     assert report["protocol"]["seeds"]["translator_train"] == 5
     assert report["variants"]["translated"]["image_distance"] is None
 

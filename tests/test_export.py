@@ -25,7 +25,7 @@ needs_export_extra = pytest.mark.skipif(not EXPORT_PACKAGES, reason="pip install
 
 from semguard import __version__  # noqa: E402
 from semguard.cli import main  # noqa: E402
-from semguard.config import config_from_dict, config_to_dict  # noqa: E402
+from semguard.config import config_from_dict  # noqa: E402
 from semguard.data.batch import collate_samples  # noqa: E402
 from semguard.data.formats.base import boxes_from_instances  # noqa: E402
 from semguard.data.sample import Box, Sample  # noqa: E402
@@ -35,8 +35,9 @@ from semguard.export.onnx_export import DEFAULT_TOLERANCE, contract_path_for, ex
 from semguard.labels import BOX_CLASSES, IGNORE_ID, NUM_CLASSES, TRAIN_ID_NAMES  # noqa: E402
 from semguard.models import build_generator  # noqa: E402
 from semguard.models.conditioning import ConditioningSpec, build_conditioning  # noqa: E402
-from semguard.train.checkpoint import save_checkpoint  # noqa: E402
-from semguard.translate import Translator, file_sha256  # noqa: E402
+from semguard.checkpoints import save_translator  # noqa: E402
+from semguard.common import file_sha256  # noqa: E402
+from semguard.translate import Translator  # noqa: E402
 
 BUILDER_FILE = Path(__file__).resolve().parents[1] / "semguard" / "export" / "conditioning_np.py"
 
@@ -58,8 +59,7 @@ def _make_checkpoint(path: Path, generator: str) -> Path:
     torch.manual_seed(0)
     model, _ = build_generator(config.model)
     state = model.state_dict()
-    save_checkpoint(path, {"kind": "translator", "semguard_version": "test", "config": config_to_dict(config),
-                           "generator": state, "generator_ema": state, "step": 7})
+    save_translator(path, config, model, generator_ema=state, step=7)
     return path
 
 
@@ -311,7 +311,7 @@ def test_numpy_boxes_from_instances_equal_semguards():
 
 
 def test_numpy_builder_constants_and_padding_match_semguard():
-    from semguard.tiling import pad_to_multiple
+    from semguard.translate.tiling import pad_to_multiple
 
     assert conditioning_np.NUM_CLASSES == NUM_CLASSES and conditioning_np.IGNORE_ID == IGNORE_ID
     assert conditioning_np.BOX_CLASSES == BOX_CLASSES and conditioning_np.TRAIN_ID_NAMES == TRAIN_ID_NAMES

@@ -28,10 +28,10 @@ import pytest
 import torch
 import yaml
 
-from semguard.config import config_from_dict, config_to_dict
+from semguard.config import config_from_dict
 from semguard.data.folder import write_dataset_info, write_sample
 from semguard.data.sample import Box, Sample
-from semguard.train.checkpoint import load_checkpoint, save_checkpoint
+from semguard.checkpoints import load_checkpoint, save_translator
 
 pytestmark = pytest.mark.slow
 
@@ -52,7 +52,7 @@ def half_then_wait(data, handle):
     time.sleep(600)
 
 if target == "checkpoint":
-    import semguard.train.checkpoint as module
+    import semguard.checkpoints as module
     original = module.torch.save
     def save(obj, handle, *args, **kwargs):
         calls[0] += 1
@@ -217,8 +217,7 @@ def test_translation_killed_while_writing_a_frame_finishes_every_frame_exactly_o
     generator, _ = build_generator(config.model)
     state = generator.state_dict()
     checkpoint = tmp_path / "translator.pt"
-    save_checkpoint(checkpoint, {"kind": "translator", "semguard_version": "test", "config": config_to_dict(config),
-                                 "generator": state, "generator_ema": state, "step": 1})
+    save_translator(checkpoint, config, generator, generator_ema=state, step=1)
 
     def command(out: Path) -> list[str]:
         return ["translate", "--checkpoint", str(checkpoint), "--input", str(source), "--out", str(out),

@@ -205,7 +205,7 @@ def test_paired_distance_closed_form_and_lpips_never_faked(tmp_path, monkeypatch
 
 def test_resize_keeps_labels_nearest_and_scales_boxes():
     from semguard.data.sample import Sample
-    from semguard.metrics.evaluate import resize_sample
+    from semguard.data.resize import resize_sample
 
     label = np.zeros((8, 16), dtype=np.uint8)
     label[:4] = 10

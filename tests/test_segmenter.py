@@ -8,14 +8,9 @@ import torch
 
 from semguard.data.sample import Sample
 from semguard.errors import ConfigError, SemguardError, WeightsMissingError
-from semguard.train.segmenter import (
-    build_segmenter,
-    evaluate_segmenter,
-    load_segmenter,
-    save_segmenter,
-    segmenter_features,
-    train_segmenter,
-)
+from semguard.models.segmenter import build_segmenter, segmenter_features
+from semguard.train.segmenter import evaluate_segmenter, train_segmenter
+from semguard.checkpoints import load_segmenter, save_segmenter
 
 @pytest.fixture(autouse=True)
 def _one_thread():
@@ -85,7 +80,7 @@ def test_features_carry_gradients_to_the_image():
 
 
 def test_architecture_names_match_the_registry():
-    from semguard.train.segmenter import ARCHITECTURES, _architectures
+    from semguard.models.segmenter import ARCHITECTURES, _architectures
 
     assert tuple(_architectures()) == ARCHITECTURES
 
@@ -148,7 +143,7 @@ def test_save_load_gives_identical_outputs_and_checks_role(tmp_path):
 
 
 def test_load_refuses_wrong_kind_missing_and_corrupt_files(tmp_path):
-    from semguard.train.checkpoint import save_checkpoint
+    from semguard.checkpoints import save_checkpoint
 
     other = tmp_path / "translator.pt"
     save_checkpoint(other, {"kind": "translator", "step": 3})

@@ -12,7 +12,7 @@ from semguard.errors import SemguardError
 from semguard.models.generators import ResnetGenerator, SpadeGenerator
 from semguard.models.spade import ConditionEmbedding, LegacySpadeNorm, SpadeNorm, resize_condition
 from semguard.models.staged import run_stages
-from semguard.train.checkpoint import load_checkpoint, save_checkpoint
+from semguard.checkpoints import load_checkpoint, save_checkpoint
 from semguard.translate import Translator
 
 

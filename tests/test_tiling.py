@@ -1,10 +1,10 @@
-"""Tiled inference against whole-frame inference (semguard.tiling)."""
+"""Tiled inference against whole-frame inference (semguard.translate.tiling)."""
 
 import pytest
 import torch
 from torch import nn
 
-from semguard.tiling import ramp, seam_error, tile_starts, tiled_apply
+from semguard.translate.tiling import ramp, seam_error, tile_starts, tiled_apply
 
 
 class LocalNet(nn.Module):
@@ -105,7 +105,7 @@ def _spade(version=2):
 @pytest.mark.parametrize("version", [1, 2])
 def test_staged_tiles_equal_the_whole_frame(frame, tile, version):
     """Per-stage halos and frame statistics: exact, no seams (tolerance: float rounding)."""
-    from semguard.tiling import pad_to_multiple, staged_apply
+    from semguard.translate.tiling import pad_to_multiple, staged_apply
 
     generator = _spade(version)
     condition = torch.rand(2, 7, *frame.shape[-2:])
@@ -119,7 +119,7 @@ def test_staged_tiles_equal_the_whole_frame(frame, tile, version):
 
 def test_staged_tiles_of_the_resnet_baseline_equal_the_whole_frame(frame):
     from semguard.models.generators import ResnetGenerator
-    from semguard.tiling import pad_to_multiple, staged_apply
+    from semguard.translate.tiling import pad_to_multiple, staged_apply
 
     torch.manual_seed(6)
     generator = ResnetGenerator(base_channels=4, n_blocks=2, n_downsample=2).eval()
@@ -131,7 +131,7 @@ def test_staged_tiles_of_the_resnet_baseline_equal_the_whole_frame(frame):
 def test_a_stage_running_an_unlisted_norm_is_refused(frame):
     import dataclasses
 
-    from semguard.tiling import staged_apply
+    from semguard.translate.tiling import staged_apply
 
     generator = _spade()
     stages = [dataclasses.replace(stage, norms=()) if stage.name == "block0.second" else stage

@@ -21,7 +21,7 @@ from semguard.config import load_config
 from semguard.data.folder import write_dataset_info, write_sample
 from semguard.data.sample import Box, Sample
 from semguard.errors import ConfigError, SemguardError
-from semguard.train.checkpoint import latest_step_checkpoint, load_checkpoint
+from semguard.checkpoints import latest_step_checkpoint, load_checkpoint
 from semguard.train.trainer import NonFiniteLossError, Trainer, train
 
 CONFIG = Path(__file__).resolve().parents[1] / "configs" / "toy_v1.yaml"  # the plain semguard; toy.yaml's options have their own test below
@@ -57,7 +57,8 @@ def data_root(tmp_path_factory) -> Path:
 @pytest.fixture(scope="module")
 def guide_path(tmp_path_factory) -> Path:
     """A tiny, untrained guide segmenter checkpoint (role guide)."""
-    from semguard.train.segmenter import build_segmenter, save_segmenter
+    from semguard.models.segmenter import build_segmenter
+    from semguard.checkpoints import save_segmenter
 
     torch.manual_seed(0)
     path = tmp_path_factory.mktemp("guide") / "guide.pt"
@@ -214,7 +215,8 @@ def test_seg_or_box_loss_without_guide_fails_with_the_command_to_run(data_root, 
 
 
 def test_the_judge_is_refused_as_guide(data_root, tmp_path):
-    from semguard.train.segmenter import build_segmenter, save_segmenter
+    from semguard.models.segmenter import build_segmenter
+    from semguard.checkpoints import save_segmenter
 
     judge = tmp_path / "judge.pt"
     save_segmenter(judge, build_segmenter("unet", "resnet18", encoder_depth=3, decoder_channels=(16, 8, 8)), role="judge")
@@ -356,7 +358,8 @@ SEGMENTATION_D = ("model.discriminator.kind=segmentation", "model.discriminator.
 @pytest.fixture(scope="module")
 def target_guide_path(tmp_path_factory, data_root) -> Path:
     """A second tiny guide, recorded as trained on the target labels of the target images."""
-    from semguard.train.segmenter import build_segmenter, save_segmenter
+    from semguard.models.segmenter import build_segmenter
+    from semguard.checkpoints import save_segmenter
 
     torch.manual_seed(1)
     path = tmp_path_factory.mktemp("guide_target") / "guide_real.pt"
@@ -452,7 +455,8 @@ def test_a_target_without_labels_is_refused_with_the_option_to_use_instead(data_
 
 
 def test_inconsistent_new_options_are_refused(data_root, guide_path, tmp_path):
-    from semguard.train.segmenter import build_segmenter, save_segmenter
+    from semguard.models.segmenter import build_segmenter
+    from semguard.checkpoints import save_segmenter
 
     with pytest.raises(ConfigError, match="agreement_mask needs data.pairing: layout_matched"):
         _run(_config(data_root, tmp_path / "r", "model.discriminator.agreement_mask=true"))

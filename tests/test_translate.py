@@ -8,13 +8,13 @@ import pytest
 import torch
 
 from semguard.cli import main
-from semguard.config import config_from_dict, config_to_dict
+from semguard.config import config_from_dict
 from semguard.data.folder import list_names, read_sample, write_sample
 from semguard.data.sample import Box, Sample
 from semguard.models import build_generator
-from semguard.train.checkpoint import save_checkpoint
+from semguard.checkpoints import save_translator
 from semguard.translate import Translator, flip_rates, translate_dataset
-from semguard.translate_manifest import shard_names
+from semguard.translate.manifest import shard_names
 
 NAMES = ["a/0001", "a/0002", "b/0003", "b/0004", "c.5"]
 
@@ -45,8 +45,7 @@ def checkpoint(tmp_path) -> Path:
     generator, _ = build_generator(config.model)
     path = tmp_path / "translator.pt"
     state = generator.state_dict()
-    save_checkpoint(path, {"kind": "translator", "semguard_version": "test", "config": config_to_dict(config),
-                           "generator": state, "generator_ema": state, "step": 7})
+    save_translator(path, config, generator, generator_ema=state, step=7)
     return path
 
 
@@ -227,7 +226,7 @@ def test_tile_auto_tiles_when_the_budget_is_small(checkpoint):
 
 
 def test_measured_memory_is_per_pixel(checkpoint):
-    import semguard.inference_memory as memory
+    import semguard.translate.memory as memory
 
     translator = _translator(checkpoint)
     small = memory.measure_whole(translator._probe_inputs, translator._generate, translator.device, 2)
@@ -241,7 +240,7 @@ def test_measured_memory_is_per_pixel(checkpoint):
 
 
 def test_memory_sizes_parse():
-    from semguard.inference_memory import parse_memory_size
+    from semguard.translate.memory import parse_memory_size
 
     assert parse_memory_size("auto") is None
     assert parse_memory_size("3GiB") == 3 * 2**30 and parse_memory_size("512MB") == 512_000_000

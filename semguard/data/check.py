@@ -15,6 +15,8 @@ from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from semguard.data.formats import open_dataset
+from semguard.data.formats.base import as_bool
 from semguard.data.mapping import (
     BAD_ANNOTATION, EMPTY_SET, IMAGE_WITHOUT_LABEL, LABEL_WITHOUT_IMAGE, UNEXPECTED_IDS, FrameProblem, IgnoreReport,
 )
@@ -52,9 +54,11 @@ class CheckReport:
         return f"{self.root} ({self.format}): NOT usable, {self.checked}/{self.frames} frames checked: {counts}"
 
     def to_dict(self) -> dict:
+        """Plain JSON data (what `semguard data check --json` prints): every problem, not only the
+        first --max-rows, as {"kind", "path", "detail"}; "counts" per kind; "ignore" what loading changed."""
         return {"root": self.root, "format": self.format, "frames": self.frames, "checked": self.checked,
-                "usable": self.usable, "problems": [p.__dict__ for p in self.problems],
-                "ignore": self.ignore.to_dict()}
+                "usable": self.usable, "summary": self.summary(), "counts": dict(self.counts().most_common()),
+                "problems": [p.__dict__ for p in self.problems], "ignore": self.ignore.to_dict()}
 
 
 def check_dataset(root: str | Path, fmt: str = "folder", limit: int | None = None, **options) -> CheckReport:
@@ -64,8 +68,6 @@ def check_dataset(root: str | Path, fmt: str = "folder", limit: int | None = Non
     Unexpected ids are collected as problems (strict is implied; ids are listed per frame).
     Config mistakes (unknown format or option, missing required option) still raise ConfigError.
     """
-    from semguard.data.formats import open_dataset
-
     if limit is not None and (isinstance(limit, bool) or not isinstance(limit, int) or limit < 0):
         raise ConfigError(f"limit must be a whole number >= 0 (frames to check), got {limit!r}")
     options = {k: v for k, v in options.items() if k != "strict"}
@@ -122,9 +124,6 @@ def require_usable(root: str | Path, fmt: str = "folder", limit: int | None = No
     what: the flag or key that named `root` (e.g. "--val"), put in front of the message.
     With the option strict=false, unexpected ids are not problems (they go to ignore, counted
     in the report's ignore report)."""
-    from semguard.data.formats.base import as_bool
-    from semguard.data.mapping import UNEXPECTED_IDS
-
     report = check_dataset(root, fmt, limit=limit, **options)
     if not as_bool(options.get("strict", True), "strict"):
         report.problems = [p for p in report.problems if p.kind != UNEXPECTED_IDS]

@@ -25,9 +25,16 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
+from semguard.data.mapping import BAD_ANNOTATION, IMAGE_WITHOUT_LABEL, UNREADABLE, FrameProblem, IdMapping, IgnoreReport
+from semguard.data.readers import bad_annotation, read_bytes, read_ids, read_label, read_rgb, require_same_size
 from semguard.data.sample import Box, Sample, fit_boxes
 from semguard.errors import DataError
-from semguard.labels import class_name
+from semguard.labels import IGNORE_ID, NAME_TO_TRAIN_ID, NUM_CLASSES, TRAIN_ID_NAMES, class_name
+from semguard.validate import require_inside
+
+# the folder format stores train ids: 0-18 and 255 are known, anything else goes to ignore (counted)
+TRAIN_IDS = IdMapping({i: i for i in range(NUM_CLASSES)}, known_ids=[*range(NUM_CLASSES), IGNORE_ID],
+                      source="train id", names=dict(enumerate(TRAIN_ID_NAMES)), already_ignore=[IGNORE_ID])
 
 FORMAT_NAME = "semguard-folder"
 FORMAT_VERSION = 1
@@ -102,8 +109,6 @@ def boxes_from_json(data: dict, path: Path) -> list[Box]:
     """The boxes of a NAME.json file; each entry must have xyxy (four numbers), an integer
     class_id in 0..18 and, when given, a "class" equal to that id's name (a disagreement is
     an error: which one is right cannot be guessed)."""
-    from semguard.labels import NAME_TO_TRAIN_ID, NUM_CLASSES
-
     if not isinstance(data, dict) or not isinstance(data.get("boxes"), list):
         raise DataError(f"{path}: malformed boxes file; expected {{'size': [H, W], 'boxes': [{{'xyxy', 'class_id', ...}}]}}")
     boxes = []
@@ -173,8 +178,6 @@ def read_dataset_info(root: str | Path) -> dict:
 
 def write_sample(root: str | Path, sample: Sample) -> None:
     """Write one sample under ROOT (image, label, instances if any, boxes)."""
-    from semguard.validate import require_inside
-
     root = Path(root)
     name = _safe_name(root, sample.name)
     sample.validate()
@@ -199,53 +202,54 @@ def list_names(root: str | Path) -> list[str]:
     return sorted(str(p.relative_to(image_dir).with_suffix("")) for p in image_dir.rglob("*.png"))
 
 
-def _read_png(path: Path, what: str) -> np.ndarray:
-    if not path.is_file():
-        raise DataError(f"{path}: {what} file is missing")
-    try:
-        with Image.open(path) as image:
-            image.load()
-            return np.array(image)
-    except OSError as err:
-        raise DataError(f"{path}: unreadable or truncated {what} ({err}); regenerate or remove this frame") from None
+def read_sample(root: str | Path, name: str, with_label: bool = True, report: IgnoreReport | None = None,
+                strict: bool = False) -> Sample:
+    """Read one frame of a folder data set: the one reader of the format (FolderDataset and the
+    `folder` loader of semguard.data.formats both use it).
 
-
-def read_sample(root: str | Path, name: str, with_label: bool = True, report=None) -> Sample:
-    """Read one sample; a missing label is an error unless `with_label` is False.
-
-    Boxes follow the box rule of semguard.data.sample.fit_boxes; what it clipped or dropped
-    is counted in `report` (a semguard.data.mapping.IgnoreReport) when given."""
+    A missing label is an error unless `with_label` is False (then an all-ignore map). Label
+    ids outside the 19 train ids and 255 go to ignore and are counted in `report` (refused
+    with `strict`); boxes follow the box rule of semguard.data.sample.fit_boxes, what it
+    clipped or dropped counted in `report`. Problems are FrameProblems naming the file.
+    """
     root = Path(root)
     image_path = root / IMAGE_DIR / f"{name}.png"
-    image = _read_png(image_path, "image")
-    if image.ndim == 2:
-        image = np.repeat(image[..., None], 3, axis=2)
-    image = np.ascontiguousarray(image[..., :3]).astype(np.uint8, copy=False)
+    if not image_path.is_file():
+        raise FrameProblem(UNREADABLE, str(image_path), f"{image_path}: image file is missing")
+    image = read_rgb(str(image_path))
     label_path = root / LABEL_DIR / f"{name}.png"
     if with_label or label_path.is_file():
-        label = _read_png(label_path, "label")
-        if label.ndim != 2:
-            raise DataError(f"{label_path}: label must be a single-channel PNG of train ids, got shape {label.shape}")
-        label = label.astype(np.uint8, copy=False)
+        if not label_path.is_file():
+            raise FrameProblem(IMAGE_WITHOUT_LABEL, str(label_path), f"{label_path}: label file is missing")
+        label = read_label(image, str(image_path), str(label_path), TRAIN_IDS, report, strict,
+                           not_single="label must be a single-channel PNG of train ids, got shape {shape}")
     else:
-        label = np.full(image.shape[:2], 255, dtype=np.uint8)
+        label = np.full(image.shape[:2], IGNORE_ID, dtype=np.uint8)
     instance_path = root / INSTANCE_DIR / f"{name}.png"
-    instances = _read_png(instance_path, "instance").astype(np.int32) if instance_path.is_file() else None
+    instances = None
+    if instance_path.is_file():
+        instances = read_ids(str(instance_path), "instance map").astype(np.int32)
+        require_same_size(image, instances, str(image_path), str(instance_path), "instance map")
     box_path = root / BOX_DIR / f"{name}.json"
     boxes: list[Box] = []
     if box_path.is_file():
         try:
-            data = json.loads(box_path.read_text(encoding="utf-8"))
-        except json.JSONDecodeError as err:
-            raise DataError(f"{box_path}: corrupt JSON ({err.msg} at line {err.lineno})") from None
-        boxes = boxes_from_json(data, box_path)
-        check_box_size(data, image.shape[:2], box_path)
+            data = json.loads(read_bytes(str(box_path)).decode("utf-8"))
+        except (UnicodeDecodeError, json.JSONDecodeError) as err:
+            raise bad_annotation(str(box_path), f"corrupt JSON ({err}); regenerate the boxes file") from None
+        try:
+            boxes = boxes_from_json(data, box_path)
+            check_box_size(data, image.shape[:2], box_path)
+        except FrameProblem:
+            raise
+        except DataError as err:
+            raise FrameProblem(BAD_ANNOTATION, str(box_path), str(err)) from None
         boxes = fit_boxes(boxes, image.shape[:2], str(box_path), report=report)
     sample = Sample(image=image, label=label, instances=instances, boxes=boxes, name=name, source_path=str(image_path))
     try:
         return sample.validate()
     except ValueError as err:
-        raise DataError(str(err)) from None
+        raise FrameProblem(BAD_ANNOTATION, str(image_path), f"{image_path}: {err}") from None
 
 
 class FolderDataset:
@@ -264,7 +268,6 @@ class FolderDataset:
             raise DataError(f"data set {self.root} is empty: no PNG files under {self.root / IMAGE_DIR}")
         self.labels_required = labels_required
         self.info = read_dataset_info(self.root)
-        from semguard.data.mapping import IgnoreReport
 
         self.ignore_report = IgnoreReport()  # boxes clipped/dropped by the frames read in this process
 

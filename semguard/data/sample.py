@@ -18,12 +18,14 @@ holds boxes inside its frame (`Sample.validate` checks it).
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, field, replace
 
-import math
+from typing import Sequence
 
 import numpy as np
 
+from semguard.data.mapping import BAD_ANNOTATION, FrameProblem
 from semguard.labels import IGNORE_ID, NUM_CLASSES, TRAIN_ID_NAMES
 
 CLIP_TOLERANCE = 1.0  # pixels a box may reach past the frame edge and still be clipped (not refused)
@@ -119,8 +121,6 @@ def fit_boxes(boxes: list[Box], size: tuple[int, int], where: str, report=None, 
     `report.clipped_boxes` / `report.tiny_boxes` (a semguard.data.mapping.IgnoreReport) when
     given. Raises FrameProblem (bad annotation) naming `where` and the box otherwise.
     """
-    from semguard.data.mapping import BAD_ANNOTATION, FrameProblem
-
     height, width = size
     out = []
     for k, box in enumerate(boxes):
@@ -141,3 +141,28 @@ def fit_boxes(boxes: list[Box], size: tuple[int, int], where: str, report=None, 
             box = box.with_xyxy(clipped)
         out.append(box)
     return out
+
+
+def box_pixel_bounds(xyxy: Sequence[float], height: int, width: int) -> tuple[int, int, int, int] | None:
+    """Integer half-open pixel bounds (x0, y0, x1, y1) of a box, clipped to the frame.
+
+    Pixel x is inside when x + 0.5 is in [x1, x2): x0 = ceil(x1 - 0.5), x1' = ceil(x2 - 0.5).
+    A box of positive size covering no pixel centre covers the pixel holding its centre.
+    Returns None when the box is empty or lies outside the frame.
+    """
+    bx1, by1, bx2, by2 = (float(v) for v in xyxy)
+    if not (bx2 > bx1 and by2 > by1):
+        return None
+
+    def span(lo: float, hi: float, size: int) -> tuple[int, int] | None:
+        start, stop = math.ceil(lo - 0.5), math.ceil(hi - 0.5)
+        if stop <= start:  # sub-pixel box: the pixel holding its centre
+            start = math.floor((lo + hi) / 2)
+            stop = start + 1
+        start, stop = max(start, 0), min(stop, size)
+        return (start, stop) if stop > start else None
+
+    xs, ys = span(bx1, bx2, width), span(by1, by2, height)
+    if xs is None or ys is None:
+        return None
+    return xs[0], ys[0], xs[1], ys[1]

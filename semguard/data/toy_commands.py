@@ -7,29 +7,30 @@ inside the handlers so that `semguard --help` stays fast.
 from __future__ import annotations
 
 import argparse
-import re
 from pathlib import Path
 
+from PIL import Image
+from rich.progress import Progress
+from rich.table import Table
+
+from semguard.console import output_console
+from semguard.data.folder import IMAGE_DIR, list_names
+from semguard.data.toyworld import make_toy_world
+from semguard.data.toyworld.clips import MAX_CLIPS
+from semguard.data.toyworld.overview import domain_statistics, find_domains, preview_grid, spatial_prior_image
+from semguard.data.toyworld.world import VAL_INDEX_BASE
+from semguard.common import parse_hw
 from semguard.errors import SemguardError
+from semguard.labels import NUM_CLASSES, TRAIN_ID_NAMES
+from semguard.validate import existing_path, number, output_file, output_folder, require_memory, workers
 
 
 def parse_size(text: str) -> tuple[int, int]:
-    """'HxW' (e.g. '128x256') -> (H, W); a clear SemguardError otherwise."""
-    match = re.fullmatch(r"\s*(\d+)\s*[xX]\s*(\d+)\s*", str(text))
-    if not match:
-        raise SemguardError(f"--size {text!r} is not HxW (height x width in pixels), e.g. --size 128x256")
-    height, width = int(match.group(1)), int(match.group(2))
-    if height < 32 or width < 32:
-        raise SemguardError(f"--size {text}: toy-world frames must be at least 32x32 pixels")
-    return height, width
+    """'HxW' (e.g. '128x256') -> (H, W); toy-world frames are at least 32x32."""
+    return parse_hw(text, "--size", minimum=32)
 
 
 def _make_toy(args: argparse.Namespace) -> int:
-    from rich.console import Console
-    from rich.progress import Progress
-
-    from semguard.data.toyworld import make_toy_world
-
     size = parse_size(args.size)
     judge = args.train if args.judge is None else args.judge
     if args.train < 0 or args.val < 0 or judge < 0:
@@ -46,7 +47,7 @@ def _make_toy(args: argparse.Namespace) -> int:
                 if (out / d).exists()]
     if existing and not args.overwrite:
         raise SemguardError(f"{existing[0]} already exists; choose another --out or pass --overwrite to replace it")
-    console = Console()
+    console = output_console()
     total = 3 * args.train + 3 * args.val + 2 * judge + 3 * args.clips * args.clip_length
     with Progress(console=console, transient=True) as progress:
         task = progress.add_task(f"rendering {total} frames", total=total)
@@ -67,14 +68,6 @@ def _make_toy(args: argparse.Namespace) -> int:
 
 
 def _stats(args: argparse.Namespace) -> int:
-    from PIL import Image
-    from rich.console import Console
-    from rich.table import Table
-
-    from semguard.data.toyworld.overview import domain_statistics, find_domains, spatial_prior_image
-    from semguard.labels import NUM_CLASSES, TRAIN_ID_NAMES
-    from semguard.validate import existing_path, number, output_file
-
     existing_path(args.root, "ROOT", "dir")
     number(args.limit, "--limit", low=1, integer=True)
     domains = find_domains(args.root)
@@ -88,7 +81,7 @@ def _stats(args: argparse.Namespace) -> int:
     for c in range(NUM_CLASSES):
         if any(d.counts[c] for d in stats):
             table.add_row(TRAIN_ID_NAMES[c], *(f"{100 * d.shares[c]:.2f}%" for d in stats))
-    console = Console()
+    console = output_console()
     console.print(table)
     out = Path(args.out) if args.out else Path(args.root) / "stats.png"
     output_file(out, "--out", example="stats.png")
@@ -99,18 +92,13 @@ def _stats(args: argparse.Namespace) -> int:
 
 
 def _preview(args: argparse.Namespace) -> int:
-    from PIL import Image
-    from rich.console import Console
-
-    from semguard.data.toyworld.overview import preview_grid
-
     if args.n < 1:
         raise SemguardError(f"--n must be >= 1, got {args.n}")
     _check_preview(args)
     out = Path(args.out)
     out.parent.mkdir(parents=True, exist_ok=True)
     Image.fromarray(preview_grid(args.root, count=args.n, scale=args.scale)).save(out)
-    Console().print(f"preview written to {out}")
+    output_console().print(f"preview written to {out}")
     return 0
 
 
@@ -121,13 +109,8 @@ RENDER_BYTES_PER_PIXEL = 160
 def _check_make_toy(args: argparse.Namespace, size: tuple[int, int], judge: int) -> None:
     """Refuse, before rendering: counts past the index range of a split, frames that cannot fit in
     memory (per worker), and an --out that is a file or holds a symlink out of it."""
-    from semguard.data.toyworld.world import VAL_INDEX_BASE
-    from semguard.validate import number, output_folder, require_memory, workers
-
     number(args.gap, "--gap", low=0.0, high=100.0)
     workers(args.workers, "--workers", low=1)
-
-    from semguard.data.toyworld.clips import MAX_CLIPS
 
     number(args.clips, "--clips", low=0, high=MAX_CLIPS - 1, integer=True)
     number(args.clip_length, "--clip-length", low=2, high=VAL_INDEX_BASE - 1, integer=True)
@@ -144,12 +127,6 @@ def _check_make_toy(args: argparse.Namespace, size: tuple[int, int], judge: int)
 def _check_preview(args: argparse.Namespace) -> None:
     """Refuse a --scale or --n whose grid cannot fit in memory (estimated from the first frame's
     size), and an --out that is a folder or lies inside ROOT."""
-    from PIL import Image
-
-    from semguard.data.folder import IMAGE_DIR, list_names
-    from semguard.data.toyworld.overview import find_domains
-    from semguard.validate import existing_path, number, output_file, require_memory
-
     existing_path(args.root, "ROOT", "dir")
     number(args.scale, "--scale", low=1, integer=True)
     output_file(args.out, "--out", {"ROOT": args.root}, example="preview.png")

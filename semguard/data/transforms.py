@@ -4,7 +4,7 @@ The randomness of one call is drawn once, from the `numpy.random.Generator` pass
 (so a data loader reproduces a stream from its seed whatever the number of workers), and
 the geometry is applied by albumentations to every target at once:
 
-- resize: image bilinear; label and instances nearest (no interpolated ids); boxes scaled.
+- resize: semguard.data.resize (image bilinear, antialiased; label and instances nearest; boxes scaled).
 - crop (H, W): frames smaller than the crop are padded at the bottom/right (image 0,
   label 255, instances 0). With probability `small_box_crop_prob` the crop window is
   placed around a random box of `small_box_classes` (traffic lights and signs: a few
@@ -27,6 +27,7 @@ from dataclasses import replace
 
 import numpy as np
 
+from semguard.data.resize import resize_sample
 from semguard.data.sample import Box, Sample
 from semguard.labels import IGNORE_ID
 
@@ -152,12 +153,10 @@ class PairedTransform:
         return int(rng.integers(first, last + 1))
 
     def __call__(self, sample: Sample, rng: np.random.Generator) -> Sample:
-        import albumentations as A
-        import cv2
+        import albumentations as A   # lazy: albumentations pulls in cv2 and scipy, seconds at every CLI start
 
         if self.resize is not None and sample.size != self.resize:
-            sample = self._apply(sample, [A.Resize(*self.resize, interpolation=cv2.INTER_LINEAR,
-                                                   mask_interpolation=cv2.INTER_NEAREST)], seed=0)
+            sample = resize_sample(sample, self.resize)
         steps = []
         if self.crop is not None:
             sample = pad_sample(sample, self.crop)

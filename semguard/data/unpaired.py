@@ -31,8 +31,9 @@ import torch
 from torch.utils.data import DataLoader, Dataset, Sampler
 
 from semguard.data.batch import Batch, collate_samples
+from semguard.data.layout import best_layout_match
 from semguard.data.transforms import PairedTransform
-from semguard.errors import DataError
+from semguard.errors import ConfigError, DataError
 
 
 def distributed_rank_world(distributed: bool, rank: int | None = None, world_size: int | None = None) -> tuple[int, int]:
@@ -104,8 +105,6 @@ class LayoutMatchedPairing:
         return cls(candidates, grid)
 
     def pair(self, source_label, target_index: int, target_seed: np.random.SeedSequence, n_target: int, view):
-        from semguard.data.layout import best_layout_match
-
         children = target_seed.spawn(self.candidates)
         indices = [target_index] + [int(i) for i in
                                     np.random.default_rng(children[0]).integers(n_target, size=self.candidates - 1)]
@@ -121,8 +120,6 @@ PAIRINGS: dict[str, type] = {"random": RandomPairing, "layout_matched": LayoutMa
 def build_pairing(name: str, candidates: int = 8, grid: int = 16):
     """A pairing of PAIRINGS by name (data.pairing); an unknown name lists the valid ones."""
     if name not in PAIRINGS:
-        from semguard.errors import ConfigError
-
         raise ConfigError(f"unknown data.pairing '{name}'; valid names: {', '.join(sorted(PAIRINGS))}")
     return PAIRINGS[name].from_options(candidates, grid)
 

@@ -12,10 +12,14 @@ multiple of the generator's size multiple, a graph outside the tolerance, missin
 
 from __future__ import annotations
 
+from semguard.console import output_console
+from semguard.errors import SemguardError
+from semguard.export import DEFAULT_OPSET, DEFAULT_TOLERANCE, DEFAULT_VERIFY_FRAMES
+from semguard.export.onnx_export import check_writable, export_onnx, require_export_packages
+from semguard.translate.translator import Translator
+
 
 def register(subparsers) -> None:
-    from semguard.export import DEFAULT_OPSET, DEFAULT_TOLERANCE, DEFAULT_VERIFY_FRAMES
-
     parser = subparsers.add_parser(
         "export", help="export a translator to ONNX (verified with onnxruntime) plus its input contract",
         description="Export the EMA generator of a translator checkpoint as an ONNX graph with a sidecar JSON "
@@ -38,20 +42,13 @@ def register(subparsers) -> None:
 
 
 def run_export(args) -> int:
-    from rich.console import Console
-
-    from semguard.errors import SemguardError
-    from semguard.export.onnx_export import check_writable, export_onnx, require_export_packages
-
-    console = Console(stderr=True, highlight=False, soft_wrap=True)
+    console = output_console(stderr=True, soft_wrap=True)
     if args.dynamic and (args.height is not None or args.width is not None):
         raise SemguardError("--dynamic and --height/--width exclude each other: give a static size or --dynamic")
     if (args.height is None) != (args.width is None):
         raise SemguardError("a static graph needs both --height and --width (or neither, for --dynamic)")
     require_export_packages()
     check_writable(args.out)
-
-    from semguard.translate import Translator
 
     translator = Translator.from_checkpoint(args.checkpoint, device="cpu", ema=True, tile=None)
     size = (args.height, args.width) if args.height is not None else None

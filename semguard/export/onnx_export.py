@@ -21,6 +21,7 @@ Nothing is left behind when an export fails: the graph goes to a temporary file 
 
 from __future__ import annotations
 
+import importlib
 import json
 import math
 import os
@@ -33,10 +34,14 @@ from pathlib import Path
 import numpy as np
 import torch
 from torch import nn
+from torch.export import Dim
 
 from semguard import __version__
+from semguard.common import file_sha256
+from semguard.data.sample import Box
 from semguard.errors import SemguardError
 from semguard.export import DEFAULT_OPSET, DEFAULT_TOLERANCE, DEFAULT_VERIFY_FRAMES, conditioning_np
+from semguard.models import build_conditioning
 
 MIN_OPSET = 18                   # the torch.export-based exporter emits opset 18 or later
 CONTRACT_FORMAT = "semguard-onnx"
@@ -65,8 +70,6 @@ def contract_path_for(path: str | Path) -> Path:
 
 def require_export_packages() -> None:
     """SemguardError naming the missing packages and the install line when any is absent."""
-    import importlib
-
     missing = []
     for name in EXPORT_REQUIREMENTS:
         try:
@@ -165,9 +168,6 @@ def frame_inputs(frames: list[dict], spec) -> tuple[np.ndarray, np.ndarray | Non
 
     Raises RuntimeError when the numpy builder differs from semguard's (a bug: they are twins).
     """
-    from semguard.data.sample import Box
-    from semguard.models import build_conditioning
-
     image = np.stack([f["image"] for f in frames]).transpose(0, 3, 1, 2).astype(np.float32) / 127.5 - 1.0
     if spec.channels == 0:
         return image, None
@@ -275,8 +275,6 @@ def export_onnx(translator, out: str | Path, *, size: tuple[int, int] | None = N
     example = tuple(torch.from_numpy(a) for a in inputs[0] if a is not None)
     dynamic_shapes = None
     if size is None:
-        from torch.export import Dim
-
         blocks = min_dynamic_size(multiple) // multiple
         axes = {0: Dim("batch", min=1), 2: Dim("height_blocks", min=blocks) * multiple,
                 3: Dim("width_blocks", min=blocks) * multiple}
@@ -340,8 +338,6 @@ def export_onnx(translator, out: str | Path, *, size: tuple[int, int] | None = N
 def _contract(translator, generator_name: str, spec, multiple: int, size, opset: int, tolerance: float,
               max_diff: float, checked: list, threads: int, onnx_version: str, ort_version: str,
               graph: Path, file_name: str) -> dict:
-    from semguard.translate import file_sha256
-
     metadata = translator.metadata
     names = spec.channel_names() if spec.channels else []
     if spec.channels and names != conditioning_np.channel_names(spec.labels, spec.boxes, spec.boundaries,

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import torch
 
+from semguard.errors import ConfigError
 from semguard.losses.adversarial import discriminator_loss, generator_loss
 from semguard.losses.segmentation_adversarial import segmentation_discriminator_loss, segmentation_generator_loss
 
@@ -73,8 +74,6 @@ ADVERSARIES: dict[str, type] = {"patch": PatchAdversary, "segmentation": Segment
 
 def build_adversary(loss_cfg, discriminator_cfg, kind: str | None = None):
     """The adversary of `kind` (default discriminator_cfg.kind); an unknown kind lists the valid ones."""
-    from semguard.errors import ConfigError
-
     kind = discriminator_cfg.kind if kind is None else kind
     if kind not in ADVERSARIES:
         raise ConfigError(f"unknown model.discriminator.kind '{kind}'; valid names: {', '.join(sorted(ADVERSARIES))}")

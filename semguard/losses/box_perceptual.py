@@ -41,7 +41,7 @@ from semguard.data.sample import Box
 from semguard.errors import ConfigError, WeightsMissingError
 from semguard.labels import BOX_CLASSES, TRAIN_ID_NAMES
 from semguard.losses.class_weights import resolve_class_weights
-from semguard.models.conditioning import box_pixel_bounds
+from semguard.data.sample import box_pixel_bounds
 
 # torchvision's ImageNet weight files (the names torch.hub caches them under).
 LPIPS_WEIGHT_FILES: dict[str, str] = {"alex": "alexnet-owt-7be5be79.pth", "vgg": "vgg16-397923af.pth"}
@@ -167,7 +167,7 @@ def guide_feature_extractor(segmenter: nn.Module,
                             levels: Sequence[int] | None = None) -> GuideFeatures:
     """Box-loss features from a guide segmenter: features_fn(segmenter, image) -> list of maps.
 
-    Pass semguard.train.segmenter.segmenter_features as features_fn. See `GuideFeatures`.
+    Pass semguard.models.segmenter.segmenter_features as features_fn. See `GuideFeatures`.
     """
     return GuideFeatures(segmenter, features_fn, levels)
 

@@ -7,12 +7,26 @@
     semguard eval --flicker (--checkpoint CK [--temporal none|clip] | --translated DIR) --clips TOYDIR/clips
                   --judge J --out OUT          (flicker.json, flicker.md, flicker_over_time.png)
 
-Without --flip-report only the summary table is printed (nothing is written).
+Without --flip-report only the summary table is printed (nothing is written). With --json the
+result is printed as JSON on stdout instead of the tables (the report.json document, or the
+flicker.json one with --flicker); progress and "wrote ..." lines go to stderr.
 """
 
 from __future__ import annotations
 
 import argparse
+import dataclasses
+import json
+from pathlib import Path
+
+from semguard.console import output_console, print_json
+from semguard.data.check import require_usable
+from semguard.common import parse_hw
+from semguard.errors import ConfigError
+from semguard.metrics import flicker as flicker_module
+from semguard.metrics import report as report_module
+from semguard.metrics.evaluate import EvalData, EvalSettings, evaluate, write_report_files
+from semguard.validate import device, existing_path, number, output_folder, parse_options, require_memory
 
 
 def register(subparsers) -> None:
@@ -55,6 +69,9 @@ def register(subparsers) -> None:
                          help="FID/KID feature extractor (default judge; inception needs its cached weight file)")
     options.add_argument("--flip-report", action="store_true", help="write report.json, report.md and pictures to --out")
     options.add_argument("--out", metavar="OUT", help="output folder of the flip report")
+    options.add_argument("--json", action="store_true",
+                         help="print the result as JSON on stdout (the report.json document; with --flicker the "
+                              "flicker.json one) instead of the tables; progress goes to stderr")
     options.add_argument("--batch-size", type=int, default=4)
     options.add_argument("--seed", type=int, default=0, help="seed of KID's random subsets")
     options.add_argument("--kid-subsets", type=int, default=100)
@@ -76,23 +93,11 @@ def register(subparsers) -> None:
 
 
 def _parse_size(text: str | None) -> tuple[int, int] | None:
-    from semguard.errors import ConfigError
-
-    if text is None:
-        return None
-    try:
-        height, width = (int(v) for v in text.lower().split("x"))
-    except ValueError:
-        raise ConfigError(f"--resize expects HxW, e.g. 128x256, got {text!r}") from None
-    if height <= 0 or width <= 0:
-        raise ConfigError(f"--resize sizes must be positive, got {text!r}")
-    return height, width
+    return None if text is None else parse_hw(text, "--resize")
 
 
 def _report_label(path: str, all_paths: list[str]) -> str:
     """A short column title: the run folder of OUT/report.json (the full path when ambiguous)."""
-    from pathlib import Path
-
     def short(p: str) -> str:
         return Path(p).parent.name if Path(p).name == "report.json" and Path(p).parent.name else Path(p).stem
 
@@ -100,22 +105,15 @@ def _report_label(path: str, all_paths: list[str]) -> str:
 
 
 def run_eval(args: argparse.Namespace) -> int:
-    import dataclasses
-
-    from rich.console import Console
-
-    from semguard.errors import ConfigError
-    from semguard.metrics import report as report_module
-    from semguard.validate import existing_path
-
-    console = Console()
+    console = output_console(stderr=args.json)   # with --json, stdout holds the JSON document only
     if args.compare:
         if args.checkpoint or args.translated:
             raise ConfigError("--compare prints existing reports; do not combine it with --checkpoint/--translated")
+        if args.json:
+            raise ConfigError("--json prints the result of an evaluation; the report.json / flicker.json files "
+                              "given to --compare are JSON already")
         for path in args.compare:
             existing_path(path, "--compare", "file")
-        from semguard.metrics import flicker as flicker_module
-
         if all(flicker_module.is_flicker_report(_read_json(path)) for path in args.compare):
             flicker_module.print_flicker_comparison(
                 [(flicker_module.report_label(path, args.compare), flicker_module.read_flicker_report(path))
@@ -137,9 +135,6 @@ def run_eval(args: argparse.Namespace) -> int:
     if args.batch_size < 1:
         raise ConfigError(f"--batch-size must be positive, got {args.batch_size}")
     source_options, target_options = _check_arguments(args)
-
-    from semguard.metrics.evaluate import EvalData, EvalSettings, evaluate, write_report_files
-
     if args.data:
         if args.source or args.target_val:
             raise ConfigError("give either --data TOYDIR or --source/--target-val, not both")
@@ -164,19 +159,20 @@ def run_eval(args: argparse.Namespace) -> int:
         progress=lambda message: console.print(f"[dim]{message}[/]"),
     )
     report = report_module.json_safe(report)
-    report_module.print_summary(report, console, full=args.flip_report)
+    if not args.json:
+        report_module.print_summary(report, console, full=args.flip_report)
     if args.flip_report:
         paths = write_report_files(report, args.out)
         console.print(f"wrote {paths['json']}, {paths['markdown']} and {len(report['figures'])} pictures under "
                       f"{args.out}/figures")
+    if args.json:
+        print_json(report)
     return 0
 
 
 def _check_arguments(args: argparse.Namespace) -> tuple[dict, dict]:
     """Refuse bad paths and numbers before any work (an --out equal to or inside an input, a
     missing judge...); returns the format options of the source and target sets."""
-    from semguard.validate import device, existing_path, number, output_folder, parse_options, require_memory
-
     for flag, kind in (("checkpoint", "file"), ("translated", "dir"), ("judge", "file"), ("crop_classifier", "file"),
                        ("data", "dir"), ("source", "dir"), ("target_val", "dir"), ("paired", "dir")):
         value = getattr(args, flag)
@@ -204,9 +200,6 @@ def _check_arguments(args: argparse.Namespace) -> tuple[dict, dict]:
 
 def _check_data(data, max_images: int | None) -> None:
     """The source (first --max-images frames) and target validation sets, checked before any work."""
-    from semguard.data.check import require_usable
-    from semguard.validate import existing_path
-
     existing_path(data.source_val, "source validation set", "dir")
     existing_path(data.target_val, "target validation set", "dir")
     require_usable(data.source_val, data.source_format, limit=max_images, what="source validation set",
@@ -215,8 +208,6 @@ def _check_data(data, max_images: int | None) -> None:
 
 
 def _read_json(path: str):
-    import json
-
     try:
         with open(path, encoding="utf-8") as handle:
             return json.load(handle)
@@ -226,10 +217,6 @@ def _read_json(path: str):
 
 def _compare_flicker_beside(paths: list[str], console) -> None:
     """With --compare of report.json files: the flicker.json beside each, when every one has it."""
-    from pathlib import Path
-
-    from semguard.metrics import flicker as flicker_module
-
     beside = [Path(path).with_name("flicker.json") for path in paths]
     if all(path.is_file() for path in beside):
         flicker_module.print_flicker_comparison(
@@ -239,12 +226,6 @@ def _compare_flicker_beside(paths: list[str], console) -> None:
 
 def _run_flicker(args: argparse.Namespace, console) -> int:
     """`eval --flicker`: the flicker report of a sequence set."""
-    from pathlib import Path
-
-    from semguard.errors import ConfigError
-    from semguard.metrics.flicker import evaluate_flicker, print_flicker, write_flicker_files
-    from semguard.validate import existing_path, number, output_folder
-
     if not args.clips or not args.out:
         raise ConfigError("--flicker needs --clips DIR (TOYDIR/clips or a sequence set) and --out OUT")
     if args.translated and args.temporal != "none":
@@ -260,10 +241,14 @@ def _run_flicker(args: argparse.Namespace, console) -> int:
     source, paired = (clips / "sim", clips / "paired") if (clips / "sim" / "images").is_dir() else (clips, None)
     paired = Path(args.paired) if args.paired else (paired if paired is not None and paired.is_dir() else None)
     output_folder(args.out, "--out", {"--clips": args.clips, "--translated": args.translated})
-    report = evaluate_flicker(source, args.judge, checkpoint=args.checkpoint, translated_root=args.translated,
-                              paired_root=paired, temporal=args.temporal, device=args.device,
-                              max_clips=args.max_clips, progress=lambda message: console.print(f"[dim]{message}[/]"))
-    print_flicker(report, console)
-    paths = write_flicker_files(report, args.out)
+    report = flicker_module.evaluate_flicker(
+        source, args.judge, checkpoint=args.checkpoint, translated_root=args.translated, paired_root=paired,
+        temporal=args.temporal, device=args.device, max_clips=args.max_clips,
+        progress=lambda message: console.print(f"[dim]{message}[/]"))
+    if not args.json:
+        flicker_module.print_flicker(report, console)
+    paths = flicker_module.write_flicker_files(report, args.out)
     console.print(f"wrote {paths['json']}, {paths['markdown']} and {paths['picture']}")
+    if args.json:
+        print_json(report_module.json_safe(report))
     return 0

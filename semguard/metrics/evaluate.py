@@ -30,11 +30,14 @@ from typing import Callable, Sequence
 
 import numpy as np
 import torch
-import torch.nn.functional as F
 
 from semguard import __version__
+from semguard.checkpoints import load_crop_classifier, load_segmenter
+from semguard.common import file_sha256
 from semguard.data.batch import Batch, collate_samples, image_to_tensor, tensor_to_image
-from semguard.data.folder import read_sample
+from semguard.data.resize import resize_sample
+from semguard.data.folder import FolderDataset, _atomic_write_bytes, read_sample
+from semguard.data.formats import open_dataset
 from semguard.data.sample import Sample
 from semguard.errors import DataError, SemguardError
 from semguard.labels import NUM_CLASSES, TRAIN_ID_NAMES, colorize
@@ -44,8 +47,20 @@ from semguard.metrics.fid import FEATURE_EXTRACTORS, ImageDistance, build_featur
 from semguard.metrics.flip import FlipRate, FlipResult
 from semguard.metrics.headline import headline_figures, select_reliable
 from semguard.metrics.paired import PairedDistance
+from semguard.metrics.report import (
+    SCHEMA_VERSION,
+    VARIANT_TITLES,
+    draw_flip_bars,
+    draw_flip_table,
+    draw_panel_grid,
+    draw_worst_image,
+    json_safe,
+    markdown_report,
+    write_report_json,
+)
 from semguard.metrics.skvd import SemanticKID
-from semguard.metrics.report import SCHEMA_VERSION
+from semguard.models.crop_classifier import classify_boxes
+from semguard.translate.translator import Translator
 
 VARIANTS: tuple[str, ...] = ("translated", "source", "paired_truth")
 RESIZE_FILTER = "images: bilinear (antialiased); labels: nearest; boxes: scaled"
@@ -118,20 +133,12 @@ class _Worst:
         return sorted(self.heap, key=lambda e: (-e[0], -e[1]))
 
 
-def sha256_file(path: str | Path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as handle:
-        for chunk in iter(lambda: handle.read(1 << 20), b""):
-            digest.update(chunk)
-    return digest.hexdigest()
-
-
 def sha256_images(root: str | Path, names: Sequence[str]) -> str:
     """One hash over the image files of `names` under ROOT/images (name and content)."""
     digest = hashlib.sha256()
     for name in sorted(names):
         digest.update(name.encode("utf-8") + b"\0")
-        digest.update(sha256_file(Path(root) / "images" / f"{name}.png").encode("ascii"))
+        digest.update(file_sha256(Path(root) / "images" / f"{name}.png").encode("ascii"))
     return digest.hexdigest()
 
 
@@ -140,33 +147,8 @@ def open_labelled(root: str, fmt: str, labels_required: bool = True, **options):
     if not Path(root).is_dir():
         raise DataError(f"data set folder {root} does not exist")
     if fmt == "folder" and not options:
-        from semguard.data.folder import FolderDataset
-
         return FolderDataset(root, labels_required=labels_required)
-    try:
-        from semguard.data.formats import open_dataset
-    except ImportError as err:
-        raise SemguardError(f"format {fmt!r} needs semguard.data.formats ({err}); use --source-format folder") from None
     return open_dataset(root, fmt, **{"labels_required": labels_required, **options})
-
-
-def resize_sample(sample: Sample, size: tuple[int, int] | None) -> Sample:
-    """Resize a sample to (H, W): image bilinear (antialiased), label/instances nearest, boxes scaled."""
-    if size is None or tuple(sample.size) == tuple(size):
-        return sample
-    height, width = size
-    scale_y, scale_x = height / sample.size[0], width / sample.size[1]
-    image = F.interpolate(image_to_tensor(sample.image)[None], size=size, mode="bilinear", antialias=True,
-                          align_corners=False)[0]
-    label = F.interpolate(torch.from_numpy(sample.label.astype(np.float32))[None, None], size=size, mode="nearest")[0, 0]
-    instances = None
-    if sample.instances is not None:
-        instances = F.interpolate(torch.from_numpy(sample.instances.astype(np.float32))[None, None], size=size,
-                                  mode="nearest")[0, 0].numpy().astype(np.int32)
-    boxes = [box.with_xyxy((box.xyxy[0] * scale_x, box.xyxy[1] * scale_y, box.xyxy[2] * scale_x, box.xyxy[3] * scale_y))
-             for box in sample.boxes]
-    return Sample(image=tensor_to_image(image), label=label.numpy().astype(np.uint8), instances=instances, boxes=boxes,
-                  name=sample.name, source_path=sample.source_path)
 
 
 def _batches(dataset, batch_size: int, resize, limit: int | None):
@@ -193,11 +175,10 @@ class _Translated:
         if checkpoint is not None:
             if not Path(checkpoint).is_file():
                 raise DataError(f"translator checkpoint {checkpoint} does not exist")
-            from semguard.translate import Translator
 
             self.translator = Translator.from_checkpoint(checkpoint, device=device)
             self.root = None
-            self.info = {"mode": "checkpoint", "path": str(checkpoint), "sha256": sha256_file(checkpoint),
+            self.info = {"mode": "checkpoint", "path": str(checkpoint), "sha256": file_sha256(checkpoint),
                          "step": (getattr(self.translator, "metadata", None) or {}).get("step")}
         else:
             root = Path(translated_dir)
@@ -256,8 +237,6 @@ def evaluate(data: EvalData, judge_path: str | Path, checkpoint: str | None = No
     OUT/figures and listed in report["figures"]; report.json / report.md are written by the caller
     (`write_report_files`).
     """
-    from semguard.train.segmenter import load_segmenter
-
     say = progress or (lambda message: None)
     if settings.features is not None and settings.features not in FEATURE_EXTRACTORS:
         raise SemguardError(f"unknown feature extractor {settings.features!r}; choose one of {', '.join(FEATURE_EXTRACTORS)}")
@@ -274,11 +253,9 @@ def evaluate(data: EvalData, judge_path: str | Path, checkpoint: str | None = No
     classify = None
     crop_info = None
     if crop_classifier is not None:
-        from semguard.train.crop_classifier import classify_boxes, load_crop_classifier
-
         crop_model, _ = load_crop_classifier(crop_classifier, device=device)
         classify = lambda image, boxes: classify_boxes(crop_model, image, boxes)  # noqa: E731
-        crop_info = {"path": str(crop_classifier), "sha256": sha256_file(crop_classifier)}
+        crop_info = {"path": str(crop_classifier), "sha256": file_sha256(crop_classifier)}
 
     flips = {v: FlipRate() for v in variants}
     boxes = {v: BoxPreservation() for v in variants}
@@ -393,7 +370,7 @@ def evaluate(data: EvalData, judge_path: str | Path, checkpoint: str | None = No
             "seeds": {"kid": settings.seed, **_data_seeds(source_set, target_set), **translated.seeds()},
             "feature_extractor": settings.features,
             "translation": translation_info,
-            "judge": {"path": str(judge_path), "sha256": sha256_file(judge_path)},
+            "judge": {"path": str(judge_path), "sha256": file_sha256(judge_path)},
             "crop_classifier": crop_info,
             "data": {"source_val": str(data.source_val), "target_val": str(data.target_val),
                      "paired": str(paired_root) if paired_root else None},
@@ -411,8 +388,6 @@ def evaluate(data: EvalData, judge_path: str | Path, checkpoint: str | None = No
         "figures": figures,
     }
     if out is not None:
-        from semguard.metrics.report import draw_flip_bars, draw_panel_grid, json_safe
-
         figures["flip_bars"] = _relative(draw_flip_bars(json_safe(report), Path(out) / "figures" / "flip_bars.png"), out)
         if grid_rows:
             captions = ["source", "translated"] + (["paired truth"] if paired_root is not None else []) + \
@@ -486,8 +461,6 @@ def _relative(path: Path, out: str | Path) -> str:
 
 
 def _draw_variant_figures(out: Path, variant: str, flip_dict: dict, worst: _Worst) -> dict[str, str]:
-    from semguard.metrics.report import VARIANT_TITLES, draw_flip_table, draw_worst_image
-
     figures = {}
     title = f"flip table: {VARIANT_TITLES.get(variant, variant)}"
     path = draw_flip_table(flip_dict["flip_table"], title, out / "figures" / f"flip_table_{variant}.png")
@@ -504,9 +477,6 @@ def _draw_variant_figures(out: Path, variant: str, flip_dict: dict, worst: _Wors
 
 def write_report_files(report: dict, out: str | Path) -> dict[str, Path]:
     """OUT/report.json (validated) and OUT/report.md; returns their paths."""
-    from semguard.data.folder import _atomic_write_bytes
-    from semguard.metrics.report import json_safe, markdown_report, write_report_json
-
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     report = json_safe(report)

@@ -27,6 +27,7 @@ import torch
 from torch import nn
 
 from semguard.errors import SemguardError, WeightsMissingError
+from semguard.models.segmenter import segmenter_features
 
 FEATURE_EXTRACTORS: tuple[str, ...] = ("judge", "inception")
 INCEPTION_WEIGHTS_FILE = "weights-inception-2015-12-05-6726825d.pth"
@@ -90,13 +91,13 @@ class JudgeFeatures(nn.Module):
     """Global-average-pooled deepest encoder feature map of the judge segmenter.
 
     judge: the segmenter (input float [B,3,H,W] in [-1,1], any size); feature_maps: (judge, image)
-    -> encoder maps, shallow to deep (default semguard.train.segmenter.segmenter_features).
+    -> encoder maps, shallow to deep (default semguard.models.segmenter.segmenter_features).
     """
 
     def __init__(self, judge: nn.Module, feature_maps: Callable | None = None):
         super().__init__()
         if feature_maps is None:
-            from semguard.train.segmenter import segmenter_features as feature_maps
+            feature_maps = segmenter_features
         self.judge = judge.eval()
         self.feature_maps = feature_maps
 

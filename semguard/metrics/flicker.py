@@ -27,20 +27,33 @@ time). `FlickerMetric` is the update / compute / reset form; `static_region_flic
 
 `evaluate_flicker` runs it on a sequence set (the clips of `semguard data make-toy --clips`,
 or any folder set named CLIP/FRAME), translating with a checkpoint now (optionally with
-clip statistics, semguard.temporal) or reading a translated set; `write_flicker_files`
+clip statistics, semguard.translate.temporal) or reading a translated set; `write_flicker_files`
 writes flicker.json, flicker.md and flicker_over_time.png (`semguard eval --flicker`).
 """
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Callable
 
 import numpy as np
+import torch
+from PIL import Image, ImageDraw
+from rich.table import Table
 
+from semguard.checkpoints import load_segmenter
+from semguard.common import file_sha256
+from semguard.data.batch import image_to_tensor
+from semguard.data.folder import FolderDataset, read_dataset_info, read_sample, write_json
+from semguard.data.toyworld.clips import clip_name, clip_of
+from semguard.errors import DataError, SemguardError
 from semguard.labels import IGNORE_ID
+from semguard.metrics.report import _font
+from semguard.translate.temporal import TEMPORAL_MODES, clip_groups, translate_clip_frames
+from semguard.translate.translator import Translator
 
 FLICKER_SCHEMA = "semguard-flicker"
 FLICKER_VERSION = 1
@@ -232,10 +245,6 @@ def flip_flicker(readings: np.ndarray, label: np.ndarray) -> float | None:
 
 def _judge_readings(judge, rows: list[dict[str, np.ndarray]], device: str, batch: int = 8) -> list[dict]:
     """Judge argmax int64 [H,W] of every image of every row (variant -> uint8 [H,W,3]), a few per call."""
-    import torch
-
-    from semguard.data.batch import image_to_tensor
-
     keys = [(k, variant) for k, row in enumerate(rows) for variant in row]
     out: list[dict] = [{} for _ in rows]
     with torch.no_grad():
@@ -257,12 +266,6 @@ def evaluate_flicker(source_root: str | Path, judge_path: str | Path, *, checkpo
     paired truth with the same names (optional); exactly one of checkpoint (translate now,
     `temporal` "none" | "clip") and translated_root (read, e.g. `semguard translate` output).
     """
-    from semguard.data.folder import FolderDataset, read_dataset_info, read_sample
-    from semguard.errors import DataError, SemguardError
-    from semguard.metrics.evaluate import sha256_file
-    from semguard.temporal import TEMPORAL_MODES, clip_groups, translate_clip_frames
-    from semguard.train.segmenter import load_segmenter
-
     say = progress or (lambda message: None)
     if (checkpoint is None) == (translated_root is None):
         raise SemguardError("give exactly one of a translator checkpoint or a translated sequence set")
@@ -277,8 +280,6 @@ def evaluate_flicker(source_root: str | Path, judge_path: str | Path, *, checkpo
     judge, judge_meta = load_segmenter(judge_path, device=device, expected_role="judge")
     translator = None
     if checkpoint is not None:
-        from semguard.translate import Translator
-
         translator = Translator.from_checkpoint(checkpoint, device=device)
     metric = FlickerMetric()
     sizes = set()
@@ -312,9 +313,9 @@ def evaluate_flicker(source_root: str | Path, judge_path: str | Path, *, checkpo
             "source": str(source_root), "paired_truth": str(paired_root) if paired_root else None,
             "translated": str(translated_root) if translated_root else None,
             "checkpoint": str(checkpoint) if checkpoint else None,
-            "checkpoint_sha256": sha256_file(checkpoint) if checkpoint else None,
+            "checkpoint_sha256": file_sha256(checkpoint) if checkpoint else None,
             "temporal": temporal if checkpoint else (_translated_temporal(translated_root)),
-            "judge": str(judge_path), "judge_sha256": sha256_file(judge_path),
+            "judge": str(judge_path), "judge_sha256": file_sha256(judge_path),
             "judge_role": judge_meta.get("role"),
             "clips": len(clips), "frames": result["overall"]["frames"],
             "resolutions": sorted([list(s) for s in sizes]), "fps": info.get("fps"),
@@ -327,14 +328,10 @@ def evaluate_flicker(source_root: str | Path, judge_path: str | Path, *, checkpo
 
 
 def _clip_names(info: dict) -> list[str]:
-    from semguard.data.toyworld.clips import clip_of, clip_name
-
     return [clip_of(clip_name(k, 0)) for k in range(int(info.get("clips", 0) or 0))]
 
 
 def _translated_temporal(root) -> str | None:
-    from semguard.data.folder import read_dataset_info
-
     try:
         return read_dataset_info(root).get("temporal")
     except Exception:  # noqa: BLE001 - a set made elsewhere has no such record
@@ -411,10 +408,6 @@ def _group_lines(report: dict) -> list[str]:
 
 def draw_flicker_over_time(report: dict, path: str | Path, width: int = 520, height: int = 300) -> Path:
     """Line chart: static flicker (translated, paired truth) and flip flicker x 100 per step."""
-    from PIL import Image, ImageDraw
-
-    from semguard.metrics.report import _font
-
     steps = report["over_time"]
     series = [
         ("static flicker, translated", (200, 40, 40), [s["static_flicker"]["translated"] for s in steps]),
@@ -458,8 +451,6 @@ def draw_flicker_over_time(report: dict, path: str | Path, width: int = 520, hei
 
 def write_flicker_files(report: dict, out: str | Path) -> dict[str, Path]:
     """OUT/flicker.json, OUT/flicker.md, OUT/flicker_over_time.png (atomic JSON)."""
-    from semguard.data.folder import write_json
-
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     json_path = out / "flicker.json"
@@ -475,10 +466,6 @@ def is_flicker_report(data) -> bool:
 
 
 def read_flicker_report(path: str | Path) -> dict:
-    import json
-
-    from semguard.errors import DataError
-
     try:
         data = json.loads(Path(path).read_text(encoding="utf-8"))
     except (OSError, json.JSONDecodeError) as err:
@@ -503,8 +490,6 @@ def report_label(path: str, all_paths: list[str]) -> str:
 
 def print_flicker_comparison(reports: list[tuple[str, dict]], console) -> None:
     """The headline flicker figures of several reports side by side."""
-    from rich.table import Table
-
     table = Table(title="flicker: static (8-bit levels), flip flicker (share of label-stable pixels)")
     table.add_column("figure")
     for label, _ in reports:

@@ -12,25 +12,30 @@ flip rate of c:
 
 with N the confusion counts (reference = source label, prediction = judge). Pixels whose
 source label is 255 (ignore) are excluded. All state is counts reduced by sum, so the
-result is exact under any batch size and across processes (`FlipRate.compute` sums the
-counts of all ranks when torch.distributed is initialised). Per-image flipped / valid
-pixel counts are kept for the worst-images list.
+result is exact under any batch size and across processes. Per image and source class,
+(pixels, flipped pixels) counts are kept too: the worst-images list and the headline's
+bootstrap over frames (headline.py) read them.
 
-`FlipRate` is the update / compute / reset metric; `flip_rates` its one-shot twin.
+`FlipRate` is the update / compute / reset metric, a torchmetrics.Metric (torchmetrics
+syncs its states across processes on compute); `flip_rates` its one-shot twin.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import Any, Sequence
 
 import numpy as np
 import torch
+from torchmetrics import Metric
+from torchmetrics.utilities.data import dim_zero_cat
 
 from semguard.labels import IGNORE_ID, NUM_CLASSES, TRAIN_ID_NAMES
 from semguard.metrics.confusion import confusion_matrix
 
 
-@dataclass(frozen=True)
+# ImageFlip and FlipResult are not frozen: torchmetrics copies what compute() returns field by field.
+@dataclass
 class ImageFlip:
     """One image's flip count: `flipped` of its `valid` (non-ignore) pixels changed class."""
 
@@ -43,7 +48,7 @@ class ImageFlip:
         return self.flipped / self.valid if self.valid else float("nan")
 
 
-@dataclass(frozen=True)
+@dataclass
 class FlipResult:
     """What `FlipRate.compute` returns.
 
@@ -156,58 +161,140 @@ def _check_pair(source_label: torch.Tensor, judge_prediction: torch.Tensor) -> N
         raise ValueError("source_label and judge_prediction must be integer class maps (use logits.argmax(1))")
 
 
-class FlipRate:
+def _frame_names(names: Sequence[str] | None, batch: int, start: int) -> list[str]:
+    """The batch's image names; `image_000123`-style names counted from `start` when none are given."""
+    if names is None:
+        return [f"image_{start + index:06d}" for index in range(batch)]
+    if len(names) != batch:
+        raise ValueError(f"got {len(names)} names for a batch of {batch} label maps")
+    return [str(name) for name in names]
+
+
+def per_image_class_counts(source_label: torch.Tensor, judge_prediction: torch.Tensor,
+                           num_classes: int = NUM_CLASSES, ignore_index: int = IGNORE_ID) -> torch.Tensor:
+    """int64 [B,K,2]: per image and source class c, (pixels with source label c, of which the judge reads c' != c).
+
+    source_label, judge_prediction: integer [B,H,W]; ignore pixels (and labels outside 0..K-1) are not counted.
+    Summed over K, the two columns are an image's valid and flipped pixel counts.
+    """
+    source_label, judge_prediction = source_label.long(), judge_prediction.long()
+    valid = (source_label != ignore_index) & (source_label >= 0) & (source_label < num_classes)
+    flipped = valid & (judge_prediction != source_label)
+    batch = source_label.shape[0]
+    slot = (torch.arange(batch, device=source_label.device).view(batch, 1, 1) * num_classes
+            + source_label.clamp(0, num_classes - 1))
+    pixels = torch.bincount(slot[valid], minlength=batch * num_classes).view(batch, num_classes)
+    flipped_per_class = torch.bincount(slot[flipped], minlength=batch * num_classes).view(batch, num_classes)
+    return torch.stack([pixels, flipped_per_class], dim=2)
+
+
+def _image_flips(names: Sequence[str], image_class_counts: torch.Tensor) -> list[ImageFlip]:
+    totals = image_class_counts.sum(1).tolist()   # [N,2]: valid, flipped
+    if len(names) != len(totals):
+        raise ValueError(f"{len(names)} image names for {len(totals)} images' counts")
+    return [ImageFlip(name=name, flipped=int(flipped), valid=int(valid)) for name, (valid, flipped) in zip(names, totals)]
+
+
+# Image names travel between processes as tensors (torchmetrics syncs tensors only): the
+# UTF-8 bytes of a batch's names back to back, and each name's byte length.
+def _encode_names(names: Sequence[str], device: torch.device) -> tuple[torch.Tensor, torch.Tensor]:
+    encoded = [name.encode("utf-8") for name in names]
+    name_bytes = torch.from_numpy(np.frombuffer(b"".join(encoded), dtype=np.uint8).copy())
+    lengths = torch.tensor([len(item) for item in encoded], dtype=torch.int64)
+    return name_bytes.to(device), lengths.to(device)
+
+
+def _decode_names(name_bytes: torch.Tensor, lengths: torch.Tensor) -> list[str]:
+    data = name_bytes.cpu().numpy().tobytes()
+    ends = np.cumsum(lengths.cpu().numpy()).tolist()
+    return [data[end - length:end].decode("utf-8") for end, length in zip(ends, lengths.tolist())]
+
+
+def _concatenated(state: torch.Tensor | list[torch.Tensor], empty: torch.Tensor) -> torch.Tensor:
+    """A "cat" state as one tensor: a list before syncing, already one tensor after; `empty` when nothing was added."""
+    if isinstance(state, list) and not state:
+        return empty
+    return dim_zero_cat(state)
+
+
+class FlipRate(Metric):
     """Per-class flip rates, the c -> c' flip table and per-image counts, over any number of batches.
 
     update(source_label: int64 [B,H,W] train ids, 255 = ignore; judge_prediction: int64 [B,H,W]
     in 0..K-1; names: optional list of B image names) accumulates counts; compute() ->
-    `FlipResult`; reset() clears. `track_images=False` skips the per-image list.
+    `FlipResult`; reset() clears. `track_images=False` skips the per-image counts and names.
+
+    A torchmetrics Metric: `confusion` is a "sum" state, the per-image counts and names are
+    "cat" states (frames in update order, ranks concatenated in rank order), so compute()
+    under an initialised process group syncs them on the states' device (NCCL: move the
+    metric to the GPU with `.to(device)`; gloo: CPU). Inputs are moved to the states' device.
+    Under a process group every rank must have updated at least once before compute().
+    `kwargs` are torchmetrics.Metric options (process_group, sync_on_compute, ...).
     """
 
-    def __init__(self, num_classes: int = NUM_CLASSES, ignore_index: int = IGNORE_ID, track_images: bool = True):
+    is_differentiable = False
+    higher_is_better = False
+    full_state_update = False
+
+    def __init__(self, num_classes: int = NUM_CLASSES, ignore_index: int = IGNORE_ID, track_images: bool = True,
+                 **kwargs: Any):
+        super().__init__(**kwargs)
         self.num_classes = num_classes
         self.ignore_index = ignore_index
         self.track_images = track_images
-        self.reset()
-
-    def reset(self) -> None:
-        self.confusion = torch.zeros(self.num_classes, self.num_classes, dtype=torch.int64)
-        self.images: list[ImageFlip] = []
-        self.class_counts: list[torch.Tensor] = []   # int64 [B,K,2] per update
+        self.add_state("confusion", default=torch.zeros(num_classes, num_classes, dtype=torch.int64),
+                       dist_reduce_fx="sum")
+        if track_images:
+            self.add_state("image_class_counts", default=[], dist_reduce_fx="cat")   # int64 [B,K,2] per update
+            self.add_state("name_bytes", default=[], dist_reduce_fx="cat")           # uint8, see _encode_names
+            self.add_state("name_lengths", default=[], dist_reduce_fx="cat")         # int64 [B] per update
 
     @torch.no_grad()
     def update(self, source_label: torch.Tensor, judge_prediction: torch.Tensor,
-               names: list[str] | None = None) -> None:
+               names: Sequence[str] | None = None) -> None:
         _check_pair(source_label, judge_prediction)
-        source_label = source_label.detach().cpu().long()
-        judge_prediction = judge_prediction.detach().cpu().long()
-        if names is not None and len(names) != source_label.shape[0]:
-            raise ValueError(f"got {len(names)} names for a batch of {source_label.shape[0]} label maps")
+        source_label = source_label.detach().to(self.device).long()
+        judge_prediction = judge_prediction.detach().to(self.device).long()
+        batch_names = _frame_names(names, source_label.shape[0], start=self._local_image_count())
         self.confusion += confusion_matrix(source_label, judge_prediction, self.num_classes, self.ignore_index)
         if not self.track_images:
             return
-        valid = (source_label != self.ignore_index) & (source_label >= 0) & (source_label < self.num_classes)
-        flipped = valid & (judge_prediction != source_label)
-        valid_counts = valid.flatten(1).sum(1).tolist()
-        flipped_counts = flipped.flatten(1).sum(1).tolist()
-        batch, k = source_label.shape[0], self.num_classes
-        slot = (torch.arange(batch).view(batch, 1, 1) * k + source_label.clamp(0, k - 1))
-        pixels = torch.bincount(slot[valid], minlength=batch * k).view(batch, k)
-        flipped_per_class = torch.bincount(slot[flipped], minlength=batch * k).view(batch, k)
-        self.class_counts.append(torch.stack([pixels, flipped_per_class], dim=2))
-        start = len(self.images)
-        for index, (flip_count, valid_count) in enumerate(zip(flipped_counts, valid_counts)):
-            name = names[index] if names is not None else f"image_{start + index:06d}"
-            self.images.append(ImageFlip(name=str(name), flipped=int(flip_count), valid=int(valid_count)))
+        self.image_class_counts.append(
+            per_image_class_counts(source_label, judge_prediction, self.num_classes, self.ignore_index))
+        name_bytes, lengths = _encode_names(batch_names, self.device)
+        self.name_bytes.append(name_bytes)
+        self.name_lengths.append(lengths)
 
     def compute(self) -> FlipResult:
-        """Counts of every rank summed (when torch.distributed is initialised), then the rates."""
-        class_counts = torch.cat(self.class_counts) if self.class_counts else None
-        confusion, images, class_counts = _synced(self.confusion, self.images, class_counts)
-        return result_from_confusion(confusion, images, class_counts if self.track_images else None)
+        """Rates from the counts of every rank (torchmetrics syncs the states when torch.distributed is initialised)."""
+        if not self.track_images:
+            return result_from_confusion(self.confusion.cpu())
+        counts = self._image_counts()
+        return result_from_confusion(self.confusion.cpu(), _image_flips(self._names(), counts), counts)
+
+    @property
+    def images(self) -> list[ImageFlip]:
+        """This process's per-image counts in update order ([] with track_images=False); compute().images has all ranks'."""
+        if not self.track_images:
+            return []
+        return _image_flips(self._names(), self._image_counts())
+
+    def _image_counts(self) -> torch.Tensor:
+        empty = torch.zeros(0, self.num_classes, 2, dtype=torch.int64)
+        return _concatenated(self.image_class_counts, empty).cpu()
+
+    def _names(self) -> list[str]:
+        name_bytes = _concatenated(self.name_bytes, torch.zeros(0, dtype=torch.uint8))
+        lengths = _concatenated(self.name_lengths, torch.zeros(0, dtype=torch.int64))
+        return _decode_names(name_bytes, lengths)
+
+    def _local_image_count(self) -> int:
+        if not self.track_images:
+            return 0
+        return sum(int(lengths.numel()) for lengths in self.name_lengths)
 
 
-def result_from_confusion(confusion: torch.Tensor, images: list[ImageFlip] | tuple = (),
+def result_from_confusion(confusion: torch.Tensor, images: Sequence[ImageFlip] = (),
                           image_class_counts: torch.Tensor | None = None) -> FlipResult:
     """Rates from summed confusion counts (int64 [K,K])."""
     counts = confusion.double()
@@ -218,33 +305,15 @@ def result_from_confusion(confusion: torch.Tensor, images: list[ImageFlip] | tup
                       image_class_counts=image_class_counts)
 
 
-def _synced(confusion: torch.Tensor, images: list[ImageFlip], class_counts: torch.Tensor | None = None
-            ) -> tuple[torch.Tensor, list[ImageFlip], torch.Tensor | None]:
-    """Sum counts over ranks and gather per-image records; the local state is left unchanged."""
-    import torch.distributed as dist
-
-    if not (dist.is_available() and dist.is_initialized()) or dist.get_world_size() == 1:
-        return confusion, list(images), class_counts
-    # the process group's backend decides the device (gloo: CPU; NCCL: this rank's GPU)
-    device = torch.device("cpu")
-    if dist.get_backend() == "nccl":
-        device = torch.device("cuda", torch.cuda.current_device())
-    summed = confusion.to(device).clone()
-    dist.all_reduce(summed, op=dist.ReduceOp.SUM)
-    gathered: list = [None] * dist.get_world_size()
-    dist.all_gather_object(gathered, [(i.name, i.flipped, i.valid) for i in images])
-    all_images = [ImageFlip(name, flipped, valid) for part in gathered for (name, flipped, valid) in part]
-    parts: list = [None] * dist.get_world_size()
-    dist.all_gather_object(parts, None if class_counts is None else class_counts.numpy())
-    all_counts = None if any(part is None for part in parts) else torch.from_numpy(np.concatenate(parts))
-    return summed.cpu(), all_images, all_counts
-
-
 def flip_rates(source_label: torch.Tensor, judge_prediction: torch.Tensor, num_classes: int = NUM_CLASSES,
-               ignore_index: int = IGNORE_ID, names: list[str] | None = None) -> FlipResult:
-    """One-shot `FlipRate`: source_label, judge_prediction int64 [B,H,W] (or [H,W]) -> `FlipResult`."""
+               ignore_index: int = IGNORE_ID, names: Sequence[str] | None = None) -> FlipResult:
+    """One-shot `FlipRate` (this process's data only, no sync): source_label, judge_prediction int64 [B,H,W]
+    (or [H,W]) -> `FlipResult`."""
     if source_label.ndim == 2:
         source_label, judge_prediction = source_label[None], judge_prediction[None]
-    metric = FlipRate(num_classes=num_classes, ignore_index=ignore_index)
-    metric.update(source_label, judge_prediction, names)
-    return result_from_confusion(metric.confusion, metric.images, torch.cat(metric.class_counts))
+    _check_pair(source_label, judge_prediction)
+    source_label, judge_prediction = source_label.detach().long(), judge_prediction.detach().long()
+    batch_names = _frame_names(names, source_label.shape[0], start=0)
+    counts = per_image_class_counts(source_label, judge_prediction, num_classes, ignore_index).cpu()
+    confusion = confusion_matrix(source_label, judge_prediction, num_classes, ignore_index).cpu()
+    return result_from_confusion(confusion, _image_flips(batch_names, counts), counts)

@@ -20,8 +20,13 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+from PIL import Image, ImageDraw, ImageFont
+from rich.table import Table
 
-from semguard.labels import NUM_CLASSES, TRAIN_ID_NAMES
+from semguard.console import output_console
+from semguard.data.folder import write_json
+from semguard.errors import DataError
+from semguard.labels import IGNORE_ID, NUM_CLASSES, TRAIN_ID_NAMES, colorize
 
 SCHEMA_VERSION = 2
 VARIANT_TITLES = {"translated": "translated", "source": "source (untranslated)", "paired_truth": "paired truth (floor)"}
@@ -168,8 +173,6 @@ def json_safe(value: Any) -> Any:
 
 def write_report_json(report: dict, path: str | Path) -> Path:
     """Validate and write report.json atomically."""
-    from semguard.data.folder import write_json
-
     report = json_safe(report)
     validate_report(report)
     path = Path(path)
@@ -179,8 +182,6 @@ def write_report_json(report: dict, path: str | Path) -> Path:
 
 def read_report(path: str | Path) -> dict:
     """Read and validate a report.json; SemguardError naming the file when it is not one."""
-    from semguard.errors import DataError
-
     path = Path(path)
     if not path.is_file():
         raise DataError(f"report {path} does not exist; write one with `semguard eval --flip-report --out DIR`")
@@ -373,10 +374,7 @@ def markdown_report(report: dict) -> str:
 
 def print_summary(report: dict, console=None, full: bool = True) -> None:
     """Rich tables: headline figures per variant; with `full`, per-class flips and top flips."""
-    from rich.console import Console
-    from rich.table import Table
-
-    console = console or Console()
+    console = console or output_console()
     variants = list(report["variants"])
     judge_miou = report["judge"]["miou"]
     extractor = report["protocol"].get("feature_extractor")
@@ -416,10 +414,7 @@ def print_summary(report: dict, console=None, full: bool = True) -> None:
 
 def print_comparison(reports: list[tuple[str, dict]], console=None) -> None:
     """Several reports side by side (translated variant of each, plus the shared floors)."""
-    from rich.console import Console
-    from rich.table import Table
-
-    console = console or Console()
+    console = console or output_console()
     extractors = {r["protocol"].get("feature_extractor") for _, r in reports}
     table = Table(title="semguard reports side by side (translated images of each)")
     table.add_column("figure", no_wrap=True)
@@ -453,8 +448,6 @@ def print_comparison(reports: list[tuple[str, dict]], console=None) -> None:
 
 
 def _font(size: int = 11):
-    from PIL import ImageFont
-
     try:
         return ImageFont.load_default(size=size)
     except TypeError:  # Pillow < 10.1
@@ -469,8 +462,6 @@ def _heat_colour(value: float) -> tuple[int, int, int]:
 
 def draw_flip_table(flip_table: list[list[int]], title: str, path: str | Path, cell: int = 26) -> Path:
     """Heat map of the c -> c' flip table: row c = share of c's source pixels read as c' (diagonal shown grey)."""
-    from PIL import Image, ImageDraw
-
     counts = np.asarray(flip_table, dtype=np.float64)
     rows = counts.sum(1, keepdims=True)
     shares = np.divide(counts, rows, out=np.zeros_like(counts), where=rows > 0)
@@ -514,8 +505,6 @@ BAR_COLOURS = {"translated": (200, 40, 40), "source": (90, 90, 200), "paired_tru
 
 def draw_flip_bars(report: dict, path: str | Path, bar: int = 7) -> Path:
     """Per-class flip rates, one horizontal bar per variant for every class present."""
-    from PIL import Image, ImageDraw
-
     variants = list(report["variants"])
     classes = [name for name in TRAIN_ID_NAMES
                if any(report["variants"][v]["flip"]["per_class"].get(name, {}).get("rate") is not None for v in variants)]
@@ -554,10 +543,6 @@ def draw_worst_image(image: np.ndarray, source_label: np.ndarray, judge_predicti
 
     image uint8 [H,W,3]; source_label, judge_prediction integer [H,W] (255 = ignore, never flipped).
     """
-    from PIL import Image, ImageDraw
-
-    from semguard.labels import IGNORE_ID, colorize
-
     flipped = (source_label != IGNORE_ID) & (judge_prediction != source_label)
     highlight = (image.astype(np.float32) * 0.45).astype(np.uint8)
     highlight[flipped] = (255, 0, 255)
@@ -589,8 +574,6 @@ def draw_panel_grid(rows: list[list[np.ndarray]], captions: list[str], title: st
 
     Small frames grow by an integer factor (nearest) to at least `min_width` pixels wide.
     """
-    from PIL import Image, ImageDraw
-
     if not rows or any(len(row) != len(captions) for row in rows):
         raise ValueError(f"every row needs {len(captions)} panels (one per caption)")
     scale = max(1, -(-min_width // rows[0][0].shape[1]))

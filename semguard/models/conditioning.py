@@ -22,13 +22,12 @@ resize) still covers the one pixel holding its centre, so tiny objects never van
 
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass
 from typing import Sequence
 
 import torch
 
-from semguard.data.sample import Box
+from semguard.data.sample import Box, box_pixel_bounds
 from semguard.labels import BOX_CLASSES, IGNORE_ID, NUM_CLASSES, TRAIN_ID_NAMES
 
 LABEL_CHANNELS = NUM_CLASSES + 1  # 19 train ids + 1 ignore channel
@@ -76,31 +75,6 @@ class ConditioningSpec:
 
 
 UNCONDITIONED = ConditioningSpec(labels=False, boxes=False, boundaries=False)
-
-
-def box_pixel_bounds(xyxy: Sequence[float], height: int, width: int) -> tuple[int, int, int, int] | None:
-    """Integer half-open pixel bounds (x0, y0, x1, y1) of a box, clipped to the frame.
-
-    Pixel x is inside when x + 0.5 is in [x1, x2): x0 = ceil(x1 - 0.5), x1' = ceil(x2 - 0.5).
-    A box of positive size covering no pixel centre covers the pixel holding its centre.
-    Returns None when the box is empty or lies outside the frame.
-    """
-    bx1, by1, bx2, by2 = (float(v) for v in xyxy)
-    if not (bx2 > bx1 and by2 > by1):
-        return None
-
-    def span(lo: float, hi: float, size: int) -> tuple[int, int] | None:
-        start, stop = math.ceil(lo - 0.5), math.ceil(hi - 0.5)
-        if stop <= start:  # sub-pixel box: the pixel holding its centre
-            start = math.floor((lo + hi) / 2)
-            stop = start + 1
-        start, stop = max(start, 0), min(stop, size)
-        return (start, stop) if stop > start else None
-
-    xs, ys = span(bx1, bx2, width), span(by1, by2, height)
-    if xs is None or ys is None:
-        return None
-    return xs[0], ys[0], xs[1], ys[1]
 
 
 def _check_inputs(label: torch.Tensor, instances: torch.Tensor | None, boxes: list[list[Box]]) -> None:

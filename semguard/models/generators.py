@@ -15,7 +15,7 @@ layer 0 = stem output, layer i (1..n_downsample) = after down_i, layer n_downsam
 the translated image's features at the same taps; `translate_and_encode` returns the
 translation and the source image's taps from one pass (they are the forward pass's own
 intermediate maps). `stages()` gives the forward pass as stages for exact tiled inference
-(semguard.models.staged, semguard.tiling.staged_apply).
+(semguard.models.staged, semguard.translate.tiling.staged_apply).
 
 - `SpadeGenerator`: residual blocks and decoder blocks are SPADE residual blocks, so the
   conditioning (label map, box maps, boundaries) modulates every block at its resolution.
@@ -31,7 +31,11 @@ from torch import nn
 
 from semguard.models.conditioning import ConditioningSpec
 from semguard.models.spade import (
-    DEFAULT_SPADE_VERSION, ConditionEmbedding, SpadeResBlock, check_spade_version, embedding_layers,
+    DEFAULT_SPADE_VERSION,
+    ConditionEmbedding,
+    SpadeResBlock,
+    check_spade_version,
+    embedding_layers,
     resize_condition,
 )
 from semguard.models.staged import Stage, chain_stages, residual_chain_stages

@@ -26,7 +26,7 @@ Architecture versions (recorded as `model.spade_version` in every run's config):
   unchanged; the conditioning is still resized once per resolution and gamma/beta run as
   one conv of the concatenated weights (the same function as before).
 
-Every parameter-free normalisation is an `nn.InstanceNorm2d` module: semguard.tiling
+Every parameter-free normalisation is an `nn.InstanceNorm2d` module: semguard.translate.tiling
 finds them by type to give tiles frame-wide statistics.
 """
 

@@ -5,7 +5,7 @@ mean and variance of its input over the whole frame, and that input depends on t
 frame statistics of every earlier norm. Cut the forward pass before each instance norm
 and keep the (small) full-frame state between the cuts: each stage's entry norms then
 read their exact statistics off the stored state, and the stage itself runs tile by tile
-with a halo of its receptive radius (semguard.tiling.staged_apply). The result equals a
+with a halo of its receptive radius (semguard.translate.tiling.staged_apply). The result equals a
 whole-frame pass up to float rounding, for one pass plus the halos.
 
 A `Stage` maps a state (a tuple of float tensors [B, C_i, H / scale_in, W / scale_in],

@@ -8,6 +8,16 @@ process trains on its share of the data (DistributedDataParallel); rank 0 writes
 
 from __future__ import annotations
 
+import dataclasses
+import os
+from pathlib import Path
+
+from semguard.checkpoints import remove_stale_temporaries
+from semguard.config import load_config
+from semguard.console import output_console
+from semguard.train.trainer import CHECKPOINT_DIR, SAMPLE_DIR, train
+from semguard.validate import device, existing_path, output_folder, workers
+
 
 def register(subparsers) -> None:
     parser = subparsers.add_parser(
@@ -27,14 +37,6 @@ def register(subparsers) -> None:
 
 
 def run_train(args) -> int:
-    import dataclasses
-    import os
-
-    from rich.console import Console
-
-    from semguard.config import load_config
-    from semguard.train.trainer import train
-
     config = load_config(args.config, list(args.overrides))
     if args.out is not None:
         config = dataclasses.replace(config, train=dataclasses.replace(config.train, out=args.out))
@@ -44,7 +46,7 @@ def run_train(args) -> int:
     result = train(config, resume=args.resume, show_progress=not args.no_progress)
     if int(os.environ.get("RANK", "0")) == 0:
         terms = " ".join(f"{name} {value:.4g}" for name, value in result.last_terms.items())
-        Console(highlight=False).print(
+        output_console().print(
             f"trained {result.step} steps ({result.images_per_s:.1f} img/s); final checkpoint {result.final_checkpoint}"
             + (f"; last terms: {terms}" if terms else "")
         )
@@ -56,12 +58,6 @@ def _check_run(config, rank_zero: bool = True) -> None:
     that is a file, equals or lies inside a data set (its checkpoints and samples would poison
     the set), or holds a symlink out of it. Removes the temporary files a killed run left in
     the run folder and its checkpoints/ (rank 0 only)."""
-    from pathlib import Path
-
-    from semguard.train.checkpoint import remove_stale_temporaries
-    from semguard.train.trainer import CHECKPOINT_DIR, SAMPLE_DIR
-    from semguard.validate import device, existing_path, output_folder, workers
-
     data = config.data
     device(config.train.device, "train.device (--device)")
     workers(data.workers, "data.workers")

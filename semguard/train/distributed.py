@@ -14,7 +14,7 @@ from dataclasses import dataclass
 import torch
 import torch.distributed as dist
 
-from semguard.errors import ConfigError
+from semguard.common import resolve_device
 
 
 @dataclass(frozen=True)
@@ -34,27 +34,12 @@ class DistributedContext:
         return self.world_size > 1
 
 
-def resolve_device(name: str, local_rank: int = 0) -> torch.device:
-    """'auto' -> cuda:LOCAL_RANK when CUDA is available, else cpu; 'cuda' -> cuda:LOCAL_RANK."""
-    if name == "auto":
-        name = "cuda" if torch.cuda.is_available() else "cpu"
-    if name == "cpu":
-        return torch.device("cpu")
-    if name.startswith("cuda"):
-        if not torch.cuda.is_available():
-            raise ConfigError(f"train.device is '{name}' but CUDA is not available here; use device cpu or auto")
-        if name == "cuda":
-            return torch.device("cuda", local_rank)
-        return torch.device(name)
-    raise ConfigError(f"train.device '{name}' is not one of auto, cpu, cuda, cuda:N")
-
-
 def init_distributed(device_name: str) -> DistributedContext:
     """Join the process group described by RANK/WORLD_SIZE/LOCAL_RANK when present."""
     world_size = int(os.environ.get("WORLD_SIZE", "1"))
     rank = int(os.environ.get("RANK", "0"))
     local_rank = int(os.environ.get("LOCAL_RANK", "0"))
-    device = resolve_device(device_name, local_rank)
+    device = resolve_device(device_name, what="train.device")
     if world_size <= 1:
         return DistributedContext(device=device)
     if device.type == "cuda":

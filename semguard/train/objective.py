@@ -27,6 +27,10 @@ import torch
 from torch import nn
 
 from semguard.config import LossConfig
+from semguard.losses.adversary import PatchAdversary
+from semguard.losses.guide_perturbation import perturb_for_guide
+from semguard.losses.patchnce import multilayer_patchnce_loss
+from semguard.losses.seg_consistency import seg_consistency_loss
 
 GENERATOR_TERMS = ("gan", "gan_patch", "nce", "nce_identity", "seg", "box")
 
@@ -80,8 +84,6 @@ class GeneratorObjective(nn.Module):
         source_features: encode(image, condition, nce_layers) when the caller has them already
         (the translation pass's own taps, see translate_and_encode).
         """
-        from semguard.losses.patchnce import multilayer_patchnce_loss
-
         layers = tuple(self.loss.nce_layers)
         if source_features is None:
             source_features = self.generator.encode(image, condition, layers)
@@ -104,8 +106,6 @@ class GeneratorObjective(nn.Module):
         if self.weights["gan"] > 0:
             adversary = helpers.adversary
             if adversary is None:
-                from semguard.losses.adversary import PatchAdversary
-
                 adversary = PatchAdversary(self.loss.gan_mode)
             terms["gan"] = adversary.generator_term(helpers.discriminator(translated), source_label, agreement)
         if helpers.texture_discriminator is not None and self.weights["gan_patch"] > 0:
@@ -118,10 +118,6 @@ class GeneratorObjective(nn.Module):
                                                                             tuple(self.loss.nce_layers))
             terms["nce_identity"] = self.patchnce(target_image, identity, target_condition, target_features)
         if self.weights["seg"] > 0:
-            from semguard.losses.seg_consistency import seg_consistency_loss
-
-            from semguard.losses.guide_perturbation import perturb_for_guide
-
             guides = (helpers.guide, *helpers.extra_guides)
             readings = [seg_consistency_loss(guide(perturb_for_guide(translated, helpers.guide_perturb)).float(),
                                              source_label, helpers.seg_class_weights) for guide in guides]

@@ -1,11 +1,18 @@
-"""What a training run tells its user: a JSONL log of every loss term, and a rich progress bar.
+"""What a training run tells its user: a JSONL log of every loss term, TensorBoard events when asked,
+and a rich progress bar.
 
 out/log.jsonl holds one JSON object per logged step:
     {"step": 200, "time": seconds since start, "images_per_s": ..., "lr_g": ..., "lr_d": ...,
-     "terms": {"gan": ..., "nce": ..., "seg": ..., "d_real": ...}, "loss_g": ..., "loss_d": ...}
+     "terms": {"gan": ..., "nce": ..., "seg": ..., "d": ..., "loss_g": ...}}
 Terms are means over the steps since the previous line and over all processes.
 Only rank 0 writes; the file is appended to (a resumed run continues it, after dropping
 lines past the resumed step so the log never holds two histories).
+
+With train.logger: tensorboard, TensorBoardLog also writes each record, and each sample grid,
+as TensorBoard events under out/tensorboard/ (tags: loss/<term> for every term but loss_g, which
+is `loss_g`; `loss_d`, the discriminator step's loss; lr/g, lr/d, images_per_s; the grid as image
+`samples`). A resumed run adds an event file to the same folder that hides the events past the
+resumed step, as the JSONL log drops its lines.
 """
 
 from __future__ import annotations
@@ -14,8 +21,13 @@ import json
 import math
 from pathlib import Path
 
+import numpy as np
+from PIL import Image
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
+
+from semguard.console import output_console
+from semguard.errors import ConfigError
 
 
 class JsonlLog:
@@ -40,6 +52,70 @@ class JsonlLog:
     def write(self, record: dict) -> None:
         with self.path.open("a", encoding="utf-8") as handle:
             handle.write(json.dumps(record, allow_nan=True) + "\n")
+
+
+def _summary_writer_class():
+    """torch.utils.tensorboard.SummaryWriter; a ConfigError naming train.logger when tensorboard is missing."""
+    try:
+        # imported here, not at the top: tensorboard is an optional extra (with protobuf behind it), so a
+        # run that logs to log.jsonl only must neither need it installed nor pay for its import
+        from torch.utils.tensorboard import SummaryWriter
+    except ImportError as err:
+        raise ConfigError(f"train.logger: tensorboard needs the tensorboard package, which cannot be imported "
+                          f"({err}); install it with `pip install 'semguard[tensorboard]'`, "
+                          "or set train.logger: jsonl") from None
+    return SummaryWriter
+
+
+def require_tensorboard() -> None:
+    """ConfigError (naming train.logger and the fix) unless TensorBoard event files can be written."""
+    _summary_writer_class()
+
+
+class TensorBoardLog:
+    """The JSONL records and the sample grids as TensorBoard events in `folder`; does nothing when disabled.
+
+    `purge_step`: the first step this writer logs; events of that step or later in the folder's
+    older event files (a killed run's steps past its last checkpoint) are hidden by TensorBoard,
+    so a resumed run shows one history per tag.
+    """
+
+    def __init__(self, folder: str | Path, enabled: bool, purge_step: int | None = None) -> None:
+        self.folder = Path(folder)
+        self._writer = None
+        if enabled:
+            self._writer = _summary_writer_class()(log_dir=str(self.folder), purge_step=purge_step)
+
+    def __enter__(self) -> "TensorBoardLog":
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
+    def write(self, record: dict, loss_d: float) -> None:
+        """One log.jsonl record (see the module docstring) and `loss_d`, the sum of the discriminator terms."""
+        if self._writer is None:
+            return
+        step = record["step"]
+        for name, value in record["terms"].items():
+            self._writer.add_scalar(name if name == "loss_g" else f"loss/{name}", value, step)
+        self._writer.add_scalar("loss_d", loss_d, step)
+        self._writer.add_scalar("lr/g", record["lr_g"], step)
+        self._writer.add_scalar("lr/d", record["lr_d"], step)
+        self._writer.add_scalar("images_per_s", record["images_per_s"], step)
+
+    def write_sample_grid(self, step: int, path: str | Path) -> None:
+        """The sample grid PNG at `path` (semguard.train.samples) as image `samples` of `step`."""
+        if self._writer is None:
+            return
+        with Image.open(path) as image:
+            grid = np.asarray(image.convert("RGB"))
+        self._writer.add_image("samples", grid, step, dataformats="HWC")
+
+    def close(self) -> None:
+        if self._writer is not None:
+            self._writer.close()
+            self._writer = None
 
 
 def read_log(path: str | Path) -> list[dict]:
@@ -67,7 +143,7 @@ class ProgressDisplay:
             TextColumn("eta"),
             TimeRemainingColumn(),
             TextColumn("{task.fields[terms]}"),
-            console=console or Console(stderr=True),
+            console=console or output_console(stderr=True),
             transient=False,
         )
         self._task = self._progress.add_task("train", total=total_steps, completed=start_step, speed="", terms="")

@@ -12,8 +12,10 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from semguard.data.batch import tensor_to_image
+from semguard.data.batch import collate_samples, tensor_to_image
 from semguard.data.folder import write_png
+from semguard.data.resize import resize_sample
+from semguard.data.sample import Sample
 from semguard.labels import IGNORE_ID, colorize
 
 
@@ -51,29 +53,7 @@ def write_sample_grid(path: str | Path, source: torch.Tensor, translated: torch.
     return path
 
 
-def _resize_sample(sample, size: tuple[int, int]):
-    from PIL import Image
-
-    from semguard.data.sample import Sample
-
-    height, width = sample.size
-    new_height, new_width = size
-    if (height, width) == (new_height, new_width):
-        return sample
-    image = np.asarray(Image.fromarray(sample.image).resize((new_width, new_height), Image.BILINEAR))
-    label = np.asarray(Image.fromarray(sample.label).resize((new_width, new_height), Image.NEAREST))
-    instances = None
-    if sample.instances is not None:
-        instances = np.asarray(Image.fromarray(sample.instances.astype(np.int32)).resize((new_width, new_height), Image.NEAREST)).astype(np.int32)
-    scale_x, scale_y = new_width / width, new_height / height
-    boxes = [box.with_xyxy((box.xyxy[0] * scale_x, box.xyxy[1] * scale_y, box.xyxy[2] * scale_x, box.xyxy[3] * scale_y))
-             for box in sample.boxes]
-    return Sample(image=image, label=label, instances=instances, boxes=boxes, name=sample.name, source_path=sample.source_path)
-
-
 def _center_crop_sample(sample, crop: tuple[int, int]):
-    from semguard.data.sample import Sample
-
     height, width = sample.size
     crop_height, crop_width = min(crop[0], height), min(crop[1], width)
     top, left = (height - crop_height) // 2, (width - crop_width) // 2
@@ -95,12 +75,10 @@ def preview_batch(dataset, count: int, crop: tuple[int, int], resize: tuple[int,
 
     The same frames at every sample step, so the grids of a run show its progress.
     """
-    from semguard.data.batch import collate_samples
-
     samples = []
     for index in range(min(count, len(dataset))):
         sample = dataset[index]
         if resize is not None:
-            sample = _resize_sample(sample, tuple(resize))
+            sample = resize_sample(sample, tuple(resize))
         samples.append(_center_crop_sample(sample, tuple(crop)))
     return collate_samples(samples)

@@ -1,22 +1,13 @@
-"""Supervised segmenters: the guide (source labels, part of the method) and the judge
-(target labels, evaluation only).
+"""Training and evaluating the segmenters (networks in semguard.models.segmenter).
 
-Both are segmentation_models_pytorch networks wrapped so that every semguard caller
-speaks the same conventions: input float32 [B,3,H,W] in [-1,1] of any size (padded
-internally to the encoder's stride and cropped back), output logits [B,19,H,W] at the
-input size. Checkpoints describe themselves (kind, role, build arguments, weights,
-metrics, data) and load with `weights_only=True`, so a judge can never be mistaken for a
-guide: `load_segmenter(path, expected_role="guide")` refuses a judge checkpoint.
-
-Pretrained encoder weights ("imagenet") are read only from the local Hugging Face or
-torch caches; when absent, `WeightsMissingError` names the file and where to put it.
-Nothing is ever downloaded and random weights are never substituted silently.
+`train_segmenter` fits a guide, judge or downstream segmenter on random crops of a labelled
+data set; `evaluate_segmenter` reads a validation set (mIoU, per-class IoU, pixel flip);
+`floor_from_evaluation` turns a judge's reading of paired truth into its floor.
 """
 
 from __future__ import annotations
 
 import math
-import os
 import time
 from collections.abc import Sequence
 from pathlib import Path
@@ -25,226 +16,17 @@ from typing import Any
 import numpy as np
 import torch
 import torch.nn.functional as F
-from torch import nn
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 
-from semguard import __version__
+from semguard.checkpoints import save_segmenter
+from semguard.common import resolve_device
 from semguard.data.batch import collate_samples
 from semguard.data.sample import Sample
-from semguard.errors import ConfigError, DataError, SemguardError, WeightsMissingError
+from semguard.data.transforms import PairedTransform
+from semguard.errors import ConfigError, DataError, SemguardError
 from semguard.labels import IGNORE_ID, NUM_CLASSES, TRAIN_ID_NAMES
 from semguard.metrics.confusion import confusion_matrix, iou_from_confusion, mean_iou
-
-# guide: source labels, serves the seg-consistency loss; judge: target labels, evaluation only;
-# downstream: the perception model of the downstream test (trained on any data, scored on target val).
-ROLES = ("guide", "judge", "downstream")
-CHECKPOINT_KIND = "segmenter"
-
-# ImageNet statistics: smp encoders expect inputs normalised this way (pretrained or not).
-IMAGENET_MEAN = (0.485, 0.456, 0.406)
-IMAGENET_STD = (0.229, 0.224, 0.225)
-
-
-def _smp():
-    import segmentation_models_pytorch as smp
-
-    return smp
-
-
-def _architectures() -> dict[str, Any]:
-    """The architecture registry (built on first use: importing smp/timm takes seconds)."""
-    smp = _smp()
-    return {
-        "unet": smp.Unet,
-        "unetplusplus": smp.UnetPlusPlus,
-        "fpn": smp.FPN,
-        "linknet": smp.Linknet,
-        "pspnet": smp.PSPNet,
-        "deeplabv3": smp.DeepLabV3,
-        "deeplabv3plus": smp.DeepLabV3Plus,
-    }
-
-
-# The registry's names without importing smp (a test keeps the two equal).
-ARCHITECTURES: tuple[str, ...] = ("unet", "unetplusplus", "fpn", "linknet", "pspnet", "deeplabv3", "deeplabv3plus")
-
-# Small decoders keep CPU training of the toy world (128x256) quick; smp's own default
-# for Unet is (256, 128, 64, 32, 16).
-DEFAULT_DECODER_CHANNELS = {"unet": (128, 64, 32, 16, 16), "unetplusplus": (128, 64, 32, 16, 16)}
-
-
-class Segmenter(nn.Module):
-    """An smp network behind semguard's image conventions.
-
-    forward(image: float [B,3,H,W] in [-1,1]) -> logits float [B,num_classes,H,W].
-    Any H, W: the image is padded (replicate) to a multiple of `size_multiple` and the
-    logits are cropped back. `network` is the plain smp model (its `encoder` feeds
-    `segmenter_features`).
-    """
-
-    def __init__(self, network: nn.Module, num_classes: int, size_multiple: int):
-        super().__init__()
-        self.network = network
-        self.num_classes = int(num_classes)
-        self.size_multiple = int(size_multiple)
-        self.register_buffer("mean", torch.tensor(IMAGENET_MEAN).view(1, 3, 1, 1), persistent=False)
-        self.register_buffer("std", torch.tensor(IMAGENET_STD).view(1, 3, 1, 1), persistent=False)
-
-    def prepare(self, image: torch.Tensor) -> tuple[torch.Tensor, tuple[int, int]]:
-        """[-1,1] image -> ImageNet-normalised, padded image, and the original (H, W)."""
-        if image.ndim != 4 or image.shape[1] != 3:
-            raise ValueError(f"segmenter image must be float [B,3,H,W] in [-1,1], got {tuple(image.shape)}")
-        height, width = int(image.shape[2]), int(image.shape[3])
-        x = (image.float() + 1.0) * 0.5
-        x = (x - self.mean) / self.std
-        pad_h = (-height) % self.size_multiple
-        pad_w = (-width) % self.size_multiple
-        if pad_h or pad_w:
-            x = F.pad(x, (0, pad_w, 0, pad_h), mode="replicate")
-        return x, (height, width)
-
-    def forward(self, image: torch.Tensor) -> torch.Tensor:
-        x, (height, width) = self.prepare(image)
-        logits = self.network(x)
-        return logits[:, :, :height, :width]
-
-
-def _size_multiple(network: nn.Module, arch: str) -> int:
-    stride = int(getattr(network.encoder, "output_stride", 32))
-    # DeepLab decoders upsample by fixed factors: keep the full 2**depth multiple.
-    depth = int(getattr(network.encoder, "_depth", 5))
-    return max(stride, 2 ** depth) if arch.startswith("deeplab") else stride
-
-
-def _weights_file(encoder: str, weights: str) -> tuple[Path | None, str]:
-    """Where the cached weight file for (encoder, weights) is, or None; plus a description
-    of the expected location for the error message. Looks only at local caches."""
-    smp = _smp()
-    settings = smp.encoders.encoders[encoder]["pretrained_settings"]
-    if weights not in settings:
-        raise ConfigError(
-            f"encoder {encoder!r} has no pretrained weights {weights!r}; available: {sorted(settings)} (or none)"
-        )
-    entry = settings[weights]
-    if "repo_id" in entry:  # smp >= 0.5: Hugging Face hub repositories
-        from huggingface_hub import try_to_load_from_cache
-
-        hub_cache = os.environ.get("HF_HUB_CACHE") or os.path.join(
-            os.environ.get("HF_HOME") or os.path.join(os.path.expanduser("~"), ".cache", "huggingface"), "hub"
-        )
-        repo_id, revision = entry["repo_id"], entry.get("revision")
-        found = try_to_load_from_cache(repo_id, "model.safetensors", cache_dir=hub_cache, revision=revision)
-        folder = Path(hub_cache) / ("models--" + repo_id.replace("/", "--"))
-        where = (
-            f"model.safetensors of the Hugging Face repository {repo_id} (revision {revision}) "
-            f"in the Hugging Face cache {folder} (fetch it on a connected machine with "
-            f"`huggingface-cli download {repo_id} --revision {revision}` and copy {folder} over)"
-        )
-        if isinstance(found, str) and os.path.isfile(found):
-            return Path(found), where
-        return None, where
-    url = entry["url"]  # older smp: plain URLs fetched into the torch hub cache
-    directory = Path(torch.hub.get_dir()) / "checkpoints"
-    path = directory / os.path.basename(url)
-    where = f"{path.name} (from {url}) in {directory}"
-    return (path if path.is_file() else None), where
-
-
-def _load_encoder_weights(network: nn.Module, encoder: str, weights: str) -> None:
-    path, where = _weights_file(encoder, weights)
-    if path is None:
-        raise WeightsMissingError(
-            f"{weights} weights for encoder {encoder!r} are not in the local cache: expected {where}; "
-            "semguard never downloads weights. Put the file there, or use --encoder-weights none"
-        )
-    try:
-        if path.suffix == ".safetensors":
-            from safetensors.torch import load_file
-
-            state = load_file(str(path), device="cpu")
-        else:
-            state = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as err:  # corrupt cache file
-        raise WeightsMissingError(f"cannot read encoder weights {path}: {err}; delete it and fetch it again") from None
-    state = {k: v for k, v in state.items() if not k.startswith(("fc.", "classifier.", "last_linear."))}
-    # nn.Module's own loader: smp encoders override load_state_dict (dropping heads, returning None)
-    missing, unexpected = nn.Module.load_state_dict(network.encoder, state, strict=False)
-    shallow = int(getattr(network.encoder, "_depth", 5)) < 5  # deep stages were removed: their keys are surplus
-    if missing or (unexpected and not shallow):
-        raise WeightsMissingError(
-            f"encoder weights {path} do not fit encoder {encoder!r} "
-            f"(missing {list(missing)[:5]}, unexpected {list(unexpected)[:5]}); delete the file and fetch the right one"
-        )
-
-
-def build_segmenter(
-    arch: str = "unet",
-    encoder: str = "resnet18",
-    encoder_weights: str | None = None,
-    num_classes: int = NUM_CLASSES,
-    encoder_depth: int = 5,
-    decoder_channels: Sequence[int] | None = None,
-) -> Segmenter:
-    """A `Segmenter` (smp `arch` with `encoder`), in training mode.
-
-    arch: one of ARCHITECTURES; encoder: an smp encoder name (e.g. "resnet18",
-    "mobilenet_v2", "efficientnet-b0"); encoder_weights: None (random) or a pretrained
-    tag such as "imagenet", read from the local cache only (WeightsMissingError when
-    absent); decoder_channels: Unet/Unet++ only, default DEFAULT_DECODER_CHANNELS
-    (truncated to encoder_depth).
-    """
-    architectures = _architectures()
-    if arch not in architectures:
-        raise ConfigError(f"unknown segmenter architecture {arch!r}; valid: {', '.join(ARCHITECTURES)}")
-    smp = _smp()
-    valid_encoders = smp.encoders.get_encoder_names()
-    if encoder not in valid_encoders:
-        raise ConfigError(f"unknown segmenter encoder {encoder!r}; valid: {', '.join(valid_encoders)}")
-    if encoder_weights in ("none", ""):
-        encoder_weights = None
-    if not 3 <= int(encoder_depth) <= 5:
-        raise ConfigError(f"encoder_depth must be 3, 4 or 5, got {encoder_depth}")
-    kwargs: dict[str, Any] = dict(encoder_name=encoder, encoder_weights=None, classes=int(num_classes),
-                                  encoder_depth=int(encoder_depth))
-    if arch in DEFAULT_DECODER_CHANNELS:
-        channels = tuple(decoder_channels or DEFAULT_DECODER_CHANNELS[arch])
-        if len(channels) < encoder_depth:
-            raise ConfigError(f"decoder_channels {channels} needs {encoder_depth} entries (one per encoder stage)")
-        kwargs["decoder_channels"] = channels[: int(encoder_depth)]
-    elif decoder_channels is not None:
-        raise ConfigError(f"decoder_channels applies to unet/unetplusplus only, not {arch!r}")
-    if arch in ("pspnet",):
-        kwargs.pop("encoder_depth")
-    import warnings
-
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", DeprecationWarning)
-        network = architectures[arch](**kwargs)
-    if encoder_weights is not None:
-        _load_encoder_weights(network, encoder, encoder_weights)
-    model = Segmenter(network, num_classes=num_classes, size_multiple=_size_multiple(network, arch))
-    model.build = {  # what rebuilds this model (weights come from the checkpoint)
-        "arch": arch, "encoder": encoder, "num_classes": int(num_classes), "encoder_depth": int(encoder_depth),
-        "decoder_channels": list(kwargs["decoder_channels"]) if "decoder_channels" in kwargs else None,
-    }
-    model.encoder_weights = encoder_weights
-    return model
-
-
-def segmenter_features(model: Segmenter, image: torch.Tensor) -> list[torch.Tensor]:
-    """Encoder feature maps of `image` (float [B,3,H,W] in [-1,1]), shallow to deep.
-
-    Returns one map per encoder stage (strides 2, 4, ..., 2**depth), each cropped to
-    ceil(H/stride) x ceil(W/stride) so padding never leaks in. Gradients flow to the
-    image (the guide box-perceptual loss needs them); freeze the model yourself.
-    """
-    x, (height, width) = model.prepare(image)
-    features = model.network.encoder(x)
-    out = []
-    for feature in features[1:]:  # features[0] is the input itself
-        stride = x.shape[2] // feature.shape[2]
-        out.append(feature[:, :, : math.ceil(height / stride), : math.ceil(width / stride)])
-    return out
-
+from semguard.models.segmenter import ROLES, Segmenter, build_segmenter
 
 # ---------------------------------------------------------------- training data
 
@@ -256,8 +38,6 @@ class _RandomCrops(torch.utils.data.Dataset):
 
     def __init__(self, dataset: Sequence[Sample], crop: tuple[int, int] | None, hflip: bool,
                  small_box_crop_prob: float = 0.0):
-        from semguard.data.transforms import PairedTransform
-
         self.dataset = dataset
         self.transform = PairedTransform(crop=crop, hflip=hflip, small_box_crop_prob=small_box_crop_prob)
 
@@ -376,15 +156,6 @@ def class_balance_weights(dataset: Sequence[Sample], exponent: float, num_classe
     return torch.tensor(weights, dtype=torch.float32)
 
 
-def _resolve_device(device: str | torch.device | None) -> torch.device:
-    if device is None or device == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    device = torch.device(device)
-    if device.type == "cuda" and not torch.cuda.is_available():
-        raise ConfigError(f"device {device} requested but CUDA is not available; use --device cpu")
-    return device
-
-
 def train_segmenter(
     train_dataset: Sequence[Sample],
     val_dataset: Sequence[Sample] | None,
@@ -434,7 +205,7 @@ def train_segmenter(
         raise ConfigError(f"steps and batch size must be positive, got steps={steps}, batch_size={batch_size}")
     if len(train_dataset) == 0:
         raise DataError("the segmenter training set is empty")
-    device = _resolve_device(device)
+    device = resolve_device(device)
     torch.manual_seed(seed)
     if model is None:
         model = build_segmenter(arch=arch, encoder=encoder, encoder_weights=encoder_weights,
@@ -497,8 +268,6 @@ def train_segmenter(
 
 
 def _progress(enabled: bool):
-    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
-
     return Progress(
         TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(),
         TextColumn("loss {task.fields[loss]:.3f}"), TextColumn("{task.fields[rate]:.1f} img/s"),
@@ -510,86 +279,3 @@ def _log_line(bar, enabled: bool, step: int, total: int, text: str) -> None:
     """Without a terminal (logs, CI) the live bar is not drawn: print ~10 plain lines instead."""
     if enabled and not bar.console.is_terminal and (step % max(1, total // 10) == 0 or step == total):
         bar.console.print(text)
-
-
-# ---------------------------------------------------------------- checkpoints
-
-
-def save_segmenter(path: str | Path, model: Segmenter, role: str, metrics: dict | None = None,
-                   data: dict | None = None) -> None:
-    """Write a self-describing segmenter checkpoint atomically (see the module docstring)."""
-    from semguard.train.checkpoint import save_checkpoint
-
-    if role not in ROLES:
-        raise ConfigError(f"segmenter role must be one of {ROLES}, got {role!r}")
-    build = getattr(model, "build", None)
-    if build is None:
-        raise ValueError("save_segmenter needs a model made by build_segmenter (it carries .build)")
-    state = {k: v.detach().cpu() for k, v in model.state_dict().items()}
-    save_checkpoint(Path(path), {
-        "kind": CHECKPOINT_KIND,
-        "role": role,
-        "build": dict(build),
-        "encoder_weights": getattr(model, "encoder_weights", None),
-        "state_dict": state,
-        "metrics": _plain(metrics or {}),
-        "data": _plain(data or {}),
-        "semguard_version": __version__,
-    })
-
-
-def _plain(value):
-    """Only plain types go into checkpoints (weights_only=True loads them)."""
-    if isinstance(value, dict):
-        return {str(k): _plain(v) for k, v in value.items()}
-    if isinstance(value, (list, tuple)):
-        return [_plain(v) for v in value]
-    if isinstance(value, (np.floating, np.integer)):
-        return value.item()
-    if isinstance(value, Path):
-        return str(value)
-    if value is None or isinstance(value, (bool, int, float, str)):
-        return value
-    return str(value)
-
-
-def load_segmenter(path: str | Path, device: str | torch.device = "cpu",
-                   expected_role: str | None = None) -> tuple[Segmenter, dict[str, Any]]:
-    """(model in eval mode on `device`, metadata) from a segmenter checkpoint.
-
-    metadata: the checkpoint without its weights (kind, role, build, metrics, data,
-    semguard_version). expected_role "guide"/"judge" refuses a checkpoint of the other
-    role (a judge must never train a translator). Errors are SemguardErrors naming the file.
-    """
-    from semguard.train.checkpoint import load_checkpoint
-
-    path = Path(path)
-    checkpoint = load_checkpoint(path)
-    if not isinstance(checkpoint, dict) or checkpoint.get("kind") != CHECKPOINT_KIND:
-        kind = checkpoint.get("kind") if isinstance(checkpoint, dict) else type(checkpoint).__name__
-        raise SemguardError(
-            f"{path} is not a segmenter checkpoint (kind {kind!r}); pass a file written by `semguard segmenter train`"
-        )
-    role = checkpoint.get("role")
-    if expected_role is not None and role != expected_role:
-        raise SemguardError(
-            f"{path} is a {role!r} segmenter but a {expected_role!r} is needed; "
-            + ("the judge serves evaluation only and must never guide training: train a guide on source labels "
-               "with `semguard segmenter train --role guide`" if expected_role == "guide" else
-               "train a judge on labelled target-domain data with `semguard segmenter train --role judge`")
-        )
-    try:
-        build = dict(checkpoint["build"])
-        model = build_segmenter(arch=build["arch"], encoder=build["encoder"], encoder_weights=None,
-                                num_classes=build["num_classes"], encoder_depth=build.get("encoder_depth", 5),
-                                decoder_channels=build.get("decoder_channels"))
-        model.load_state_dict(checkpoint["state_dict"], strict=True)
-    except (KeyError, RuntimeError, TypeError, ConfigError) as err:
-        raise SemguardError(
-            f"segmenter checkpoint {path} is inconsistent ({type(err).__name__}: {str(err)[:300]}); "
-            "retrain it with `semguard segmenter train`"
-        ) from None
-    model.encoder_weights = checkpoint.get("encoder_weights")
-    metadata = {k: v for k, v in checkpoint.items() if k != "state_dict"}
-    metadata["path"] = str(path)
-    return model.to(device).eval(), metadata

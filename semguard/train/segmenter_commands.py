@@ -7,37 +7,37 @@ Handlers import torch and the models lazily so `semguard --help` stays fast.
 from __future__ import annotations
 
 import argparse
+from pathlib import Path
+
+from rich.table import Table
+
+from semguard.console import output_console
+from semguard.data.check import require_usable
+from semguard.data.folder import FolderDataset
+from semguard.data.formats import open_dataset
+from semguard.common import parse_hw
+from semguard.errors import ConfigError
+from semguard.train.crop_classifier import train_crop_classifier
+from semguard.train.segmenter import train_segmenter
+from semguard.validate import device, existing_path, number, output_file, parse_options, workers
 
 
-def _size(text: str) -> tuple[int, int]:
-    """'HxW' -> (H, W); 'none' -> None (full frames)."""
+def _size(text: str) -> tuple[int, int] | None:
+    """'HxW' -> (H, W); 'none' -> None (full frames). An argparse type: errors are ArgumentTypeErrors."""
     if text.lower() in ("none", "full"):
         return None
     try:
-        height, width = (int(v) for v in text.lower().split("x"))
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected HxW (e.g. 128x128) or none, got {text!r}") from None
-    if height < 1 or width < 1:
-        raise argparse.ArgumentTypeError(f"crop sides must be positive, got {text!r}")
-    return height, width
+        return parse_hw(text, "--crop")
+    except ConfigError as err:
+        raise argparse.ArgumentTypeError(str(err)) from None
 
 
 def _open(root: str, fmt: str, what: str, options: dict | None = None):
     """A labelled data set (sequence of Samples) from ROOT in format FMT (with format options)."""
-    from semguard.errors import ConfigError
-
     if options:
-        from semguard.data.formats import open_dataset
-
         return open_dataset(root, fmt, **options)
     if fmt == "folder":
-        from semguard.data.folder import FolderDataset
-
         return FolderDataset(root, labels_required=True)
-    try:
-        from semguard.data.formats import open_dataset
-    except ImportError:
-        raise ConfigError(f"--format {fmt} for {what} is not available in this build; use --format folder") from None
     return open_dataset(root, fmt)
 
 
@@ -110,12 +110,7 @@ def register(subparsers) -> None:
 
 
 def _train_handler(args) -> int:
-    from rich.console import Console
-
-    from semguard.errors import ConfigError
-    from semguard.train.segmenter import train_segmenter
-
-    console = Console(highlight=False)
+    console = output_console()
     options = _preflight(args, {
         "--steps": (args.steps, dict(low=1, integer=True)), "--batch-size": (args.batch_size, dict(low=1, integer=True)),
         "--lr": (args.lr, dict(low=0.0, low_open=True)),
@@ -155,8 +150,6 @@ def _train_handler(args) -> int:
 
 
 def _print_iou(console, result: dict, root: str) -> None:
-    from rich.table import Table
-
     table = Table(title=f"validation on {root} ({result['images']} frames)")
     table.add_column("class")
     table.add_column("IoU", justify="right")
@@ -167,11 +160,7 @@ def _print_iou(console, result: dict, root: str) -> None:
 
 
 def _train_crops_handler(args) -> int:
-    from rich.console import Console
-
-    from semguard.train.crop_classifier import train_crop_classifier
-
-    console = Console(highlight=False)
+    console = output_console()
     options = _preflight(args, {
         "--epochs": (args.epochs, dict(low=1, integer=True)), "--batch-size": (args.batch_size, dict(low=1, integer=True)),
         "--lr": (args.lr, dict(low=0.0, low_open=True)), "--crop-size": (args.crop_size, dict(low=4, high=512, integer=True)),
@@ -201,11 +190,6 @@ def _preflight(args, limits: dict) -> dict:
     file outside --data/--val), numbers, and the data of --data (first --check-frames frames),
     --val and --floor-data (all frames), so that no model is lost to a bad argument found at the end. Removes a
     temporary file a killed earlier run left beside --out. Returns the --option dict."""
-    from pathlib import Path
-
-    from semguard.data.check import require_usable
-    from semguard.validate import device, existing_path, number, output_file, parse_options, workers
-
     floor = getattr(args, "floor_data", None)
     existing_path(args.data, "--data", "dir")
     for flag, root in (("--val", args.val), ("--floor-data", floor)):

@@ -20,6 +20,7 @@ the last checkpoint on disk stays the last good one.
 Output folder (config.train.out):
     config.yaml                 fully resolved config of the run
     log.jsonl                   every term, every log_every steps (see semguard.train.run_log)
+    tensorboard/                with train.logger: tensorboard, the log and the sample grids as TensorBoard events
     samples/step_XXXXXXXX.png   source | translated (EMA) | label overlay
     checkpoints/step_XXXXXXXX.pt  the last keep_last step checkpoints (resume points)
     final.pt                    the checkpoint at the last step (what translate/eval read)
@@ -37,37 +38,57 @@ import time
 from contextlib import nullcontext
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
 
 import torch
 from torch import nn
 
-from semguard import __version__
+from semguard.checkpoints import (
+    TRANSLATOR,
+    latest_step_checkpoint,
+    load_checkpoint,
+    load_segmenter,
+    rotate_checkpoints,
+    save_checkpoint,
+    step_checkpoint_name,
+    translator_checkpoint,
+)
 from semguard.config import RunConfig, config_to_dict, save_config
+from semguard.config_checks import check_config, check_guide_checkpoint, config_differences, needs_guide, target_label_users
+from semguard.data.check import require_usable
+from semguard.data.formats import open_dataset
+from semguard.data.unpaired import build_unpaired_loader
 from semguard.errors import ConfigError, SemguardError
-from semguard.train.checkpoint import (latest_step_checkpoint, load_checkpoint, rotate_checkpoints, save_checkpoint,
-                                       step_checkpoint_name)
+from semguard.losses.adversary import build_adversary
+from semguard.losses.box_perceptual import BoxPerceptualLoss, guide_feature_extractor, lpips_feature_extractor
+from semguard.losses.class_weights import class_weight_vector
+from semguard.losses.patchnce import PatchSampler
+from semguard.losses.seg_consistency import seg_consistency_loss
+from semguard.losses.total import weighted_sum
+from semguard.models import build_discriminator, build_generator, build_texture_discriminator
+from semguard.models.conditioning import build_conditioning
+from semguard.models.segmenter import segmenter_features
 from semguard.train.data_stream import BatchStream
-from semguard.train.distributed import (DistributedContext, all_gather_objects, all_reduce_mean, barrier,
-                                        init_distributed, shutdown_distributed)
+from semguard.train.distributed import (
+    DistributedContext,
+    all_gather_objects,
+    all_reduce_mean,
+    barrier,
+    init_distributed,
+    shutdown_distributed,
+)
 from semguard.train.ema import ModelEma
 from semguard.train.objective import FrozenHelpers, GeneratorObjective, term_weights
 from semguard.train.rng import capture_rng_state, restore_rng_state, seed_everything
-from semguard.train.run_log import JsonlLog, ProgressDisplay
+from semguard.train.run_log import JsonlLog, ProgressDisplay, TensorBoardLog, require_tensorboard
 from semguard.train.samples import preview_batch, write_sample_grid
 from semguard.train.schedule import lr_factor
 
-CHECKPOINT_KIND = "translator"
 FINAL_CHECKPOINT = "final.pt"
 CHECKPOINT_DIR = "checkpoints"
 SAMPLE_DIR = "samples"
 LOG_FILE = "log.jsonl"
+TENSORBOARD_DIR = "tensorboard"
 CONFIG_FILE = "config.yaml"
-
-# keys that may differ between a run and its resumption (they do not change what is learnt)
-RESUMABLE_CHANGES = ("train.steps", "train.log_every", "train.sample_every", "train.sample_count",
-                     "train.checkpoint_every", "train.keep_last", "train.device", "train.out", "data.workers",
-                     "data.source", "data.target", "data.check_frames", "data.pairing_threshold")
 
 
 class NonFiniteLossError(SemguardError):
@@ -81,120 +102,6 @@ class TrainResult:
     step: int
     images_per_s: float
     last_terms: dict[str, float] = field(default_factory=dict)
-
-
-def needs_guide(config: RunConfig) -> bool:
-    """Whether the run's losses need a guide segmenter."""
-    loss = config.loss
-    return loss.seg > 0 or (loss.box > 0 and loss.box_backbone == "guide")
-
-
-def target_label_users(config: RunConfig) -> list[str]:
-    """The settings of `config` that need labelled target frames (empty: images alone will do)."""
-    from semguard.losses.adversary import ADVERSARIES
-
-    users = []
-    kind = config.model.discriminator.kind
-    if kind in ADVERSARIES and ADVERSARIES[kind].needs_target_labels:
-        users.append(f"model.discriminator.kind: {kind}")
-    if config.data.pairing == "layout_matched":
-        users.append("data.pairing: layout_matched")
-    if config.guide.mode == "cotrain_target" and needs_guide(config):
-        users.append("guide.mode: cotrain_target")
-    return users
-
-
-def check_config(config: RunConfig) -> None:
-    """Refuse inconsistent settings before anything is built (ConfigError naming the key)."""
-    from semguard.losses.adversary import ADVERSARIES
-    from semguard.models import DISCRIMINATORS
-
-    train, data, loss = config.train, config.data, config.loss
-    discriminator = config.model.discriminator
-    if train.steps <= 0:
-        raise ConfigError(f"train.steps must be positive, got {train.steps}")
-    if data.batch_size <= 0:
-        raise ConfigError(f"data.batch_size must be positive, got {data.batch_size}")
-    for key in ("log_every", "sample_every", "checkpoint_every", "keep_last", "sample_count"):
-        if getattr(train, key) < 0:
-            raise ConfigError(f"train.{key} must be >= 0, got {getattr(train, key)}")
-    if not 0.0 <= train.decay_start <= 1.0:
-        raise ConfigError(f"train.decay_start must lie in [0, 1], got {train.decay_start}")
-    for name in ("gan", "gan_patch", "nce", "nce_identity", "seg", "box"):
-        if getattr(loss, name) < 0:
-            raise ConfigError(f"loss.{name} must be >= 0 (0 turns the term off), got {getattr(loss, name)}")
-    if loss.gan <= 0:
-        raise ConfigError("loss.gan must be positive: without the adversarial term nothing pulls toward the target domain")
-    if discriminator.kind not in DISCRIMINATORS or discriminator.kind not in ADVERSARIES:
-        raise ConfigError(f"unknown model.discriminator.kind '{discriminator.kind}'; valid names: "
-                          f"{', '.join(sorted(set(DISCRIMINATORS) & set(ADVERSARIES)))}")
-    if discriminator.texture_patch and discriminator.kind == "patch":
-        raise ConfigError("model.discriminator.texture_patch adds a patch discriminator beside another kind; with "
-                          "kind 'patch' the patch discriminator is already the adversary: set texture_patch: false")
-    if discriminator.seg_levels < 1 or discriminator.seg_base_channels < 1:
-        raise ConfigError(f"model.discriminator.seg_levels and seg_base_channels must be >= 1, got "
-                          f"{discriminator.seg_levels}, {discriminator.seg_base_channels}")
-    if discriminator.agreement_mask and data.pairing != "layout_matched":
-        raise ConfigError("model.discriminator.agreement_mask needs data.pairing: layout_matched (the mask is where the "
-                          f"paired source and target labels agree), but data.pairing is '{data.pairing}'")
-    if discriminator.agreement_mask and discriminator.kind != "patch" and not discriminator.texture_patch:
-        raise ConfigError("model.discriminator.agreement_mask restricts a patch discriminator, but kind "
-                          f"'{discriminator.kind}' has none beside it: set texture_patch: true or agreement_mask: false")
-    if data.pairing_candidates < 1 or data.pairing_grid < 1:
-        raise ConfigError(f"data.pairing_candidates and data.pairing_grid must be >= 1, got "
-                          f"{data.pairing_candidates}, {data.pairing_grid}")
-    if not 0.0 <= data.pairing_threshold <= 1.0:
-        raise ConfigError(f"data.pairing_threshold must lie in [0, 1], got {data.pairing_threshold}")
-    if config.guide.perturb < 0:
-        raise ConfigError(f"guide.perturb must be >= 0 (0 = off), got {config.guide.perturb}")
-    if config.guide.ensemble and loss.seg <= 0:
-        raise ConfigError("guide.ensemble adds guides to the seg-consistency term, but loss.seg is 0; "
-                          "set loss.seg > 0 or guide.ensemble: []")
-    if config.guide.ensemble and config.guide.mode != "frozen":
-        raise ConfigError(f"guide.ensemble takes frozen guides only; guide.mode is '{config.guide.mode}': "
-                          "use guide.mode: frozen or drop the ensemble")
-    if needs_guide(config) and not config.guide.checkpoint:
-        wanted = "loss.seg" if loss.seg > 0 else "loss.box with box_backbone 'guide'"
-        raise ConfigError(
-            f"{wanted} needs a guide segmenter, but guide.checkpoint is not set; train one first with "
-            f"`semguard segmenter train --data {data.source} --format {data.source_format} --role guide --out guide.pt` "
-            "and set guide.checkpoint (e.g. --set guide.checkpoint=guide.pt)"
-        )
-
-
-def check_guide_checkpoint(path: str) -> dict:
-    """Read a guide checkpoint's metadata; refuse anything that is not a guide segmenter (e.g. the judge)."""
-    checkpoint = load_checkpoint(path)
-    if checkpoint.get("kind") != "segmenter":
-        raise ConfigError(f"guide.checkpoint {path} is a {checkpoint.get('kind', 'unknown')!r} checkpoint, "
-                          "not a segmenter; give the output of `semguard segmenter train --role guide`")
-    role = checkpoint.get("role")
-    if role == "judge":
-        raise ConfigError(
-            f"guide.checkpoint {path} is the judge segmenter (role 'judge'); training against the judge would turn the "
-            "evaluation metric into the objective. Train a guide on source labels with "
-            "`semguard segmenter train --role guide ...` and use that"
-        )
-    if role != "guide":
-        raise ConfigError(f"guide.checkpoint {path} has role {role!r}; expected 'guide' "
-                          "(from `semguard segmenter train --role guide`)")
-    return checkpoint
-
-
-def _flatten(data: Any, prefix: str = "") -> dict[str, Any]:
-    if isinstance(data, dict):
-        flat = {}
-        for key, value in data.items():
-            flat.update(_flatten(value, f"{prefix}.{key}" if prefix else str(key)))
-        return flat
-    return {prefix: data}
-
-
-def config_differences(saved: dict, current: dict) -> list[str]:
-    """Dotted keys whose values differ, ignoring RESUMABLE_CHANGES."""
-    old, new = _flatten(saved), _flatten(current)
-    keys = sorted(set(old) | set(new))
-    return [key for key in keys if old.get(key) != new.get(key) and key not in RESUMABLE_CHANGES]
 
 
 def _guide_record(metadata: dict) -> dict:
@@ -214,6 +121,8 @@ class Trainer:
     def __init__(self, config: RunConfig, show_progress: bool = True,
                  context: DistributedContext | None = None) -> None:
         check_config(config)
+        if config.train.logger == "tensorboard":
+            require_tensorboard()   # refuse before anything is built, not at the first logged step
         self.config = config
         self.context = context or init_distributed(config.train.device)
         self.device = self.context.device
@@ -248,10 +157,6 @@ class Trainer:
     # ------------------------------------------------------------------ building
 
     def _build_data(self) -> None:
-        from semguard.data.check import require_usable
-        from semguard.data.formats import open_dataset
-        from semguard.data.unpaired import build_unpaired_loader
-
         data = self.config.data
         if data.check_frames != 0 and self.context.is_main:
             # refuse a broken source set up front, naming the first problems (whole-set structure
@@ -274,8 +179,6 @@ class Trainer:
 
     def _open_target(self):
         """The target data set: images only, unless a setting needs its labels (then every frame must have one)."""
-        from semguard.data.formats import open_dataset
-
         data = self.config.data
         users = target_label_users(self.config)
         if not users:
@@ -300,11 +203,6 @@ class Trainer:
         return dataset
 
     def _build_models(self) -> None:
-        from semguard.losses.class_weights import class_weight_vector
-        from semguard.losses.adversary import build_adversary
-        from semguard.losses.patchnce import PatchSampler
-        from semguard.models import build_discriminator, build_generator, build_texture_discriminator
-
         config, device = self.config, self.device
         generator, self.spec = build_generator(config.model)
         multiple = int(getattr(generator, "size_multiple", 1))
@@ -331,8 +229,6 @@ class Trainer:
         self.guide = None
         self.guide_metadata = None
         if needs_guide(config):
-            from semguard.train.segmenter import load_segmenter
-
             guide, self.guide_metadata = load_segmenter(config.guide.checkpoint, device=str(device),
                                                         expected_role="guide")
             self.guide = guide.to(device, memory_format=memory_format)
@@ -340,8 +236,6 @@ class Trainer:
         self.extra_guides: list[nn.Module] = []
         self.extra_guide_metadata: list[dict] = []
         if config.loss.seg > 0:
-            from semguard.train.segmenter import load_segmenter
-
             for path in config.guide.ensemble:
                 extra, metadata = load_segmenter(path, device=str(device), expected_role="guide")
                 self.extra_guides.append(extra.to(device, memory_format=memory_format).eval().requires_grad_(False))
@@ -408,12 +302,8 @@ class Trainer:
         return parameters
 
     def _build_box_loss(self):
-        from semguard.losses.box_perceptual import BoxPerceptualLoss, guide_feature_extractor, lpips_feature_extractor
-
         loss = self.config.loss
         if loss.box_backbone == "guide":
-            from semguard.train.segmenter import segmenter_features
-
             extractor = guide_feature_extractor(self.guide, segmenter_features)
         else:
             extractor = lpips_feature_extractor(loss.box_backbone.split("-", 1)[1])
@@ -440,23 +330,17 @@ class Trainer:
     # ------------------------------------------------------------------ state
 
     def state_dict(self, rng_states: list[dict]) -> dict:
-        """The self-describing checkpoint of the current step (see semguard.train.checkpoint)."""
-        state = {
-            "kind": CHECKPOINT_KIND,
-            "semguard_version": __version__,
-            "config": config_to_dict(self.config),
-            "step": self.step,
-            "generator": self.generator.state_dict(),
-            "generator_ema": self.ema.state_dict(),
-            "discriminator": self.discriminator.state_dict(),
-            "patch_sampler": self.patch_sampler.state_dict() if self.patch_sampler is not None else None,
-            "optimizers": {"generator": self.optimizer_g.state_dict(), "discriminator": self.optimizer_d.state_dict()},
-            "schedulers": {"generator": self.scheduler_g.state_dict(), "discriminator": self.scheduler_d.state_dict()},
-            "rng": rng_states,                   # one entry per rank
-            "loader": self.stream.state_dict(),
-            "world_size": self.context.world_size,
-            "conditioning_channels": int(self.spec.channels),
-        }
+        """The self-describing checkpoint of the current step (see semguard.checkpoints)."""
+        state = translator_checkpoint(
+            self.config, self.generator, self.ema.state_dict(), self.step,
+            discriminator=self.discriminator.state_dict(),
+            patch_sampler=self.patch_sampler.state_dict() if self.patch_sampler is not None else None,
+            optimizers={"generator": self.optimizer_g.state_dict(), "discriminator": self.optimizer_d.state_dict()},
+            schedulers={"generator": self.scheduler_g.state_dict(), "discriminator": self.scheduler_d.state_dict()},
+            rng=rng_states,                       # one entry per rank
+            loader=self.stream.state_dict(),
+            world_size=self.context.world_size,
+        )
         if self.texture_discriminator is not None:
             state["texture_discriminator"] = self.texture_discriminator.state_dict()
         if self.guide_trains:
@@ -551,8 +435,6 @@ class Trainer:
         return batch
 
     def _condition(self, batch) -> torch.Tensor | None:
-        from semguard.models.conditioning import build_conditioning
-
         condition = build_conditioning(batch.label, batch.instances, batch.boxes, self.spec)
         if condition is not None and self.channels_last:
             condition = condition.contiguous(memory_format=torch.channels_last)
@@ -581,8 +463,6 @@ class Trainer:
 
     def train_step(self) -> dict[str, float]:
         """One generator, discriminator (and guide) update; returns every term's mean over ranks."""
-        from semguard.losses.total import weighted_sum
-
         source, target = self.stream.next()
         source, target = self._to_device(source), self._to_device(target)
         condition = self._condition(source)
@@ -627,7 +507,6 @@ class Trainer:
 
         if self.cotrain_target:
             # the guide keeps learning the target labels on target images, never on translations
-            from semguard.losses.seg_consistency import seg_consistency_loss
 
             self.guide.train().requires_grad_(True)
             with self._autocast():
@@ -641,8 +520,6 @@ class Trainer:
             self.guide.eval().requires_grad_(False)
 
         if self.cotrain:
-            from semguard.losses.seg_consistency import seg_consistency_loss
-
             self.guide.train().requires_grad_(True)
             with self._autocast():
                 guide_logits = self.guide_model(translated.detach())
@@ -678,7 +555,7 @@ class Trainer:
         train = self.config.train
         resume_from = self._prepare_out(resume)
         if resume_from is not None:
-            self.load_state_dict(load_checkpoint(resume_from, kind=CHECKPOINT_KIND), resume_from)
+            self.load_state_dict(load_checkpoint(resume_from, kind=TRANSLATOR), resume_from)
         log = JsonlLog(self.out / LOG_FILE)
         if self.context.is_main:
             log.truncate_after(self.step)
@@ -688,7 +565,10 @@ class Trainer:
         run_start, run_start_step = window_start, self.step
         last_terms: dict[str, float] = {}
         images_per_s = 0.0
-        with ProgressDisplay(train.steps, self.step, self.show_progress) as progress:
+        # purge_step, like truncate_after: TensorBoard hides what a killed run logged past this step
+        board = TensorBoardLog(self.out / TENSORBOARD_DIR, purge_step=self.step + 1,
+                               enabled=self.context.is_main and train.logger == "tensorboard")
+        with ProgressDisplay(train.steps, self.step, self.show_progress) as progress, board:
             if resume_from is not None:
                 progress.print(f"resumed from {resume_from} at step {self.step}")
             elif resume:
@@ -707,16 +587,20 @@ class Trainer:
                     images_per_s = window_steps * images_per_step / max(now - window_start, 1e-9)
                     means = {name: value / window_steps for name, value in window_terms.items()}
                     if self.context.is_main:
-                        log.write({"step": self.step, "time": round(now - run_start, 3),
-                                   "images_per_s": round(images_per_s, 3),
-                                   "lr_g": self.optimizer_g.param_groups[0]["lr"],
-                                   "lr_d": self.optimizer_d.param_groups[0]["lr"], "terms": means})
+                        record = {"step": self.step, "time": round(now - run_start, 3),
+                                  "images_per_s": round(images_per_s, 3),
+                                  "lr_g": self.optimizer_g.param_groups[0]["lr"],
+                                  "lr_d": self.optimizer_d.param_groups[0]["lr"], "terms": means}
+                        log.write(record)
+                        board.write(record, loss_d=means["d"] + means.get("d_patch", 0.0))   # train_step's d_loss
                     progress.update(self.step, images_per_s, means)
                     window_terms, window_steps, window_start = {}, 0, time.perf_counter()
                 else:
                     progress.update(self.step)
                 if (train.sample_every and self.step % train.sample_every == 0) or final_step:
-                    self.write_samples()
+                    grid = self.write_samples()
+                    if grid is not None:
+                        board.write_sample_grid(self.step, grid)
                 if (train.checkpoint_every and self.step % train.checkpoint_every == 0) or final_step:
                     self.save(self.out / CHECKPOINT_DIR / step_checkpoint_name(self.step))
                     if self.context.is_main:

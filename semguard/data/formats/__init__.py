@@ -5,7 +5,7 @@ builds one (a map-style data set: len, getitem -> `Sample`, `.names`, `.ignore_r
 Common options of every format: strict (unexpected ids are errors), labels_required
 (False: images without labels load with an all-ignore label). Format options are listed
 in each class's `options_help`; an unknown option is an error that lists the valid ones.
-Layouts: ../shared/FORMATS.md and each module's docstring.
+Layouts: docs/FORMATS.md and each module's docstring.
 """
 
 from __future__ import annotations

@@ -12,26 +12,19 @@ File references are plain paths, or `ARCHIVE.zip::MEMBER` for files inside zip a
 
 from __future__ import annotations
 
-import io
-import os
-import zipfile
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Mapping
 
 import numpy as np
-from PIL import Image, UnidentifiedImageError
 
 from semguard.data.mapping import (
-    EMPTY_SET, IMAGE_WITHOUT_LABEL, LABEL_WITHOUT_IMAGE, SIZE_MISMATCH, UNREADABLE, BAD_ANNOTATION,
+    EMPTY_SET, IMAGE_WITHOUT_LABEL, LABEL_WITHOUT_IMAGE, BAD_ANNOTATION,
     FrameProblem, IgnoreReport,
 )
 from semguard.data.sample import Box, Sample, fit_boxes
 from semguard.errors import ConfigError
 from semguard.labels import IGNORE_ID
-
-ZIP_SEPARATOR = "::"
-
 
 @dataclass
 class Frame:
@@ -84,93 +77,6 @@ def files_by_stem(folder: Path, suffixes: tuple[str, ...], strip: str = "") -> d
             name = name[: -len(strip)]
         out[name] = str(path)
     return out
-
-
-# ---------------------------------------------------------------------------- reading files
-
-_ZIPS: dict[tuple[int, str], zipfile.ZipFile] = {}
-
-
-def open_zip(path: str) -> zipfile.ZipFile:
-    """The process's open ZipFile for `path` (a DataLoader worker opens its own)."""
-    key = (os.getpid(), path)
-    archive = _ZIPS.get(key)
-    if archive is None:
-        try:
-            archive = zipfile.ZipFile(path)
-        except (OSError, zipfile.BadZipFile) as err:
-            raise FrameProblem(UNREADABLE, path, f"{path}: unreadable zip archive ({err}); download it again") from None
-        _ZIPS[key] = archive
-    return archive
-
-
-def read_bytes(ref: str) -> bytes:
-    """The bytes of a file or of a zip member (`ARCHIVE::MEMBER`)."""
-    try:
-        if ZIP_SEPARATOR in ref:
-            archive_path, member = ref.split(ZIP_SEPARATOR, 1)
-            return open_zip(archive_path).read(member)
-        return Path(ref).read_bytes()
-    except FrameProblem:
-        raise
-    except (OSError, KeyError, zipfile.BadZipFile, EOFError) as err:
-        raise FrameProblem(UNREADABLE, ref, f"{ref}: cannot read the file ({err}); restore or remove this frame") from None
-
-
-def read_pil(ref: str, what: str) -> Image.Image:
-    """Open and fully decode an image file; truncated or corrupt files are a FrameProblem."""
-    data = read_bytes(ref)
-    try:
-        image = Image.open(io.BytesIO(data))
-        image.load()
-        return image
-    except UnidentifiedImageError:
-        raise FrameProblem(UNREADABLE, ref, f"{ref}: unreadable {what}: not an image file, or its header is "
-                           "truncated; restore the file or remove this frame") from None
-    except (OSError, ValueError, SyntaxError, Image.DecompressionBombError) as err:
-        raise FrameProblem(UNREADABLE, ref, f"{ref}: unreadable or truncated {what} ({err}); "
-                           "restore the file or remove this frame") from None
-
-
-def read_rgb(ref: str) -> np.ndarray:
-    """An image file as uint8 [H,W,3] RGB."""
-    image = read_pil(ref, "image")
-    if image.mode != "RGB":
-        if image.mode in ("I;16", "I", "F"):
-            raise FrameProblem(UNREADABLE, ref, f"{ref}: image is {image.mode} (not 8-bit colour); is this a label file?")
-        image = image.convert("RGB")
-    return np.asarray(image)
-
-
-def read_ids(ref: str, what: str = "label") -> np.ndarray:
-    """A label or instance file as its raw integer array.
-
-    Palette PNGs give their *indices* (not the colours); 16-bit grey gives uint16;
-    RGB gives uint8 [H,W,3].
-    """
-    image = read_pil(ref, what)
-    array = np.asarray(image)
-    if image.mode == "RGBA":
-        array = array[..., :3]
-    return array
-
-
-def require_same_size(image: np.ndarray, other: np.ndarray, image_ref: str, other_ref: str, what: str) -> None:
-    if image.shape[:2] != other.shape[:2]:
-        raise FrameProblem(
-            SIZE_MISMATCH, other_ref,
-            f"{other_ref}: {what} is {other.shape[1]}x{other.shape[0]} but its image {image_ref} is "
-            f"{image.shape[1]}x{image.shape[0]} (WxH); replace the mismatched file or remove this frame",
-        )
-
-
-def red_channel(array: np.ndarray, ref: str, what: str) -> np.ndarray:
-    """Ids stored in the red channel (SHIFT, CARLA); grey files are taken as they are."""
-    if array.ndim == 2:
-        return array
-    if array.ndim == 3 and array.shape[2] >= 3:
-        return array[..., 0]
-    raise FrameProblem(UNREADABLE, ref, f"{ref}: {what} has shape {array.shape}, expected grey or RGB")
 
 
 def boxes_from_instances(instances: np.ndarray, label: np.ndarray,
@@ -332,7 +238,3 @@ def clip_boxes(boxes: list[Box], size: tuple[int, int], min_size: float = 1.0, w
 def no_frames(path: str | Path, message: str) -> FrameProblem:
     """The layout holds no frames at all (wrong path or wrong format)."""
     return FrameProblem(EMPTY_SET, str(path), message)
-
-
-def bad_annotation(path: str, message: str) -> FrameProblem:
-    return FrameProblem(BAD_ANNOTATION, path, f"{path}: {message}")

@@ -10,11 +10,9 @@ trafficLightColor becomes {"state": "red"|"amber"|"green"}.
 
 from __future__ import annotations
 
-from semguard.data.formats.base import (
-    Frame, FrameDataset, FrameIndex, files_by_stem, pair_frames, read_ids, read_rgb, require_same_size,
-    clip_boxes, bad_annotation,
-)
-from semguard.data.formats.folder import TRAIN_IDS
+from semguard.data.formats.base import Frame, FrameDataset, FrameIndex, files_by_stem, pair_frames, clip_boxes
+from semguard.data.readers import read_label, read_rgb
+from semguard.data.folder import TRAIN_IDS
 from semguard.data.formats.scalabel import frame_stem, read_scalabel_frames, scalabel_boxes
 from semguard.data.mapping import IgnoreReport
 from semguard.data.sample import Sample
@@ -44,15 +42,9 @@ class Bdd100kFormat(FrameDataset):
 
     def load_frame(self, frame: Frame, report: IgnoreReport, strict: bool) -> Sample:
         image = read_rgb(frame.image)
-        if frame.label is None:
-            label = self.unlabelled(image)
-        else:
-            raw = read_ids(frame.label)
-            if raw.ndim != 2:
-                raise bad_annotation(frame.label, f"BDD100K masks are single-channel train ids, got shape {raw.shape}; "
-                                                  "use labels/sem_seg/masks, not colormaps")
-            require_same_size(image, raw, frame.image, frame.label, "mask")
-            label = TRAIN_IDS.apply(raw, frame.label, report, strict)
+        label = read_label(image, frame.image, frame.label, TRAIN_IDS, report, strict, what="mask",
+                           not_single="BDD100K masks are single-channel train ids, got shape {shape}; "
+                                      "use labels/sem_seg/masks, not colormaps")
         boxes = []
         if self.box_file:
             boxes = clip_boxes(scalabel_boxes(self._labels_by_name.get(frame.name), self.box_file, report, strict,

@@ -11,10 +11,8 @@ Cityscapes train order, 24 road line -> road; 29 tags 0..28).
 
 from __future__ import annotations
 
-from semguard.data.formats.base import (
-    Frame, FrameDataset, FrameIndex, files_by_stem, pair_frames, read_ids, read_rgb, red_channel,
-    require_same_size, require_option, clip_boxes,
-)
+from semguard.data.formats.base import Frame, FrameDataset, FrameIndex, files_by_stem, pair_frames, require_option, clip_boxes
+from semguard.data.readers import read_label, read_rgb
 from semguard.data.formats.coco import BoxFile
 from semguard.data.mapping import IdMapping, IgnoreReport
 from semguard.data.sample import Sample
@@ -58,12 +56,8 @@ class CarlaFormat(FrameDataset):
 
     def load_frame(self, frame: Frame, report: IgnoreReport, strict: bool) -> Sample:
         image = read_rgb(frame.image)
-        if frame.label is None:
-            label = self.unlabelled(image)
-        else:
-            raw = red_channel(read_ids(frame.label), frame.label, "semantic label")
-            require_same_size(image, raw, frame.image, frame.label, "semantic label")
-            label = self.mapping.apply(raw, frame.label, report, strict)
+        label = read_label(image, frame.image, frame.label, self.mapping, report, strict, what="semantic label",
+                           channel="red")
         boxes = (clip_boxes(self.box_file.boxes(frame.name, report, strict), image.shape[:2],
                             where=f"{self.box_file.path} ({frame.name})", report=report) if self.box_file else [])
         return Sample(image=image, label=label, boxes=boxes, name=frame.name, source_path=frame.image)

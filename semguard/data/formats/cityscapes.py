@@ -12,11 +12,8 @@ from __future__ import annotations
 
 import numpy as np
 
-from semguard.data.formats.base import (
-    as_bool,
-    Frame, FrameDataset, FrameIndex, files_by_stem, pair_frames, read_ids, read_rgb,
-    require_same_size, boxes_from_instances, bad_annotation,
-)
+from semguard.data.formats.base import as_bool, Frame, FrameDataset, FrameIndex, files_by_stem, pair_frames, boxes_from_instances
+from semguard.data.readers import bad_annotation, read_ids, read_label, read_rgb, require_same_size
 from semguard.data.mapping import IdMapping, IgnoreReport
 from semguard.data.sample import Sample
 from semguard.labels import CITYSCAPES_LABEL_ID_NAMES, CITYSCAPES_LABEL_TO_TRAIN
@@ -53,12 +50,9 @@ class CityscapesFormat(FrameDataset):
         instances, boxes = None, []
         if frame.label is None:
             return Sample(image=image, label=self.unlabelled(image), name=frame.name, source_path=frame.image)
-        raw = read_ids(frame.label)
-        if raw.ndim != 2:
-            raise bad_annotation(frame.label, f"labelIds must be single-channel label ids, got shape {raw.shape}; "
-                                              "use the *_gtFine_labelIds.png files, not the colour ones")
-        require_same_size(image, raw, frame.image, frame.label, "label")
-        label = LABEL_IDS.apply(raw, frame.label, report, strict)
+        label = read_label(image, frame.image, frame.label, LABEL_IDS, report, strict,
+                           not_single="labelIds must be single-channel label ids, got shape {shape}; "
+                                      "use the *_gtFine_labelIds.png files, not the colour ones")
         instance_ref = frame.label[: -len("labelIds.png")] + "instanceIds.png"
         if self.read_instances:
             from pathlib import Path

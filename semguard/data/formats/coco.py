@@ -15,11 +15,10 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from semguard.data.formats.base import (
-    Frame, FrameDataset, FrameIndex, files_by_stem, read_rgb, clip_boxes, bad_annotation, read_ids,
-    require_same_size,
-)
-from semguard.data.formats.scalabel import KNOWN_UNMAPPED, read_json, scalabel_boxes, frame_stem
+from semguard.data.formats.base import Frame, FrameDataset, FrameIndex, clip_boxes, files_by_stem
+from semguard.data.readers import bad_annotation, read_label, read_rgb
+from semguard.data.folder import TRAIN_IDS
+from semguard.data.formats.scalabel import KNOWN_UNMAPPED, frame_stem, read_json, read_scalabel_frames, scalabel_boxes
 from semguard.data.mapping import IgnoreReport
 from semguard.data.sample import Box, Sample
 from semguard.errors import DataError
@@ -80,7 +79,6 @@ class BoxFile:
         if self.kind == "coco":
             self.entries = read_coco_boxes(self.path)
         else:
-            from semguard.data.formats.scalabel import read_scalabel_frames
             self.entries = {}
             for frame in read_scalabel_frames(self.path):
                 name = frame_stem(frame["name"])
@@ -126,10 +124,7 @@ class CocoFormat(FrameDataset):
         image = read_rgb(frame.image)
         label = self.unlabelled(image)
         if frame.label is not None:
-            from semguard.data.formats.folder import TRAIN_IDS
-            raw = read_ids(frame.label)
-            require_same_size(image, raw, frame.image, frame.label, "label")
-            label = TRAIN_IDS.apply(raw, frame.label, report, strict)
+            label = read_label(image, frame.image, frame.label, TRAIN_IDS, report, strict, channel="any")
         boxes = (clip_boxes(self.box_file.boxes(frame.name, report, strict), image.shape[:2],
                             where=f"{self.box_file.path} ({frame.name})", report=report) if self.box_file else [])
         return Sample(image=image, label=label, boxes=boxes, name=frame.name, source_path=frame.image)

@@ -7,10 +7,8 @@ set differ in size between image and label; each frame is checked.
 
 from __future__ import annotations
 
-from semguard.data.formats.base import (
-    Frame, FrameDataset, FrameIndex, files_by_stem, pair_frames, read_pil, read_rgb, require_same_size,
-    bad_annotation,
-)
+from semguard.data.formats.base import Frame, FrameDataset, FrameIndex, files_by_stem, pair_frames
+from semguard.data.readers import read_pil, read_rgb, require_same_size, bad_annotation
 from semguard.data.formats.cityscapes import LABEL_IDS
 from semguard.data.mapping import IgnoreReport
 from semguard.data.sample import Sample

@@ -15,12 +15,11 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import numpy as np
 import yaml
 
-from semguard.data.formats.base import (
-    Frame, FrameDataset, FrameIndex, files_by_stem, pair_frames, read_ids, read_rgb, require_same_size,
-    require_option, clip_boxes,
-)
+from semguard.data.formats.base import Frame, FrameDataset, FrameIndex, clip_boxes, files_by_stem, pair_frames, require_option
+from semguard.data.readers import read_ids, read_pil, read_rgb, require_same_size
 from semguard.data.formats.coco import BoxFile
 from semguard.data.mapping import ColorMapping, IgnoreReport
 from semguard.data.sample import Sample
@@ -98,8 +97,6 @@ class PaletteFormat(FrameDataset):
         else:
             rgb = read_ids(frame.label)
             if rgb.ndim == 2:  # a palette-mode PNG: take its colours
-                from semguard.data.formats.base import read_pil
-                import numpy as np
                 rgb = np.asarray(read_pil(frame.label, "label").convert("RGB"))
             require_same_size(image, rgb, frame.image, frame.label, "colour label")
             label = self.mapping.apply(rgb, frame.label, report, strict)

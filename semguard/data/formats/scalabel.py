@@ -12,7 +12,7 @@ from pathlib import Path
 
 from semguard.data.mapping import IgnoreReport
 from semguard.data.sample import Box
-from semguard.data.formats.base import bad_annotation, read_bytes
+from semguard.data.readers import bad_annotation, read_bytes
 from semguard.labels import SCALABEL_CATEGORY_TO_TRAIN
 
 # categories the files use that have no train id: dropped and counted, never an error

@@ -14,11 +14,9 @@ from __future__ import annotations
 import zipfile
 from pathlib import Path
 
-from semguard.data.formats.base import (
-    as_bool,
-    ZIP_SEPARATOR, Frame, FrameDataset, FrameIndex, pair_frames, read_ids, read_rgb, red_channel,
-    require_same_size, clip_boxes, FrameProblem, no_frames,
-)
+from semguard.data.formats.base import as_bool, Frame, FrameDataset, FrameIndex, pair_frames, clip_boxes, no_frames
+from semguard.data.readers import ZIP_SEPARATOR, read_label, read_rgb
+from semguard.data.mapping import FrameProblem
 from semguard.data.formats.scalabel import read_scalabel_frames, scalabel_boxes
 from semguard.data.mapping import UNREADABLE, IdMapping, IgnoreReport
 from semguard.data.sample import Sample
@@ -98,12 +96,8 @@ class ShiftFormat(FrameDataset):
 
     def load_frame(self, frame: Frame, report: IgnoreReport, strict: bool) -> Sample:
         image = read_rgb(frame.image)
-        if frame.label is None:
-            label = self.unlabelled(image)
-        else:
-            raw = red_channel(read_ids(frame.label), frame.label, "semseg")
-            require_same_size(image, raw, frame.image, frame.label, "semseg label")
-            label = SHIFT_IDS.apply(raw, frame.label, report, strict)
+        label = read_label(image, frame.image, frame.label, SHIFT_IDS, report, strict, what="semseg label",
+                           channel="red")
         boxes = []
         if self.box_file:
             boxes = scalabel_boxes(self._labels_by_name.get(frame.name), self.box_file, report, strict,

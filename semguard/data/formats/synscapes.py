@@ -14,10 +14,8 @@ import math
 
 import numpy as np
 
-from semguard.data.formats.base import (
-    Frame, FrameDataset, FrameIndex, files_by_stem, pair_frames, read_ids, read_rgb, require_same_size,
-    clip_boxes, bad_annotation,
-)
+from semguard.data.formats.base import Frame, FrameDataset, FrameIndex, files_by_stem, pair_frames, clip_boxes
+from semguard.data.readers import bad_annotation, read_ids, read_label, read_rgb, require_same_size
 from semguard.data.formats.cityscapes import LABEL_IDS
 from semguard.data.formats.scalabel import read_json
 from semguard.data.mapping import IgnoreReport
@@ -60,14 +58,8 @@ class SynscapesFormat(FrameDataset):
 
     def load_frame(self, frame: Frame, report: IgnoreReport, strict: bool) -> Sample:
         image = read_rgb(frame.image)
-        if frame.label is None:
-            label = self.unlabelled(image)
-        else:
-            raw = read_ids(frame.label)
-            if raw.ndim != 2:
-                raise bad_annotation(frame.label, f"class map must be single-channel label ids, got shape {raw.shape}")
-            require_same_size(image, raw, frame.image, frame.label, "class map")
-            label = LABEL_IDS.apply(raw, frame.label, report, strict)
+        label = read_label(image, frame.image, frame.label, LABEL_IDS, report, strict, what="class map",
+                           not_single="class map must be single-channel label ids, got shape {shape}")
         instances = None
         instance_ref = self.root / "img" / "instance" / f"{frame.name}.png"
         if instance_ref.is_file():

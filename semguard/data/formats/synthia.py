@@ -10,10 +10,9 @@ from __future__ import annotations
 
 import numpy as np
 
-from semguard.data.formats.base import (
-    Frame, FrameDataset, FrameIndex, FrameProblem, files_by_stem, pair_frames, read_bytes, read_rgb,
-    require_same_size, boxes_from_instances, bad_annotation,
-)
+from semguard.data.formats.base import Frame, FrameDataset, FrameIndex, files_by_stem, pair_frames, boxes_from_instances
+from semguard.data.mapping import FrameProblem
+from semguard.data.readers import read_bytes, read_rgb, require_same_size, bad_annotation
 from semguard.data.mapping import UNREADABLE, IdMapping, IgnoreReport
 from semguard.data.sample import Sample
 from semguard.labels import SYNTHIA_TO_TRAIN

@@ -15,11 +15,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from semguard.data.formats.base import (
-    as_bool,
-    Frame, FrameDataset, FrameIndex, read_bytes, read_ids, read_rgb, require_same_size, clip_boxes,
-    bad_annotation,
-)
+from semguard.data.formats.base import Frame, FrameDataset, FrameIndex, as_bool, clip_boxes, pair_frames
+from semguard.data.readers import bad_annotation, read_bytes, read_ids, read_rgb, require_same_size
 from semguard.data.mapping import ColorMapping, IgnoreReport
 from semguard.data.sample import Box, Sample
 from semguard.labels import IGNORE_ID
@@ -102,7 +99,6 @@ class Vkitti2Format(FrameDataset):
             scene_dir = path.parents[3]
             name = f"{scene_dir.relative_to(self.root).as_posix()}/{path.parent.name}/{path.stem[len('classgt_'):]}"
             labels[name] = str(path)
-        from semguard.data.formats.base import pair_frames
         index = pair_frames(images, labels)
         return index
 

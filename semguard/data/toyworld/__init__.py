@@ -1,7 +1,7 @@
 """The toy world: a procedural sim-to-real driving world with a semantic and an image gap.
 
 No data set or pretrained weight can be downloaded on a fresh offline machine, so
-semguard ships its own two-domain street world (DESIGN.md, "The toy world"):
+semguard ships its own two-domain street world (docs/DESIGN.md, "The toy world"):
 `layout.py` draws streets from a domain prior (the semantic gap, strength `gap`),
 `raster.py` decides what is visible (label, instance and material maps, tight boxes),
 `style.py` colours a raster flat-sim or camera-real (the image gap), `world.py` ties them

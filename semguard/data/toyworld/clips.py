@@ -36,12 +36,13 @@ each a semguard folder data set whose dataset.json records {"clips": N, "clip_le
 from __future__ import annotations
 
 from dataclasses import dataclass, replace
+from pathlib import Path
 
 import numpy as np
 
 from semguard.data.folder import write_sample
 from semguard.data.sample import Sample
-from semguard.data.toyworld.layout import Layout, sample_layout
+from semguard.data.toyworld.layout import Layout, check_size, sample_layout
 from semguard.data.toyworld.materials import LIGHT_STATES
 from semguard.data.toyworld.raster import rasterize
 from semguard.data.toyworld.style import render_real, render_sim
@@ -175,8 +176,6 @@ def render_clip_frame(
     instances int32 [H,W], tight boxes with light states and sign pictograms), named
     clip_name(clip, frame). Pure in its arguments.
     """
-    from semguard.data.toyworld.world import check_size
-
     if not 0 <= int(clip) < MAX_CLIPS or int(frame) < 0 or int(seed) < 0:
         raise ValueError(f"need seed >= 0, 0 <= clip < {MAX_CLIPS} and frame >= 0, got {seed}, {clip}, {frame}")
     size = check_size(size)
@@ -217,8 +216,6 @@ def make_clip_frame(job: ClipJob) -> str:
 
 def clip_jobs(out, clips: int, clip_length: int, size: tuple[int, int], seed: int, gap: float) -> list[ClipJob]:
     """Every frame of `clips` clips of `clip_length` frames, in every folder of CLIP_FOLDERS."""
-    from pathlib import Path
-
     return [ClipJob(str(Path(out) / folder), clip, frame, layout, style, seed, size, gap)
             for folder, layout, style in CLIP_FOLDERS for clip in range(clips) for frame in range(clip_length)]
 

@@ -6,7 +6,7 @@ poles carrying traffic lights and signs, parked and moving cars, pedestrians. No
 here knows about pixels' colours; `raster.py` turns a layout into label, instance and
 material maps, and `style.py` into an image.
 
-The two priors differ on purpose (DESIGN.md, "The toy world"): the *sim* street is wide
+The two priors differ on purpose (docs/DESIGN.md, "The toy world"): the *sim* street is wide
 and open, with low buildings set far back, few trees and much sky; the *real* street is
 a narrow canyon of tall facades and tree crowns where sim shows sky, with more parked
 cars. `gap` in [0, ...] moves the real prior from the sim prior (0: no semantic gap) to
@@ -29,6 +29,20 @@ PICTOGRAMS: tuple[str, ...] = ("arrow_left", "arrow_right", "stop", "warning", "
 """Sign pictograms. The arrows swap meaning under a horizontal flip; the others are symmetric."""
 
 DOMAINS: tuple[str, ...] = ("sim", "real")
+
+MIN_SIZE = (32, 32)   # smallest toy-world frame (H, W)
+
+
+def check_size(size: tuple[int, int]) -> tuple[int, int]:
+    """Return (H, W) as ints; raise ValueError unless both are >= 32."""
+    try:
+        height, width = (int(v) for v in size)
+    except (TypeError, ValueError):
+        raise ValueError(f"size must be (H, W), got {size!r}") from None
+    if height < MIN_SIZE[0] or width < MIN_SIZE[1]:
+        raise ValueError(f"toy-world frames must be at least {MIN_SIZE[0]}x{MIN_SIZE[1]} pixels, got {height}x{width}")
+    return height, width
+
 
 
 @dataclass(frozen=True)

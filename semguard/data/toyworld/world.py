@@ -39,7 +39,7 @@ import numpy as np
 from semguard.data.folder import write_dataset_info, write_sample
 from semguard.data.sample import Sample
 from semguard.data.toyworld.clips import CLIP_FOLDERS, MAX_CLIPS, ClipJob, clip_info, clip_jobs, make_clip_frame
-from semguard.data.toyworld.layout import DOMAINS, sample_layout
+from semguard.data.toyworld.layout import DOMAINS, check_size, sample_layout
 from semguard.data.toyworld.raster import rasterize
 from semguard.data.toyworld.style import STYLES, render_real, render_sim
 
@@ -47,7 +47,6 @@ VAL_INDEX_BASE = 1_000_000
 """Validation sample j is rendered from index VAL_INDEX_BASE + j (named f"{j:06d}")."""
 JUDGE_INDEX_BASE = 2_000_000
 """Judge-split sample j is rendered from index JUDGE_INDEX_BASE + j (named real_/paired_ f"{j:06d}")."""
-MIN_SIZE = (32, 32)
 _LAYOUT_CODE = {"sim": 1, "real": 2}
 _STYLE_CODE = {"sim": 1, "real": 2}
 SPLITS: tuple[tuple[str, str, str, str, str], ...] = (
@@ -63,17 +62,6 @@ SPLITS: tuple[tuple[str, str, str, str, str], ...] = (
 )
 INDEX_BASES = {"train": 0, "val": VAL_INDEX_BASE, "judge": JUDGE_INDEX_BASE}
 DOMAIN_FOLDERS = ("sim", "real", "paired", "judge")
-
-
-def check_size(size: tuple[int, int]) -> tuple[int, int]:
-    """Return (H, W) as ints; raise ValueError unless both are >= 32."""
-    try:
-        height, width = (int(v) for v in size)
-    except (TypeError, ValueError):
-        raise ValueError(f"size must be (H, W), got {size!r}") from None
-    if height < MIN_SIZE[0] or width < MIN_SIZE[1]:
-        raise ValueError(f"toy-world frames must be at least {MIN_SIZE[0]}x{MIN_SIZE[1]} pixels, got {height}x{width}")
-    return height, width
 
 
 def render_sample(

@@ -409,7 +409,7 @@ def staged_apply(
     model: the module whose instance norms the stages run; every one of them must be
       listed by some stage (checked: an unlisted one raises instead of normalising per tile).
     observe: called as observe(stage, state, None) before and observe(stage, state, new_state)
-      after each stage (semguard.inference_memory measures memory with it).
+      after each stage (semguard.translate.memory measures memory with it).
     Returns float32 [B,C_out,H,W] cropped to H x W.
     """
     if image.ndim != 4:

@@ -8,7 +8,7 @@ for each nn.InstanceNorm2d layer, the mean and variance of its input over all pi
 all frames of the clip (pooled, i.e. var = E[x^2] - E[x]^2 over the clip), measured layer
 by layer so that each layer's statistics are taken on inputs normalised by the layers
 before it with clip statistics, exactly as the frame-wide statistics of tiled inference
-(semguard.tiling._FrameStatistics, whose hooks this module reuses: the frames of a clip
+(semguard.translate.tiling._FrameStatistics, whose hooks this module reuses: the frames of a clip
 play the role of the tiles of a frame). A frame larger than the translator's tile is cut
 into tiles whose owned regions partition it, as in tiled inference; the clip statistics
 then also keep the tiles of a frame seamless.
@@ -22,12 +22,24 @@ shard whole.
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 import torch
 
 from semguard.data.batch import Batch, collate_samples
 from semguard.data.sample import Sample
 from semguard.data.toyworld.clips import clip_of
 from semguard.errors import SemguardError
+from semguard.models import build_conditioning
+from semguard.translate.tiling import (
+    _frame_statistics,
+    _instance_norms,
+    _owned_ranges,
+    _StopForward,
+    pad_to_multiple,
+    tile_starts,
+)
+from semguard.translate.translator import quantize
 
 TEMPORAL_MODES = ("none", "clip")
 """`semguard translate --temporal`: none = per-frame statistics; clip = the clip's statistics."""
@@ -53,9 +65,6 @@ def shard_clips(names: list[str], shard: tuple[int, int]) -> list[str]:
 
 def _frame_inputs(translator, sample: Sample) -> tuple[torch.Tensor, torch.Tensor | None]:
     """image float [1,3,H',W'] and condition [1,C,H',W'] | None, padded to the size multiple."""
-    from semguard.models import build_conditioning
-    from semguard.tiling import pad_to_multiple
-
     batch = collate_samples([sample])
     image = batch.image.to(translator.device).float()
     label = batch.label.to(translator.device)
@@ -74,8 +83,6 @@ def _tile_size(translator, batch: int, height: int, width: int) -> tuple[int, in
 
 def _tile_grid(translator, height: int, width: int) -> tuple[tuple[int, int], list[tuple[int, int, tuple, tuple]]]:
     """(tile size, [(y, x, owned rows, owned cols)]) for a padded frame, as tiled inference cuts it."""
-    from semguard.tiling import _owned_ranges, tile_starts
-
     multiple = translator.size_multiple
     tile = _tile_size(translator, max(1, translator.tile_batch), height, width) or (height, width)
     tile_h = min(max(multiple, tile[0] // multiple * multiple), height)
@@ -93,8 +100,6 @@ def clip_norm_statistics(translator, frames: list[Sample]) -> dict[int, tuple[to
     translator: a semguard.translate.Translator; frames: the clip's source frames, one size.
     Every nn.InstanceNorm2d of the generator gets statistics (empty dict: it has none).
     """
-    from semguard.tiling import _frame_statistics, _instance_norms, _StopForward
-
     norms = _instance_norms(translator.generator)
     if not norms or not frames:
         return {}
@@ -189,8 +194,6 @@ class ClipTranslator:
     @torch.inference_mode()
     def translate_batch(self, batch: Batch) -> torch.Tensor:
         """As Translator.translate_batch (float32 [B,3,H,W] in [-1,1]); batch.names name the frames."""
-        from semguard.tiling import _frame_statistics, _instance_norms
-
         if len(batch.names) != len(batch):
             raise ValueError(f"a clip batch needs one name per frame, got {len(batch.names)} for {len(batch)} frames")
         per_frame = [self.statistics(self.clip_key(name)) for name in batch.names]
@@ -221,10 +224,6 @@ def translate_clip_frames(translator, frames: list[Sample], temporal: str = "non
 
     temporal: "none" (each frame its own statistics) | "clip" (the clip's statistics).
     """
-    from dataclasses import replace
-
-    from semguard.translate import quantize
-
     if temporal not in TEMPORAL_MODES:
         raise ValueError(f"unknown temporal mode {temporal!r}; expected one of {', '.join(TEMPORAL_MODES)}")
 

@@ -20,6 +20,7 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Iterator
 
+from semguard.common import file_sha256
 from semguard.data.folder import write_json
 from semguard.errors import SemguardError
 
@@ -166,7 +167,6 @@ def outputs_valid(out: Path, record: dict | None, deep: bool = False) -> bool:
     files = record.get("files") or {}
     if not files:
         return False
-    from semguard.translate import file_sha256
 
     for relative, meta in files.items():
         path = out / relative

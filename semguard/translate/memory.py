@@ -23,9 +23,12 @@ among the processes torchrun starts on the machine (LOCAL_WORLD_SIZE).
 
 from __future__ import annotations
 
+import ctypes
+import ctypes.util
 import math
 import os
 import re
+import sys
 import weakref
 from dataclasses import dataclass
 from typing import Callable, Sequence
@@ -34,6 +37,7 @@ import torch
 from torch.utils._python_dispatch import TorchDispatchMode
 from torch.utils._pytree import tree_flatten
 
+from semguard.translate.tiling import staged_apply
 from semguard.validate import available_memory as available_host_memory
 
 CPU_BUDGET_SHARE = 0.5
@@ -173,12 +177,10 @@ def measure_whole(make_inputs: Callable[[int, int], tuple], whole: Callable[...,
 
 def measure_staged(make_inputs: Callable[[int, int], tuple], stages: Sequence, device: torch.device,
                    size_multiple: int = 1) -> tuple[float, float, int]:
-    """(frame, tile, halo) of a staged pass (semguard.tiling.staged_apply) on a probe frame, see
+    """(frame, tile, halo) of a staged pass (semguard.translate.tiling.staged_apply) on a probe frame, see
     MemoryProfile: frame = the most held at full-frame size (inputs, their resized copies,
     a stage's input and output states); tile = the most a stage adds while it runs (its
     output included, so a tiled pass is slightly overestimated)."""
-    from semguard.tiling import staged_apply
-
     height, width = _probe_size(size_multiple)
     peaks = {"frame": 0, "tile": 0, "entry": 0}
 
@@ -242,7 +244,7 @@ def staged_tile_size(profile: MemoryProfile, batch: int, height: int, width: int
 
 def network_tile_size(bytes_per_pixel: float, batch: int, tiles_per_call: int, budget: float,
                       multiple: int, minimum: int = 16) -> int:
-    """Side of square tiles whose network-level tiled pass (semguard.tiling.tiled_apply,
+    """Side of square tiles whose network-level tiled pass (semguard.translate.tiling.tiled_apply,
     `tiles_per_call` tiles of `batch` frames per call) fits `budget` bytes."""
     side = int(math.sqrt(budget / (bytes_per_pixel * batch * max(1, tiles_per_call))))
     return max(max(multiple, minimum // multiple * multiple), side // multiple * multiple)
@@ -262,10 +264,6 @@ def reuse_freed_memory() -> bool:
     passes reuse the heap (2 000 faults). Process-wide; the cost is that the process keeps
     its peak heap until it exits. Returns False where there is no glibc (nothing changed).
     """
-    import ctypes
-    import ctypes.util
-    import sys
-
     if not sys.platform.startswith("linux"):
         return False
     try:

@@ -14,12 +14,29 @@ Under torchrun (RANK/WORLD_SIZE set) each process takes its own block of the (so
 
 from __future__ import annotations
 
+import argparse
 import os
+
+from rich.markup import escape
+
+from semguard import __version__
+from semguard.checkpoints import load_segmenter
+from semguard.common import file_sha256
+from semguard.console import output_console
+from semguard.data.check import check_dataset
+from semguard.data.formats import open_dataset
+from semguard.data.formats.base import as_bool
+from semguard.data.mapping import UNEXPECTED_IDS
+from semguard.errors import DataError, SemguardError
+from semguard.translate.manifest import combine_shard, parse_shard
+from semguard.translate.memory import format_bytes, parse_memory_size
+from semguard.translate.pipeline import translate_dataset
+from semguard.translate.temporal import ClipTranslator, shard_clips
+from semguard.translate.translator import Translator
+from semguard.validate import add_option_argument, device, existing_path, number, output_folder, parse_options, workers
 
 
 def register(subparsers) -> None:
-    from semguard.validate import add_option_argument
-
     parser = subparsers.add_parser(
         "translate", help="translate a whole data set, labels and boxes carried through",
         description="Translate every frame of a data set at full resolution into semguard's folder format, "
@@ -66,19 +83,7 @@ def register(subparsers) -> None:
 
 
 def run_translate(args) -> int:
-    from rich.console import Console
-    from rich.markup import escape
-
-    from semguard import __version__
-    from semguard.data.check import check_dataset
-    from semguard.data.formats import open_dataset
-    from semguard.data.formats.base import as_bool
-    from semguard.data.mapping import UNEXPECTED_IDS
-    from semguard.errors import DataError, SemguardError
-    from semguard.translate import Translator, file_sha256, translate_dataset
-    from semguard.translate_manifest import combine_shard, parse_shard
-
-    console = Console(stderr=True, highlight=False, soft_wrap=True)  # one line per message
+    console = output_console(stderr=True, soft_wrap=True)  # one line per message
     options = _check_arguments(args)
     if args.max_flip_rate is not None and not args.judge:
         raise SemguardError("--max-flip-rate needs --judge (the segmenter that reads the translated images)")
@@ -116,14 +121,10 @@ def run_translate(args) -> int:
                                             memory_budget=None if args.memory_budget == "auto" else args.memory_budget)
     judge = None
     if args.judge:
-        from semguard.train.segmenter import load_segmenter
-
         judge, _ = load_segmenter(args.judge, device=translator.device, expected_role="judge")
     dataset = open_dataset(args.input, args.format, **{"strict": True, **options})
     shard_by = None
     if args.temporal == "clip":
-        from semguard.temporal import ClipTranslator, shard_clips
-
         translator, shard_by = ClipTranslator(translator, dataset), shard_clips
     meta = translator.metadata
     header = {
@@ -169,8 +170,6 @@ def run_translate(args) -> int:
 
 def _tile_value(text: str) -> str | int:
     """--tile: 'auto' or a non-negative number of pixels."""
-    import argparse
-
     if text.strip().lower() == "auto":
         return "auto"
     try:
@@ -181,10 +180,6 @@ def _tile_value(text: str) -> str | int:
 
 def _memory_budget(text: str) -> str | int:
     """--memory-budget: 'auto' or a size (3GiB, 800MB, 2e9)."""
-    import argparse
-
-    from semguard.inference_memory import parse_memory_size
-
     try:
         size = parse_memory_size(text)
     except ValueError as err:
@@ -194,8 +189,6 @@ def _memory_budget(text: str) -> str | int:
 
 def _plan_lines(translator) -> list[str]:
     """One line per frame size: whole-frame pass or tiles, with the estimate behind it."""
-    from semguard.inference_memory import format_bytes
-
     if translator.tile != "auto" or not translator.plans:
         return []
     profile = translator.memory_profile()
@@ -217,8 +210,6 @@ def _plan_lines(translator) -> list[str]:
 
 def _check_arguments(args) -> dict:
     """Refuse bad paths and numbers before any work; returns the --option dict."""
-    from semguard.validate import device, existing_path, number, output_folder, parse_options, workers
-
     existing_path(args.checkpoint, "--checkpoint", "file")
     existing_path(args.input, "--input", "dir")
     if args.judge:

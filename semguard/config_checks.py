@@ -1,0 +1,132 @@
+"""Checks of a whole RunConfig: the rules between keys, and the files a config names.
+
+semguard.config parses and type-checks each key; this module refuses settings that are
+valid one by one but inconsistent together (a seg loss without a guide, an agreement mask
+without matched pairs ...), each with a ConfigError naming the key and the fix. The
+discriminator kinds are the names of the models' registry (semguard.models.DISCRIMINATORS)
+that have an adversarial objective (semguard.losses.adversary.ADVERSARIES).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from semguard.checkpoints import load_checkpoint
+from semguard.config import RunConfig
+from semguard.errors import ConfigError
+from semguard.losses.adversary import ADVERSARIES
+from semguard.models import DISCRIMINATORS
+
+# keys that may differ between a run and its resumption (they do not change what is learnt)
+RESUMABLE_CHANGES = ("train.steps", "train.log_every", "train.logger", "train.sample_every", "train.sample_count",
+                     "train.checkpoint_every", "train.keep_last", "train.device", "train.out", "data.workers",
+                     "data.source", "data.target", "data.check_frames", "data.pairing_threshold")
+
+
+def needs_guide(config: RunConfig) -> bool:
+    """Whether the run's losses need a guide segmenter."""
+    loss = config.loss
+    return loss.seg > 0 or (loss.box > 0 and loss.box_backbone == "guide")
+
+
+def target_label_users(config: RunConfig) -> list[str]:
+    """The settings of `config` that need labelled target frames (empty: images alone will do)."""
+    users = []
+    kind = config.model.discriminator.kind
+    if kind in ADVERSARIES and ADVERSARIES[kind].needs_target_labels:
+        users.append(f"model.discriminator.kind: {kind}")
+    if config.data.pairing == "layout_matched":
+        users.append("data.pairing: layout_matched")
+    if config.guide.mode == "cotrain_target" and needs_guide(config):
+        users.append("guide.mode: cotrain_target")
+    return users
+
+
+def check_config(config: RunConfig) -> None:
+    """Refuse inconsistent settings before anything is built (ConfigError naming the key)."""
+    train, data, loss = config.train, config.data, config.loss
+    discriminator = config.model.discriminator
+    if train.steps <= 0:
+        raise ConfigError(f"train.steps must be positive, got {train.steps}")
+    if data.batch_size <= 0:
+        raise ConfigError(f"data.batch_size must be positive, got {data.batch_size}")
+    for key in ("log_every", "sample_every", "checkpoint_every", "keep_last", "sample_count"):
+        if getattr(train, key) < 0:
+            raise ConfigError(f"train.{key} must be >= 0, got {getattr(train, key)}")
+    if not 0.0 <= train.decay_start <= 1.0:
+        raise ConfigError(f"train.decay_start must lie in [0, 1], got {train.decay_start}")
+    for name in ("gan", "gan_patch", "nce", "nce_identity", "seg", "box"):
+        if getattr(loss, name) < 0:
+            raise ConfigError(f"loss.{name} must be >= 0 (0 turns the term off), got {getattr(loss, name)}")
+    if loss.gan <= 0:
+        raise ConfigError("loss.gan must be positive: without the adversarial term nothing pulls toward the target domain")
+    if discriminator.kind not in DISCRIMINATORS or discriminator.kind not in ADVERSARIES:
+        raise ConfigError(f"unknown model.discriminator.kind '{discriminator.kind}'; valid names: "
+                          f"{', '.join(sorted(set(DISCRIMINATORS) & set(ADVERSARIES)))}")
+    if discriminator.texture_patch and discriminator.kind == "patch":
+        raise ConfigError("model.discriminator.texture_patch adds a patch discriminator beside another kind; with "
+                          "kind 'patch' the patch discriminator is already the adversary: set texture_patch: false")
+    if discriminator.seg_levels < 1 or discriminator.seg_base_channels < 1:
+        raise ConfigError(f"model.discriminator.seg_levels and seg_base_channels must be >= 1, got "
+                          f"{discriminator.seg_levels}, {discriminator.seg_base_channels}")
+    if discriminator.agreement_mask and data.pairing != "layout_matched":
+        raise ConfigError("model.discriminator.agreement_mask needs data.pairing: layout_matched (the mask is where the "
+                          f"paired source and target labels agree), but data.pairing is '{data.pairing}'")
+    if discriminator.agreement_mask and discriminator.kind != "patch" and not discriminator.texture_patch:
+        raise ConfigError("model.discriminator.agreement_mask restricts a patch discriminator, but kind "
+                          f"'{discriminator.kind}' has none beside it: set texture_patch: true or agreement_mask: false")
+    if data.pairing_candidates < 1 or data.pairing_grid < 1:
+        raise ConfigError(f"data.pairing_candidates and data.pairing_grid must be >= 1, got "
+                          f"{data.pairing_candidates}, {data.pairing_grid}")
+    if not 0.0 <= data.pairing_threshold <= 1.0:
+        raise ConfigError(f"data.pairing_threshold must lie in [0, 1], got {data.pairing_threshold}")
+    if config.guide.perturb < 0:
+        raise ConfigError(f"guide.perturb must be >= 0 (0 = off), got {config.guide.perturb}")
+    if config.guide.ensemble and loss.seg <= 0:
+        raise ConfigError("guide.ensemble adds guides to the seg-consistency term, but loss.seg is 0; "
+                          "set loss.seg > 0 or guide.ensemble: []")
+    if config.guide.ensemble and config.guide.mode != "frozen":
+        raise ConfigError(f"guide.ensemble takes frozen guides only; guide.mode is '{config.guide.mode}': "
+                          "use guide.mode: frozen or drop the ensemble")
+    if needs_guide(config) and not config.guide.checkpoint:
+        wanted = "loss.seg" if loss.seg > 0 else "loss.box with box_backbone 'guide'"
+        raise ConfigError(
+            f"{wanted} needs a guide segmenter, but guide.checkpoint is not set; train one first with "
+            f"`semguard segmenter train --data {data.source} --format {data.source_format} --role guide --out guide.pt` "
+            "and set guide.checkpoint (e.g. --set guide.checkpoint=guide.pt)"
+        )
+
+
+def check_guide_checkpoint(path: str) -> dict:
+    """Read a guide checkpoint's metadata; refuse anything that is not a guide segmenter (e.g. the judge)."""
+    checkpoint = load_checkpoint(path)
+    if checkpoint.get("kind") != "segmenter":
+        raise ConfigError(f"guide.checkpoint {path} is a {checkpoint.get('kind', 'unknown')!r} checkpoint, "
+                          "not a segmenter; give the output of `semguard segmenter train --role guide`")
+    role = checkpoint.get("role")
+    if role == "judge":
+        raise ConfigError(
+            f"guide.checkpoint {path} is the judge segmenter (role 'judge'); training against the judge would turn the "
+            "evaluation metric into the objective. Train a guide on source labels with "
+            "`semguard segmenter train --role guide ...` and use that"
+        )
+    if role != "guide":
+        raise ConfigError(f"guide.checkpoint {path} has role {role!r}; expected 'guide' "
+                          "(from `semguard segmenter train --role guide`)")
+    return checkpoint
+
+
+def _flatten(data: Any, prefix: str = "") -> dict[str, Any]:
+    if isinstance(data, dict):
+        flat = {}
+        for key, value in data.items():
+            flat.update(_flatten(value, f"{prefix}.{key}" if prefix else str(key)))
+        return flat
+    return {prefix: data}
+
+
+def config_differences(saved: dict, current: dict) -> list[str]:
+    """Dotted keys whose values differ, ignoring RESUMABLE_CHANGES."""
+    old, new = _flatten(saved), _flatten(current)
+    keys = sorted(set(old) | set(new))
+    return [key for key in keys if old.get(key) != new.get(key) and key not in RESUMABLE_CHANGES]

@@ -35,7 +35,8 @@ import time
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
-ROWS = (("semguard", "toy.yaml", ()), ("semguard-v1", "toy.yaml", ("model.spade_version=1",)),
+ROWS = (("semguard", "toy.yaml", ()), ("semguard-v2", "toy.yaml", ("model.spade_version=2",)),
+        ("semguard-v1", "toy.yaml", ("model.spade_version=1",)),
         ("spade-cut", "toy_cond_only.yaml", ()), ("resnet-cut", "toy_cut.yaml", ()))
 BASELINE = "resnet-cut"
 
@@ -179,7 +180,7 @@ def _write_report(args, results: list[dict]) -> None:
         f"Date: {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}",
         "",
         "One trainer step = generator + PatchNCE heads update, discriminator update, EMA "
-        "(+ frozen guide forward for the seg and box losses in the semguard row), on one fixed "
+        "(+ frozen guide forward for the seg and box losses, and the segmentation discriminator, in the semguard rows), on one fixed "
         f"batch of {args.batch_size} (data loading excluded); {args.steps} timed steps after one warm-up. "
         "Model sizes of configs/toy*.yaml (base 32 channels, 4 blocks, 2 downsamplings). "
         + ("Peak memory: torch.cuda.max_memory_allocated." if cuda else
@@ -192,8 +193,9 @@ def _write_report(args, results: list[dict]) -> None:
         lines += [header + " peak MiB |", "|---|---|---|---:|---:|---:|---:|---:|---:|"]
     else:
         lines += [header + " peak RSS MiB | steps add MiB |", "|---|---|---|---:|---:|---:|---:|---:|---:|---:|"]
-    generator = {"semguard": "spade v2 + seg + box", "semguard-v1": "spade v1 + seg + box", "spade-cut": "spade v2",
-                 "resnet-cut": "resnet"}
+    generator = {"semguard": "toy.yaml: spade v3, segmentation D + patch D, seg + box",
+                 "semguard-v2": "toy.yaml with spade v2", "semguard-v1": "toy.yaml with spade v1",
+                 "spade-cut": "spade v2, CUT losses only", "resnet-cut": "resnet (CUT)"}
     baseline = {r["size"]: r for r in results if r["row"] == BASELINE}
     for r in results:
         base = baseline.get(r["size"])

@@ -20,6 +20,7 @@ from typing import Any, Literal, Union
 import yaml
 
 from semguard.errors import ConfigError
+import copy
 
 
 @dataclass(frozen=True)
@@ -382,8 +383,6 @@ def parse_override(text: str) -> tuple[list[str], Any]:
 
 def apply_overrides(data: dict, overrides: list[str], cls: type = RunConfig) -> dict:
     """Return a copy of `data` with dotted overrides applied; unknown keys are errors."""
-    import copy
-
     data = copy.deepcopy(data) if data else {}
     for text in overrides:
         path, value = parse_override(text)

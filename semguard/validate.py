@@ -28,6 +28,7 @@ from pathlib import Path
 from typing import Iterable, Mapping
 
 from semguard.errors import ConfigError, SemguardError
+import torch
 
 # --------------------------------------------------------------------------- paths
 
@@ -219,8 +220,6 @@ def workers(value: int | None, flag: str, low: int = 0) -> int | None:
 
 def device(text: str | None, flag: str = "--device", allow_auto: bool = True):
     """A torch device string that exists here: cpu, cuda, cuda:N (N < the GPU count), or auto."""
-    import torch
-
     if text is None or (allow_auto and str(text) == "auto"):
         return text
     try:

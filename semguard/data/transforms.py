@@ -64,7 +64,7 @@ def tight_instance_boxes(boxes: list[Box], instances: np.ndarray | None, size: t
     """Recompute instance boxes from the instance map, clip the others, drop tiny ones."""
     windows = {}
     if instances is not None and any(b.instance_id > 0 for b in boxes):
-        from scipy import ndimage
+        from scipy import ndimage   # lazy: scipy costs seconds at import, only this step needs it
 
         wanted = sorted({b.instance_id for b in boxes if b.instance_id > 0})
         max_id = int(instances.max()) if instances.size else 0
@@ -182,7 +182,7 @@ class PairedTransform:
         return sample
 
     def _apply(self, sample: Sample, steps: list, seed: int) -> Sample:
-        import albumentations as A
+        import albumentations as A   # lazy: albumentations pulls in cv2 and scipy, seconds at every CLI start
 
         pipeline = A.Compose(steps, bbox_params=A.BboxParams(format="pascal_voc", label_fields=["box_index"], clip=True,
                                                              filter_invalid_bboxes=True), seed=seed)

@@ -159,7 +159,7 @@ def _worker_init(_worker_id: int) -> None:
     # one thread per worker: workers are the parallelism; nested thread pools only fight over cores
     torch.set_num_threads(1)
     try:
-        import cv2
+        import cv2   # lazy: OpenCV costs seconds at import, only this step needs it
 
         cv2.setNumThreads(0)
     except ImportError:  # pragma: no cover

@@ -219,7 +219,7 @@ def _default_file_mode() -> int:
 
 def onnxruntime_session(path: Path, threads: int):
     """An onnxruntime CPU session with `threads` intra-op threads (the same budget PyTorch gets)."""
-    import onnxruntime as ort
+    import onnxruntime as ort   # lazy: optional extra [export]
 
     options = ort.SessionOptions()
     options.intra_op_num_threads = threads
@@ -243,8 +243,8 @@ def export_onnx(translator, out: str | Path, *, size: tuple[int, int] | None = N
     finite), a SemguardError says so and nothing is written.
     """
     require_export_packages()
-    import onnx
-    import onnxruntime
+    import onnx   # lazy: optional extra [export]
+    import onnxruntime   # lazy: optional extra [export]
 
     started = time.monotonic()
     out = check_writable(out)

@@ -30,13 +30,13 @@ Feature extractors map float [B,3,H,W] in [-1,1] to a list of feature maps:
 from __future__ import annotations
 
 import warnings
-from pathlib import Path
 from typing import Callable, Mapping, Sequence
 
 import torch
 import torch.nn.functional as F
 from torch import nn
 
+from semguard.common import torch_hub_checkpoints
 from semguard.data.sample import Box
 from semguard.errors import ConfigError, WeightsMissingError
 from semguard.labels import BOX_CLASSES, TRAIN_ID_NAMES
@@ -45,11 +45,6 @@ from semguard.data.sample import box_pixel_bounds
 
 # torchvision's ImageNet weight files (the names torch.hub caches them under).
 LPIPS_WEIGHT_FILES: dict[str, str] = {"alex": "alexnet-owt-7be5be79.pth", "vgg": "vgg16-397923af.pth"}
-
-
-def hub_checkpoint_dir() -> Path:
-    """Where torch.hub caches weight files: $TORCH_HOME/hub/checkpoints (~/.cache/torch/...)."""
-    return Path(torch.hub.get_dir()) / "checkpoints"
 
 
 class LpipsFeatures(nn.Module):
@@ -85,7 +80,7 @@ def lpips_feature_extractor(net: str = "alex") -> LpipsFeatures:
     """
     if net not in LPIPS_WEIGHT_FILES:
         raise ConfigError(f"unknown LPIPS backbone '{net}'; valid: {', '.join(LPIPS_WEIGHT_FILES)}")
-    path = hub_checkpoint_dir() / LPIPS_WEIGHT_FILES[net]
+    path = torch_hub_checkpoints() / LPIPS_WEIGHT_FILES[net]
     if not path.is_file():
         raise WeightsMissingError(
             f"the box loss backbone lpips-{net} needs torchvision's ImageNet weights {path}, which is missing; "
@@ -100,7 +95,7 @@ def lpips_feature_extractor(net: str = "alex") -> LpipsFeatures:
             f"good copy of {LPIPS_WEIGHT_FILES[net]}"
         ) from None
 
-    import lpips.pretrained_networks as lpips_networks
+    import lpips.pretrained_networks as lpips_networks   # lazy: lpips imports torchvision, seconds at import
 
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")  # torchvision's 'pretrained' deprecation notice

@@ -23,9 +23,11 @@ import warnings
 from pathlib import Path
 from typing import Callable
 
+import numpy as np
 import torch
 from torch import nn
 
+from semguard.common import torch_hub_checkpoints
 from semguard.errors import SemguardError, WeightsMissingError
 from semguard.models.segmenter import segmenter_features
 
@@ -33,14 +35,9 @@ FEATURE_EXTRACTORS: tuple[str, ...] = ("judge", "inception")
 INCEPTION_WEIGHTS_FILE = "weights-inception-2015-12-05-6726825d.pth"
 
 
-def hub_checkpoint_dir() -> Path:
-    """Where torch keeps downloaded weights: $TORCH_HOME/hub/checkpoints (default ~/.cache/torch/...)."""
-    return Path(torch.hub.get_dir()) / "checkpoints"
-
-
 def inception_weights_path() -> Path:
     """The FID Inception weight file in the torch hub cache; WeightsMissingError when absent."""
-    path = hub_checkpoint_dir() / INCEPTION_WEIGHTS_FILE
+    path = torch_hub_checkpoints() / INCEPTION_WEIGHTS_FILE
     if not path.is_file():
         raise WeightsMissingError(
             f"FID Inception weights not found: put the file {INCEPTION_WEIGHTS_FILE} (torch-fidelity's pt_inception "
@@ -72,7 +69,7 @@ class InceptionFeatures(nn.Module):
         super().__init__()
         weights = inception_weights_path()
         try:
-            from torchmetrics.image.fid import NoTrainInceptionV3
+            from torchmetrics.image.fid import NoTrainInceptionV3   # lazy: torchmetrics.image pulls in torchvision (seconds)
             self.inception = NoTrainInceptionV3(name="inception-v3-compat", features_list=["2048"],
                                                 feature_extractor_weights_path=str(weights))
         except ModuleNotFoundError as err:
@@ -141,7 +138,7 @@ class ImageDistance:
 
     def _metrics(self, num_features: int):
         if self._fid is None:
-            from torchmetrics.image.fid import FrechetInceptionDistance
+            from torchmetrics.image.fid import FrechetInceptionDistance   # lazy: torchmetrics.image pulls in torchvision (seconds)
             from torchmetrics.image.kid import KernelInceptionDistance
 
             self.num_features = num_features
@@ -230,8 +227,7 @@ class ImageDistance:
 def frechet_distance_closed_form(mean_a: torch.Tensor, cov_a: torch.Tensor, mean_b: torch.Tensor,
                                  cov_b: torch.Tensor) -> float:
     """||mu_a - mu_b||^2 + Tr(S_a + S_b - 2 (S_a S_b)^(1/2)) via scipy's sqrtm (a reference for tests)."""
-    import numpy as np
-    from scipy import linalg
+    from scipy import linalg   # lazy: only this test reference needs scipy
 
     a = cov_a.double().numpy()
     b = cov_b.double().numpy()

@@ -14,12 +14,14 @@ from pathlib import Path
 
 import torch
 
+from semguard.common import torch_hub_checkpoints
+
 LPIPS_BACKBONE_URL = "https://download.pytorch.org/models/alexnet-owt-7be5be79.pth"
 
 
 def lpips_backbone_path() -> Path:
     """Where torchvision's AlexNet weights (LPIPS' backbone) must be: the torch hub cache."""
-    return Path(torch.hub.get_dir()) / "checkpoints" / LPIPS_BACKBONE_URL.rsplit("/", 1)[1]
+    return torch_hub_checkpoints() / LPIPS_BACKBONE_URL.rsplit("/", 1)[1]
 
 
 def _to_unit(images: torch.Tensor, what: str) -> torch.Tensor:
@@ -37,7 +39,7 @@ class PairedDistance:
     """
 
     def __init__(self, lpips: bool = True):
-        from torchmetrics.image import PeakSignalNoiseRatio, StructuralSimilarityIndexMeasure
+        from torchmetrics.image import PeakSignalNoiseRatio, StructuralSimilarityIndexMeasure   # lazy: torchmetrics.image pulls in torchvision (seconds)
 
         self.psnr = PeakSignalNoiseRatio(data_range=1.0, dim=(1, 2, 3), reduction="elementwise_mean")
         self.ssim = StructuralSimilarityIndexMeasure(data_range=1.0)
@@ -56,7 +58,7 @@ class PairedDistance:
             }
             return
         try:
-            import lpips
+            import lpips   # lazy: lpips imports torchvision, seconds at import
 
             self.lpips_model = lpips.LPIPS(net="alex", verbose=False).eval()
             self.lpips_status = {"available": True, "backbone": "alex"}

@@ -80,7 +80,7 @@ def extract_crops(image: torch.Tensor, boxes_xyxy: torch.Tensor, crop_size: int,
     """Crops of `image` (float [3,H,W] or [1,3,H,W]) at `boxes_xyxy` (float [N,4] pixels,
     half-open), each grown by `margin` x its size per side, resampled to
     [N,3,crop_size,crop_size]. Areas outside the frame read as 0 (mid grey)."""
-    from torchvision.ops import roi_align
+    from torchvision.ops import roi_align   # lazy: torchvision costs seconds at import
 
     if image.ndim == 3:
         image = image[None]

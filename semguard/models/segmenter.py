@@ -24,8 +24,11 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from semguard.common import torch_hub_checkpoints
 from semguard.errors import ConfigError, WeightsMissingError
 from semguard.labels import NUM_CLASSES
+from huggingface_hub import try_to_load_from_cache
+import warnings
 
 # guide: source labels, serves the seg-consistency loss; judge: target labels, evaluation only;
 # downstream: the perception model of the downstream test (trained on any data, scored on target val).
@@ -38,7 +41,7 @@ IMAGENET_STD = (0.229, 0.224, 0.225)
 
 
 def _smp():
-    import segmentation_models_pytorch as smp
+    import segmentation_models_pytorch as smp   # lazy: smp imports timm, seconds at every CLI start
 
     return smp
 
@@ -119,7 +122,6 @@ def _weights_file(encoder: str, weights: str) -> tuple[Path | None, str]:
         )
     entry = settings[weights]
     if "repo_id" in entry:  # smp >= 0.5: Hugging Face hub repositories
-        from huggingface_hub import try_to_load_from_cache
 
         hub_cache = os.environ.get("HF_HUB_CACHE") or os.path.join(
             os.environ.get("HF_HOME") or os.path.join(os.path.expanduser("~"), ".cache", "huggingface"), "hub"
@@ -136,7 +138,7 @@ def _weights_file(encoder: str, weights: str) -> tuple[Path | None, str]:
             return Path(found), where
         return None, where
     url = entry["url"]  # older smp: plain URLs fetched into the torch hub cache
-    directory = Path(torch.hub.get_dir()) / "checkpoints"
+    directory = torch_hub_checkpoints()
     path = directory / os.path.basename(url)
     where = f"{path.name} (from {url}) in {directory}"
     return (path if path.is_file() else None), where
@@ -151,7 +153,7 @@ def _load_encoder_weights(network: nn.Module, encoder: str, weights: str) -> Non
         )
     try:
         if path.suffix == ".safetensors":
-            from safetensors.torch import load_file
+            from safetensors.torch import load_file   # lazy: only huggingface-cached weights are safetensors files
 
             state = load_file(str(path), device="cpu")
         else:
@@ -207,7 +209,6 @@ def build_segmenter(
         raise ConfigError(f"decoder_channels applies to unet/unetplusplus only, not {arch!r}")
     if arch in ("pspnet",):
         kwargs.pop("encoder_depth")
-    import warnings
 
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", DeprecationWarning)

@@ -23,7 +23,8 @@ def register(subparsers) -> None:
     parser = subparsers.add_parser(
         "train", help="train a translator (semguard or a baseline) from a YAML config",
         description="Train a translator from a YAML config (see configs/). Writes OUT/config.yaml, OUT/log.jsonl, "
-                    "OUT/samples/*.png, OUT/checkpoints/step_*.pt (last train.keep_last) and OUT/final.pt.",
+                    "OUT/samples/*.png, OUT/checkpoints/step_*.pt (last train.keep_last), OUT/final.pt and, with "
+                    "train.logger: tensorboard, OUT/tensorboard/ (TensorBoard event files).",
     )
     parser.add_argument("--config", required=True, help="YAML run config, e.g. configs/toy.yaml")
     parser.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",

@@ -88,7 +88,7 @@ def boxes_from_instances(instances: np.ndarray, label: np.ndarray,
     (ignore excluded); instances that are all ignore, or whose class is not in `classes`
     (when given), are removed. Returns (int32 [H,W] compact instance map, boxes).
     """
-    from scipy import ndimage
+    from scipy import ndimage   # lazy: scipy costs seconds at import, only this step needs it
 
     values, compact = np.unique(instances, return_inverse=True)
     compact = compact.reshape(instances.shape).astype(np.int32)

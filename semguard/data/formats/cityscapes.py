@@ -17,6 +17,7 @@ from semguard.data.readers import bad_annotation, read_ids, read_label, read_rgb
 from semguard.data.mapping import IdMapping, IgnoreReport
 from semguard.data.sample import Sample
 from semguard.labels import CITYSCAPES_LABEL_ID_NAMES, CITYSCAPES_LABEL_TO_TRAIN
+from pathlib import Path
 
 LABEL_IDS = IdMapping(CITYSCAPES_LABEL_TO_TRAIN, known_ids=CITYSCAPES_LABEL_ID_NAMES, source="Cityscapes label id",
                       names=CITYSCAPES_LABEL_ID_NAMES)
@@ -55,7 +56,6 @@ class CityscapesFormat(FrameDataset):
                                       "use the *_gtFine_labelIds.png files, not the colour ones")
         instance_ref = frame.label[: -len("labelIds.png")] + "instanceIds.png"
         if self.read_instances:
-            from pathlib import Path
             if Path(instance_ref).is_file():
                 instance_ids = read_ids(instance_ref, "instance map")
                 if instance_ids.ndim != 2:

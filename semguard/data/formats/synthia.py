@@ -29,7 +29,7 @@ THING_CLASSES = (6, 7, 11, 12, 13, 14, 15, 16, 17, 18)
 
 def read_unchanged(ref: str) -> np.ndarray:
     """A PNG decoded by OpenCV without conversion (16-bit multi-channel kept, BGR order)."""
-    import cv2
+    import cv2   # lazy: OpenCV costs seconds at import, only this step needs it
 
     array = cv2.imdecode(np.frombuffer(read_bytes(ref), dtype=np.uint8), cv2.IMREAD_UNCHANGED)
     if array is None:

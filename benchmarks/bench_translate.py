@@ -121,10 +121,22 @@ def tiled_flop_ratio(translator: Translator, size: tuple[int, int], tile) -> flo
     return tiled.get_total_flops() / whole.get_total_flops()
 
 
-def memory_child(args) -> None:
-    """Subprocess: one frame of `--child-size` whole (tile 0) or with a budget; prints JSON."""
+def _peak_rss_mib() -> float:
+    """This process's peak resident set (MiB): VmHWM, which exec resets. (ru_maxrss is not reset by
+    exec: a child started from a large parent reports the parent's peak, so its growth read 0.)"""
+    try:
+        for line in Path("/proc/self/status").read_text().splitlines():
+            if line.startswith("VmHWM:"):
+                return int(line.split()[1]) / 1024
+    except OSError:
+        pass
     import resource
 
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
+
+def memory_child(args) -> None:
+    """Subprocess: one frame of `--child-size` whole (tile 0) or with a budget; prints JSON."""
     budget = None if args.child_budget == "auto" else int(args.child_budget)
     tile = None if args.child_mode == "whole" else "auto"
     translator = Translator.from_checkpoint(args.checkpoint, device=args.device, tile=tile, memory_budget=budget)
@@ -140,13 +152,13 @@ def memory_child(args) -> None:
         torch.cuda.synchronize()
         torch.cuda.reset_peak_memory_stats()
         base = torch.cuda.memory_allocated()
-    before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    before = _peak_rss_mib()
     start = time.perf_counter()
     translator.translate_batch(batch)
     _sync(translator.device)
     seconds = time.perf_counter() - start
     peak = ((torch.cuda.max_memory_allocated() - base) / 2**20 if cuda
-            else resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024 - before)
+            else _peak_rss_mib() - before)
     print(json.dumps({"peak_mib": peak, "estimate_mib": estimate / 2**20, "seconds": seconds,
                       "tile": list(plan) if plan else None}))
 

@@ -11,11 +11,10 @@ Cityscapes train order, 24 road line -> road; 29 tags 0..28).
 
 from __future__ import annotations
 
-from semguard.data.formats.base import Frame, FrameDataset, FrameIndex, files_by_stem, pair_frames, require_option, clip_boxes
-from semguard.data.readers import read_label, read_rgb
-from semguard.data.formats.coco import BoxFile
+from semguard.data.formats.base import Frame, require_option
+from semguard.data.formats.label_folders import FOLDER_OPTIONS, LabelFolderFormat
+from semguard.data.readers import read_label
 from semguard.data.mapping import IdMapping, IgnoreReport
-from semguard.data.sample import Sample
 from semguard.labels import CARLA_0914_TO_TRAIN, CARLA_LEGACY_NAMES, CARLA_LEGACY_TO_TRAIN
 
 CARLA_0914_NAMES = {
@@ -33,31 +32,17 @@ VERSIONS = {
 }
 
 
-class CarlaFormat(FrameDataset):
+class CarlaFormat(LabelFolderFormat):
     format_name = "carla"
     options_help = {"version": "REQUIRED: legacy (CARLA <= 0.9.13) | 0.9.14 (tag table changed in 0.9.14)",
-                    "image_dir": "image folder under ROOT (default images)",
-                    "label_dir": "semantic folder under ROOT (default labels)",
-                    "boxes": "COCO or Scalabel box file (default ROOT/boxes.json when present)"}
+                    **FOLDER_OPTIONS, "label_dir": "semantic folder under ROOT (default labels)"}
 
-    def __init__(self, root, *, version: str | None = None, image_dir: str = "images", label_dir: str = "labels",
-                 boxes: str | None = None, **kwargs):
+    def __init__(self, root, *, version: str | None = None, **kwargs):
         self.version = require_option(version, "version", "carla", tuple(VERSIONS))
         self.mapping = VERSIONS[self.version]
         self.id_names = self.mapping.names
-        self.image_dir, self.label_dir, self.boxes_option = image_dir, label_dir, boxes
         super().__init__(root, **kwargs)
 
-    def scan(self) -> FrameIndex:
-        self.box_file = BoxFile.find(self.root, self.boxes_option)
-        return pair_frames(files_by_stem(self.root / self.image_dir, (".png", ".jpg", ".jpeg")),
-                           files_by_stem(self.root / self.label_dir, (".png",)))
-
-
-    def load_frame(self, frame: Frame, report: IgnoreReport, strict: bool) -> Sample:
-        image = read_rgb(frame.image)
-        label = read_label(image, frame.image, frame.label, self.mapping, report, strict, what="semantic label",
-                           channel="red")
-        boxes = (clip_boxes(self.box_file.boxes(frame.name, report, strict), image.shape[:2],
-                            where=f"{self.box_file.path} ({frame.name})", report=report) if self.box_file else [])
-        return Sample(image=image, label=label, boxes=boxes, name=frame.name, source_path=frame.image)
+    def read_label_file(self, image, frame: Frame, report: IgnoreReport, strict: bool):
+        return read_label(image, frame.image, frame.label, self.mapping, report, strict, what="semantic label",
+                          channel="red")

@@ -18,11 +18,10 @@ from pathlib import Path
 import numpy as np
 import yaml
 
-from semguard.data.formats.base import Frame, FrameDataset, FrameIndex, clip_boxes, files_by_stem, pair_frames, require_option
-from semguard.data.readers import read_ids, read_pil, read_rgb, require_same_size
-from semguard.data.formats.coco import BoxFile
+from semguard.data.formats.base import Frame, require_option
+from semguard.data.formats.label_folders import FOLDER_OPTIONS, LabelFolderFormat
+from semguard.data.readers import read_ids, read_pil, require_same_size
 from semguard.data.mapping import ColorMapping, IgnoreReport
-from semguard.data.sample import Sample
 from semguard.errors import ConfigError
 from semguard.labels import IGNORE_ID, NAME_TO_TRAIN_ID, NUM_CLASSES
 
@@ -70,36 +69,19 @@ def load_palette_table(path: str | Path) -> ColorMapping:
         raise ConfigError(str(err)) from None
 
 
-class PaletteFormat(FrameDataset):
+class PaletteFormat(LabelFolderFormat):
     format_name = "palette"
-    options_help = {"table": "REQUIRED: YAML colour -> train id table",
-                    "image_dir": "image folder under ROOT (default images)",
-                    "label_dir": "colour label folder under ROOT (default labels)",
-                    "boxes": "COCO or Scalabel box file (default ROOT/boxes.json when present)"}
+    options_help = {"table": "REQUIRED: YAML colour -> train id table", **FOLDER_OPTIONS,
+                    "label_dir": "colour label folder under ROOT (default labels)"}
 
-    def __init__(self, root, *, table: str | None = None, image_dir: str = "images", label_dir: str = "labels",
-                 boxes: str | None = None, **kwargs):
+    def __init__(self, root, *, table: str | None = None, **kwargs):
         self.table_path = require_option(table, "table", "palette")
         self.mapping = load_palette_table(self.table_path)
-        self.image_dir, self.label_dir, self.boxes_option = image_dir, label_dir, boxes
         super().__init__(root, **kwargs)
 
-    def scan(self) -> FrameIndex:
-        self.box_file = BoxFile.find(self.root, self.boxes_option)
-        return pair_frames(files_by_stem(self.root / self.image_dir, (".png", ".jpg", ".jpeg")),
-                           files_by_stem(self.root / self.label_dir, (".png",)))
-
-
-    def load_frame(self, frame: Frame, report: IgnoreReport, strict: bool) -> Sample:
-        image = read_rgb(frame.image)
-        if frame.label is None:
-            label = self.unlabelled(image)
-        else:
-            rgb = read_ids(frame.label)
-            if rgb.ndim == 2:  # a palette-mode PNG: take its colours
-                rgb = np.asarray(read_pil(frame.label, "label").convert("RGB"))
-            require_same_size(image, rgb, frame.image, frame.label, "colour label")
-            label = self.mapping.apply(rgb, frame.label, report, strict)
-        boxes = (clip_boxes(self.box_file.boxes(frame.name, report, strict), image.shape[:2],
-                            where=f"{self.box_file.path} ({frame.name})", report=report) if self.box_file else [])
-        return Sample(image=image, label=label, boxes=boxes, name=frame.name, source_path=frame.image)
+    def read_label_file(self, image, frame: Frame, report: IgnoreReport, strict: bool):
+        rgb = read_ids(frame.label)
+        if rgb.ndim == 2:  # a palette-mode PNG: take its colours
+            rgb = np.asarray(read_pil(frame.label, "label").convert("RGB"))
+        require_same_size(image, rgb, frame.image, frame.label, "colour label")
+        return self.mapping.apply(rgb, frame.label, report, strict)

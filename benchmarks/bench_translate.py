@@ -44,6 +44,7 @@ from semguard.labels import colorize
 from semguard.models import build_conditioning, build_generator
 from semguard.translate.tiling import pad_to_multiple, staged_apply
 from semguard.checkpoints import save_translator
+from semguard.translate.pipeline import io_threads
 from semguard.translate import Translator, translate_dataset
 
 
@@ -180,8 +181,8 @@ def main() -> None:
     parser.add_argument("--base-channels", type=int, default=32)
     parser.add_argument("--tiled-budget-share", type=float, default=0.6,
                         help="tiled rows: memory budget = this share of the frame's estimated whole-frame need")
-    parser.add_argument("--workers", type=int, default=2)
-    parser.add_argument("--writers", type=int, default=2)
+    parser.add_argument("--workers", type=int, default=None, help="decode workers (default: translate's own)")
+    parser.add_argument("--writers", type=int, default=None, help="PNG writers (default: translate's own)")
     parser.add_argument("--skip-memory", action="store_true")
     parser.add_argument("--out", default=str(Path(__file__).parent / "results" / "translate.md"))
     parser.add_argument("--child-mode", choices=("whole", "budget"), help=argparse.SUPPRESS)
@@ -242,7 +243,7 @@ def main() -> None:
         f"Machine: {machine}; torch {torch.__version__}; date {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}  ",
         f"Model: default SPADE generator (base_channels {args.base_channels}, spade_version "
         f"{auto.generator.spade_version}), random weights; {args.frames} frames per row; pipeline with "
-        f"{args.workers} decode workers and {args.writers} writers.",
+        "{} decode workers and {} writers.".format(*io_threads(auto.device, args.workers, args.writers)),
         "",
         "## Throughput: pipeline vs the model's own speed (same run)",
         "",

@@ -261,3 +261,18 @@ def test_cli_tile_auto_with_a_small_budget_says_it_tiles(checkpoint, source, tmp
         main(["translate", "--checkpoint", str(checkpoint), "--input", str(source), "--out", str(out),
               "--memory-budget", "lots"])
     assert exit_info.value.code == 2
+
+
+def test_io_threads_default_to_the_main_process_on_a_small_cpu(monkeypatch):
+    """translate's default decode workers / PNG writers: (0, 1) on a CPU of <= 4 cores (measured
+    faster there, benchmarks/results/translate.md), (2, 2) on a GPU or a larger CPU; given values stay."""
+    import os
+
+    from semguard.translate.pipeline import io_threads
+
+    monkeypatch.setattr(os, "cpu_count", lambda: 2)
+    assert io_threads(torch.device("cpu")) == (0, 1)
+    assert io_threads(torch.device("cpu"), workers=3, writers=2) == (3, 2)
+    assert io_threads(torch.device("cuda", 0)) == (2, 2)
+    monkeypatch.setattr(os, "cpu_count", lambda: 16)
+    assert io_threads(torch.device("cpu")) == (2, 2)

@@ -1,7 +1,7 @@
 """`semguard translate`: a whole data set through a translator checkpoint.
 
     semguard translate --checkpoint runs/toy/final.pt --input toy/sim/val --format folder --out toy/translated
-        [--tile auto] [--memory-budget auto] [--overlap 64] [--batch-size 1] [--workers 2] [--writers 2] [--shard i/n]
+        [--tile auto] [--memory-budget auto] [--overlap 64] [--batch-size 1] [--workers auto] [--writers auto] [--shard i/n]
         [--device auto] [--judge JUDGE.pt [--max-flip-rate 0.2 [--drop-flagged]]]
 
 Exit status: 0 only when every frame of the shard was done as asked (translated, or judged
@@ -59,8 +59,11 @@ def register(subparsers) -> None:
     parser.add_argument("--tile-batch", type=int, default=1,
                         help="most tiles per generator call (memory grows with it; raise on large GPUs)")
     parser.add_argument("--batch-size", type=int, default=1, help="frames per batch")
-    parser.add_argument("--workers", type=int, default=2, help="DataLoader worker processes decoding input")
-    parser.add_argument("--writers", type=int, default=2, help="threads encoding and verifying output PNGs")
+    parser.add_argument("--workers", type=int, default=None,
+                        help="DataLoader worker processes decoding input (default 2; 0, the main process, on a CPU "
+                             "with 4 cores or fewer, where the model's own threads use every core)")
+    parser.add_argument("--writers", type=int, default=None,
+                        help="threads encoding and verifying output PNGs (default 2; 1 on a CPU with 4 cores or fewer)")
     parser.add_argument("--shard", default="0/1", help="translate shard i of n (i/n, from 0)")
     parser.add_argument("--temporal", default="none", choices=("none", "clip"),
                         help="clip: a sequence set (NAME = CLIP/FRAME) normalised with each clip's instance-norm "

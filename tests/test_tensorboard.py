@@ -14,38 +14,17 @@ import shutil
 import sys
 from pathlib import Path
 
-import numpy as np
 import pytest
 
-from semguard.config import config_to_dict, load_config
+from semguard.config import config_to_dict
 from semguard.config_checks import config_differences
-from semguard.data.folder import write_dataset_info, write_sample
-from semguard.data.sample import Box, Sample
 from semguard.errors import ConfigError
 from semguard.train.trainer import train
+from test_trainer import _config as trainer_config, _write_domain
 
 # bash scripts/test.sh installs the extra, so these run there; a bare `pytest` without it skips them
 needs_tensorboard = pytest.mark.skipif(importlib.util.find_spec("tensorboard") is None,
                                        reason="pip install 'semguard[tensorboard]'")
-CONFIG = Path(__file__).resolve().parents[1] / "configs" / "toy_v1.yaml"
-HEIGHT, WIDTH = 32, 64
-
-
-def _write_domain(root: Path, count: int, seed: int, brightness: int) -> None:
-    rng = np.random.default_rng(seed)
-    for index in range(count):
-        label = np.full((HEIGHT, WIDTH), 10, np.uint8)          # sky
-        label[HEIGHT // 2:] = 0                                  # road
-        label[HEIGHT // 2:, 16:32] = 13                          # a car
-        instances = np.zeros((HEIGHT, WIDTH), np.int32)
-        instances[HEIGHT // 2:, 16:32] = 1
-        image = np.clip(brightness + rng.integers(0, 60, (HEIGHT, WIDTH, 3)) + label[..., None] * 3, 0, 255)
-        boxes = [Box((16.0, HEIGHT / 2, 32.0, float(HEIGHT)), 13, 1)]
-        write_sample(root, Sample(image=image.astype(np.uint8), label=label, instances=instances, boxes=boxes,
-                                  name=f"frame_{index:03d}"))
-    write_dataset_info(root, domain=root.name)
-
-
 @pytest.fixture(scope="module")
 def data_root(tmp_path_factory) -> Path:
     root = tmp_path_factory.mktemp("toy_data")
@@ -55,18 +34,8 @@ def data_root(tmp_path_factory) -> Path:
 
 
 def _config(data_root: Path, out: Path, *extra: str):
-    overrides = [
-        f"data.source={data_root / 'source'}", f"data.target={data_root / 'target'}", f"data.crop=[{HEIGHT},{WIDTH}]",
-        "data.batch_size=2", "data.workers=0", "data.check_frames=0",
-        "model.base_channels=8", "model.n_blocks=2", "model.discriminator.base_channels=8",
-        "model.discriminator.n_scales=2", "model.discriminator.n_layers=2",
-        "loss.nce_layers=[0,1,2,4]", "loss.nce_patches=16", "loss.nce_mlp_channels=16",
-        "loss.seg=0.0", "loss.box=0.0", "guide.checkpoint=null",
-        f"train.out={out}", "train.steps=6", "train.log_every=2", "train.sample_every=3",
-        "train.checkpoint_every=2", "train.keep_last=2", "train.sample_count=2", "train.device=cpu",
-        "train.logger=tensorboard",
-    ]
-    return load_config(CONFIG, overrides + list(extra))
+    """test_trainer's tiny run, logging to TensorBoard too."""
+    return trainer_config(data_root, out, "data.check_frames=0", "train.logger=tensorboard", *extra)
 
 
 def _records(out: Path) -> list[dict]:

@@ -88,6 +88,31 @@ def test_conditioning_hand_made_case():
     assert boundary.sum() == 16  # the 6 pixels inside (all on the border) + 10 outside neighbours
 
 
+def test_conditioning_written_in_place_equals_its_parts_concatenated():
+    """build_conditioning writes every part into one tensor; the reference is torch's one_hot
+    and the part builders' own tensors, concatenated (the formula before the in-place build)."""
+    from semguard.models.conditioning import box_maps, instance_boundaries
+
+    image, label, instances, boxes = random_batch()
+    for spec in (ConditioningSpec(), ConditioningSpec(boxes=False), ConditioningSpec(labels=False),
+                 ConditioningSpec(boundaries=False, box_classes=(7, 13))):
+        for inst in (instances, None):
+            parts = []
+            if spec.labels:
+                index = torch.where(label == IGNORE_ID, torch.full_like(label, 19), label)
+                parts.append(torch.nn.functional.one_hot(index, LABEL_CHANNELS).permute(0, 3, 1, 2).float())
+            if spec.boxes:
+                parts.append(box_maps(boxes, spec.box_classes, H, W))
+            if spec.boundaries:
+                parts.append(instance_boundaries(inst) if inst is not None else torch.zeros(2, 1, H, W))
+            cond = build_conditioning(label, inst, boxes, spec)
+            assert cond.is_contiguous() and torch.equal(cond, torch.cat(parts, dim=1))
+    # out= writes into a view and leaves the rest of the tensor alone
+    target = torch.full((2, 30, H, W), 7.0)
+    box_maps(boxes, (13,), H, W, out=target[:, 3:5])
+    assert torch.equal(target[:, 3:5], box_maps(boxes, (13,), H, W)) and (target[:, 5:] == 7).all()
+
+
 def test_conditioning_all_off_is_none_and_bad_labels_raise():
     image, label, instances, boxes = random_batch()
     assert build_conditioning(label, instances, boxes, ConditioningSpec(False, False, False)) is None

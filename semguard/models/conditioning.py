@@ -88,26 +88,33 @@ def _check_inputs(label: torch.Tensor, instances: torch.Tensor | None, boxes: li
         raise ValueError(f"boxes must hold one list per image: {len(boxes)} lists for a batch of {label.shape[0]}")
 
 
-def label_one_hot(label: torch.Tensor) -> torch.Tensor:
-    """int [B,H,W] train ids (255 = ignore) -> float [B,20,H,W]; channel 19 is ignore."""
+def label_one_hot(label: torch.Tensor, out: torch.Tensor | None = None) -> torch.Tensor:
+    """int [B,H,W] train ids (255 = ignore) -> float [B,20,H,W]; channel 19 is ignore.
+
+    out: a float [B,20,H,W] tensor (a view is fine) to write into instead of a new one.
+    """
     valid = (label >= 0) & (label < NUM_CLASSES)
     bad = ~valid & (label != IGNORE_ID)
     if bool(bad.any()):
         values = sorted(set(torch.unique(label[bad]).tolist()))[:10]
         raise ValueError(f"label holds ids outside 0..{NUM_CLASSES - 1} and {IGNORE_ID}: {values}")
-    index = torch.where(valid, label, torch.full_like(label, NUM_CLASSES)).long()
-    return torch.nn.functional.one_hot(index, LABEL_CHANNELS).permute(0, 3, 1, 2).float()
+    index = torch.where(valid, label, torch.full_like(label, NUM_CLASSES)).long().unsqueeze(1)
+    if out is None:
+        out = torch.empty(label.shape[0], LABEL_CHANNELS, *label.shape[1:], device=label.device)
+    # scatter into the float map: no int64 one-hot (8 bytes a channel) is ever made
+    return out.zero_().scatter_(1, index, 1.0)
 
 
 def box_maps(boxes: list[list[Box]], box_classes: Sequence[int], height: int, width: int,
-             device: torch.device | str = "cpu") -> torch.Tensor:
+             device: torch.device | str = "cpu", out: torch.Tensor | None = None) -> torch.Tensor:
     """Filled and edge maps per box class: float [B, 2*len(box_classes), H, W] in {0,1}.
 
     Channel 2k is the union of the filled boxes of class box_classes[k], channel 2k+1 the
     union of their one-pixel borders. Boxes of other classes are ignored.
+    out: a float tensor of that shape (a view is fine) to write into; `device` is then its own.
     """
     slot = {c: k for k, c in enumerate(box_classes)}
-    maps = torch.zeros(len(boxes), 2 * len(box_classes), height, width)
+    maps = torch.zeros(len(boxes), 2 * len(box_classes), height, width) if out is None else out.zero_()
     for b, image_boxes in enumerate(boxes):
         for box in image_boxes:
             k = slot.get(int(box.class_id))
@@ -123,11 +130,14 @@ def box_maps(boxes: list[list[Box]], box_classes: Sequence[int], height: int, wi
             edge[y1 - 1, x0:x1] = 1.0
             edge[y0:y1, x0] = 1.0
             edge[y0:y1, x1 - 1] = 1.0
-    return maps.to(device)
+    return maps.to(device) if out is None else maps
 
 
-def instance_boundaries(instances: torch.Tensor) -> torch.Tensor:
-    """int [B,H,W] instance ids -> float [B,1,H,W]: 1 where a 4-neighbour has another id."""
+def instance_boundaries(instances: torch.Tensor, out: torch.Tensor | None = None) -> torch.Tensor:
+    """int [B,H,W] instance ids -> float [B,1,H,W]: 1 where a 4-neighbour has another id.
+
+    out: a float [B,1,H,W] tensor (a view is fine) to write into instead of a new one.
+    """
     edge = torch.zeros(instances.shape, dtype=torch.bool, device=instances.device)
     horizontal = instances[:, :, 1:] != instances[:, :, :-1]
     vertical = instances[:, 1:, :] != instances[:, :-1, :]
@@ -135,7 +145,9 @@ def instance_boundaries(instances: torch.Tensor) -> torch.Tensor:
     edge[:, :, :-1] |= horizontal
     edge[:, 1:, :] |= vertical
     edge[:, :-1, :] |= vertical
-    return edge.unsqueeze(1).float()
+    if out is None:
+        return edge.unsqueeze(1).float()
+    return out.copy_(edge.unsqueeze(1))
 
 
 def build_conditioning(label: torch.Tensor, instances: torch.Tensor | None, boxes: list[list[Box]],
@@ -151,14 +163,20 @@ def build_conditioning(label: torch.Tensor, instances: torch.Tensor | None, boxe
         return None
     _check_inputs(label, instances, boxes)
     batch, height, width = label.shape
-    parts: list[torch.Tensor] = []
+    # every part is written into its slice of one tensor: no per-part copies, no concatenation
+    # (a 2048x1024 frame's conditioning peaked at twice its size, and the freed parts fragmented the heap)
+    condition = torch.empty(batch, spec.channels, height, width, device=label.device)
+    start = 0
     if spec.labels:
-        parts.append(label_one_hot(label))
+        label_one_hot(label, out=condition[:, start:start + LABEL_CHANNELS])
+        start += LABEL_CHANNELS
     if spec.boxes:
-        parts.append(box_maps(boxes, spec.box_classes, height, width, device=label.device))
+        count = 2 * len(spec.box_classes)
+        box_maps(boxes, spec.box_classes, height, width, out=condition[:, start:start + count])
+        start += count
     if spec.boundaries:
         if instances is None:
-            parts.append(torch.zeros(batch, 1, height, width, device=label.device))
+            condition[:, start:start + 1].zero_()
         else:
-            parts.append(instance_boundaries(instances))
-    return torch.cat(parts, dim=1)
+            instance_boundaries(instances, out=condition[:, start:start + 1])
+    return condition

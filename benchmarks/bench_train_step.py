@@ -12,12 +12,17 @@ other in this same run, so the peak-memory figures do not leak into each other:
         [--sizes 128x256,256x512] [--out benchmarks/results/train_step.md]
 
 Rows: semguard = configs/toy.yaml (spade, conditioned, gan + nce + seg + box, frozen guide);
-semguard-v1 = the same with model.spade_version=1 (the SPADE of checkpoints before issue 13:
+semguard-seg32 = the same with the segmentation discriminator at 32 base channels (toy.yaml before
+2026-12-01: 16); semguard-v2 = the same with SPADE version 2; semguard-v1 = the same with model.spade_version=1 (the SPADE of checkpoints before issue 13:
 per-norm conditioning embeddings), the before row;
 spade-cut = configs/toy_cond_only.yaml (spade, conditioned, gan + nce);
 resnet-cut = configs/toy_cut.yaml (resnet, unconditioned, gan + nce): the CUT baseline at
 equal width, resolution and batch, and the reference of the "x CUT" column. The guide is an
-untrained segmenter of the toy guide's architecture (speed does not depend on its weights).
+untrained segmenter of the benchmark guide's architecture (fpn / resnet18; speed does not depend
+on its weights).
+--breakdown adds a table of where a step's time goes: each part of the step timed alone on the
+same batch (forward and backward as the step runs it), and the rest (optimizer steps, clipping,
+EMA, the finiteness checks).
 GFLOP/step: torch's FLOP counter over one more (untimed) step, forward and backward:
 independent of the machine and its load.
 """
@@ -35,7 +40,9 @@ import time
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
-ROWS = (("semguard", "toy.yaml", ()), ("semguard-v2", "toy.yaml", ("model.spade_version=2",)),
+ROWS = (("semguard", "toy.yaml", ()),
+        ("semguard-seg32", "toy.yaml", ("model.discriminator.seg_base_channels=32",)),
+        ("semguard-v2", "toy.yaml", ("model.spade_version=2",)),
         ("semguard-v1", "toy.yaml", ("model.spade_version=1",)),
         ("spade-cut", "toy_cond_only.yaml", ()), ("resnet-cut", "toy_cut.yaml", ()))
 BASELINE = "resnet-cut"
@@ -68,7 +75,7 @@ def _measure(args) -> dict:
     guide = work / "guide.pt"
     if not guide.exists():
         torch.manual_seed(0)
-        save_segmenter(guide, build_segmenter("unet", "resnet18"), role="guide")
+        save_segmenter(guide, build_segmenter("fpn", "resnet18"), role="guide")
     overrides = [f"data.source={work / 'sim'}", f"data.target={work / 'real'}", f"data.crop=[{height},{width}]",
                  f"data.batch_size={args.batch_size}", "data.workers=0", f"train.device={args.device}",
                  f"train.out={work / ('run_' + args.row)}", f"train.steps={args.steps + 2}", "train.sample_count=0",
@@ -102,6 +109,7 @@ def _measure(args) -> dict:
     with FlopCounterMode(display=False) as flops:
         trainer.train_step()
     result = {
+        "breakdown": _breakdown(trainer, batch, args.steps) if args.breakdown else None,
         "gflop_per_step": flops.get_total_flops() / 1e9,
         "row": args.row, "size": f"{height}x{width}", "batch": args.batch_size,
         "images_per_s": args.steps * args.batch_size / elapsed, "seconds_per_step": elapsed / args.steps,
@@ -117,6 +125,66 @@ def _measure(args) -> dict:
     return result
 
 
+def _breakdown(trainer, batch, repeats: int) -> dict[str, float]:
+    """Seconds of each part of a train step, each timed alone (mean of `repeats` after one warm-up)."""
+    import torch
+
+    from semguard.losses.guide_perturbation import perturb_for_guide
+    from semguard.losses.seg_consistency import seg_consistency_loss
+
+    source, target = (trainer._to_device(part) for part in batch)
+    condition = trainer._condition(source)
+    agreement = trainer._agreement(source, target)
+    objective, helpers = trainer.objective, trainer.objective.helpers
+    generator, layers = trainer.generator, tuple(objective.loss.nce_layers)
+    with torch.no_grad():
+        fake = generator(source.image, condition)
+    adversaries = [(trainer.discriminator, helpers.adversary or trainer.adversary, "adversary")]
+    if trainer.texture_discriminator is not None:
+        adversaries.append((trainer.texture_discriminator, helpers.texture_adversary, "texture adversary"))
+
+    def translate_and_nce():
+        translated, features = generator.translate_and_encode(source.image, condition, layers)
+        objective.patchnce(source.image, translated, condition, features).backward()
+
+    def generator_term(network, adversary):
+        translated = fake.clone().requires_grad_(True)
+        adversary.generator_term(network(translated), source.label, agreement).backward()
+
+    def discriminator_update(network, adversary):
+        network.requires_grad_(True)
+        real, fake_logits = adversary.split(network(torch.cat([target.image, fake])), target.image.shape[0])
+        adversary.discriminator_term(real, target.label, fake_logits, agreement).backward()
+        network.requires_grad_(False)
+
+    def seg_term():
+        translated = fake.clone().requires_grad_(True)
+        logits = helpers.guide(perturb_for_guide(translated, helpers.guide_perturb)).float()
+        seg_consistency_loss(logits, source.label, helpers.seg_class_weights).backward()
+
+    def box_term():
+        helpers.box_loss(source.image, fake.clone().requires_grad_(True), source.boxes).backward()
+
+    parts = {"generator + PatchNCE (forward, backward)": translate_and_nce}
+    for network, adversary, name in adversaries:
+        parts[f"{name}: generator term"] = lambda n=network, a=adversary: generator_term(n, a)
+        parts[f"{name}: discriminator update"] = lambda n=network, a=adversary: discriminator_update(n, a)
+    if trainer.weights["seg"] > 0:
+        parts["guide: seg term"] = seg_term
+    if trainer.weights["box"] > 0:
+        parts["guide: box term"] = box_term
+    seconds = {}
+    for name, part in parts.items():
+        part()
+        start = time.perf_counter()
+        for _ in range(repeats):
+            part()
+        seconds[name] = (time.perf_counter() - start) / repeats
+    trainer.optimizer_g.zero_grad(set_to_none=True)
+    trainer.optimizer_d.zero_grad(set_to_none=True)
+    return seconds
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--device", default="cpu")
@@ -126,6 +194,7 @@ def main() -> int:
     parser.add_argument("--threads", type=int, default=0, help="torch CPU threads (0 = torch default)")
     parser.add_argument("--rows", default=",".join(row for row, _, _ in ROWS),
                         help=f"comma-separated rows to run (default all: {', '.join(row for row, _, _ in ROWS)})")
+    parser.add_argument("--breakdown", action="store_true", help="also time each part of the step alone")
     parser.add_argument("--out", default=str(REPO / "benchmarks" / "results" / "train_step.md"))
     parser.add_argument("--child", nargs=5, metavar=("ROW", "CONFIG", "H", "W", "WORK"), help=argparse.SUPPRESS)
     args = parser.parse_args()
@@ -150,7 +219,7 @@ def main() -> int:
                     continue
                 command = [sys.executable, __file__, "--device", args.device, "--steps", str(args.steps),
                            "--batch-size", str(args.batch_size), "--threads", str(args.threads),
-                           "--child", row, config, str(height), str(width), str(work)]
+                           *(["--breakdown"] if args.breakdown else []), "--child", row, config, str(height), str(width), str(work)]
                 done = subprocess.run(command, capture_output=True, text=True, cwd=REPO)
                 lines = [line for line in done.stdout.splitlines() if line.startswith("RESULT ")]
                 if done.returncode != 0 or not lines:
@@ -171,7 +240,7 @@ def _write_report(args, results: list[dict]) -> None:
                f"(torch threads: {args.threads or torch.get_num_threads()})")
     command = (f"python benchmarks/bench_train_step.py --device {args.device} --steps {args.steps} "
                f"--batch-size {args.batch_size} --sizes {args.sizes} --rows {args.rows}"
-               + (f" --threads {args.threads}" if args.threads else ""))
+               + (f" --threads {args.threads}" if args.threads else "") + (" --breakdown" if args.breakdown else ""))
     lines = [
         "# Train-step throughput and peak memory: spade vs resnet",
         "",
@@ -193,7 +262,8 @@ def _write_report(args, results: list[dict]) -> None:
         lines += [header + " peak MiB |", "|---|---|---|---:|---:|---:|---:|---:|---:|"]
     else:
         lines += [header + " peak RSS MiB | steps add MiB |", "|---|---|---|---:|---:|---:|---:|---:|---:|---:|"]
-    generator = {"semguard": "toy.yaml: spade v3, segmentation D + patch D, seg + box",
+    generator = {"semguard": "toy.yaml: spade v3, segmentation D (16) + patch D, seg + box",
+                 "semguard-seg32": "toy.yaml with the segmentation D at 32 channels",
                  "semguard-v2": "toy.yaml with spade v2", "semguard-v1": "toy.yaml with spade v1",
                  "spade-cut": "spade v2, CUT losses only", "resnet-cut": "resnet (CUT)"}
     baseline = {r["size"]: r for r in results if r["row"] == BASELINE}
@@ -206,6 +276,17 @@ def _write_report(args, results: list[dict]) -> None:
         if not cuda:
             cells.append(f"{r['step_peak_mib']:.0f}")
         lines.append("| " + " | ".join(cells) + " |")
+    broken_down = [r for r in results if r.get("breakdown")]
+    if broken_down:
+        lines += ["", "## Where a step's time goes (each part timed alone on the same batch; seconds)", "",
+                  "| row | size | part | seconds | share of the step |", "|---|---|---|---:|---:|"]
+        for r in broken_down:
+            step = r["seconds_per_step"]
+            for name, seconds in r["breakdown"].items():
+                lines.append(f"| {r['row']} | {r['size']} | {name} | {seconds:.3f} | {seconds / step:.0%} |")
+            rest = step - sum(r["breakdown"].values())
+            lines.append(f"| {r['row']} | {r['size']} | rest (optimizers, clipping, EMA, checks) | {rest:.3f} "
+                         f"| {rest / step:.0%} |")
     path = Path(args.out)
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text("\n".join(lines) + "\n", encoding="utf-8")

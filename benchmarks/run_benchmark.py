@@ -50,11 +50,21 @@ OPTIONAL_VARIANTS: dict[str, str] = {
     "cond_only": "configs/toy_cond_only.yaml",
     "cond_seg": "configs/toy_cond_seg.yaml",
     "cond_box": "configs/toy_cond_box.yaml",
+    "semguard_seg32": "configs/toy.yaml",
+    "semguard_spade2": "configs/toy.yaml",
+}
+# variant -> --set overrides of its own, after the profile's (a variant that differs from its config in one key)
+VARIANT_OVERRIDES: dict[str, tuple[str, ...]] = {
+    # semguard as configs/toy.yaml was before 2026-12-01: the segmentation discriminator at 32 base channels
+    "semguard_seg32": ("model.discriminator.seg_base_channels=32",),
+    # semguard with SPADE version 2 (3 in the full profile): what version 3's half of the FLOPs costs in flips
+    "semguard_spade2": ("model.spade_version=2",),
 }
 # variant -> the guide it trains with (default "guide": sim labels on sim images); "guide_real" learns the
 # target labels on target images (another architecture and seed than the judge, never the judge's split)
-GUIDES: dict[str, str] = {"guide_real": "guide_real", "semguard": "guide_real"}
-MAIN_VARIANTS = ("cut", "semguard")
+GUIDES: dict[str, str] = {"guide_real": "guide_real", "semguard": "guide_real", "semguard_seg32": "guide_real",
+                          "semguard_spade2": "guide_real"}
+MAIN_VARIANTS = ("cut", "semguard", "semguard_seg32")   # these run every seed of the profile
 GAP_CLASSES = ("sky", "vegetation", "building", "road", "sidewalk", "traffic sign", "traffic light")
 HEADLINE = ("pixel_flip_rate", "excess_pixel_flip_rate", "reliable_mean_flip_rate", "excess_reliable_mean_flip_rate")
 
@@ -262,6 +272,7 @@ def run(profile_name: str, work: Path, only: tuple[str, ...] | None = None) -> d
                 f"data.crop=[{crop_h},{crop_w}]", f"data.batch_size={profile.batch_size}",
                 f"train.steps={profile.translator_steps}", f"train.seed={seed}", f"train.out={run_dir}",
                 f"guide.checkpoint={work / (GUIDES.get(variant, 'guide') + '.pt')}", *profile.extra,
+                *VARIANT_OVERRIDES.get(variant, ()),
             ]
             args = ["train", "--config", {**VARIANTS, **OPTIONAL_VARIANTS}[variant], "--no-progress"]
             for override in overrides:

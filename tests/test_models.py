@@ -93,7 +93,7 @@ def test_conditioning_written_in_place_equals_its_parts_concatenated():
     and the part builders' own tensors, concatenated (the formula before the in-place build)."""
     from semguard.models.conditioning import box_maps, instance_boundaries
 
-    image, label, instances, boxes = random_batch()
+    _, label, instances, boxes = random_batch()
     for spec in (ConditioningSpec(), ConditioningSpec(boxes=False), ConditioningSpec(labels=False),
                  ConditioningSpec(boundaries=False, box_classes=(7, 13))):
         for inst in (instances, None):

@@ -15,6 +15,8 @@ Rows: semguard = configs/toy.yaml (spade, conditioned, gan + nce + seg + box, fr
 semguard-seg32 = the same with the segmentation discriminator at 32 base channels (toy.yaml before
 2026-12-01: 16); semguard-v2 = the same with SPADE version 2; semguard-v1 = the same with model.spade_version=1 (the SPADE of checkpoints before issue 13:
 per-norm conditioning embeddings), the before row;
+semguard-patchd = configs/toy_v1.yaml with SPADE version 3 (the semguard of before issue 12: patch
+discriminator, guide, seg + box, no segmentation discriminator);
 spade-cut = configs/toy_cond_only.yaml (spade, conditioned, gan + nce);
 resnet-cut = configs/toy_cut.yaml (resnet, unconditioned, gan + nce): the CUT baseline at
 equal width, resolution and batch, and the reference of the "x CUT" column. The guide is an
@@ -44,6 +46,7 @@ ROWS = (("semguard", "toy.yaml", ()),
         ("semguard-seg32", "toy.yaml", ("model.discriminator.seg_base_channels=32",)),
         ("semguard-v2", "toy.yaml", ("model.spade_version=2",)),
         ("semguard-v1", "toy.yaml", ("model.spade_version=1",)),
+        ("semguard-patchd", "toy_v1.yaml", ("model.spade_version=3",)),
         ("spade-cut", "toy_cond_only.yaml", ()), ("resnet-cut", "toy_cut.yaml", ()))
 BASELINE = "resnet-cut"
 
@@ -264,7 +267,8 @@ def _write_report(args, results: list[dict]) -> None:
         lines += [header + " peak RSS MiB | steps add MiB |", "|---|---|---|---:|---:|---:|---:|---:|---:|---:|"]
     generator = {"semguard": "toy.yaml: spade v3, segmentation D (16) + patch D, seg + box",
                  "semguard-seg32": "toy.yaml with the segmentation D at 32 channels",
-                 "semguard-v2": "toy.yaml with spade v2", "semguard-v1": "toy.yaml with spade v1",
+                 "semguard-v2": "toy.yaml with spade v2",
+                 "semguard-patchd": "toy_v1.yaml with spade v3: patch D, seg + box", "semguard-v1": "toy.yaml with spade v1",
                  "spade-cut": "spade v2, CUT losses only", "resnet-cut": "resnet (CUT)"}
     baseline = {r["size"]: r for r in results if r["row"] == BASELINE}
     for r in results:

@@ -14,7 +14,10 @@ storages that tensors created inside the probe hold and drops them when they are
 oneDNN makes in its blocked layout (kernel-internal, so not seen as tensors). Checked
 against peak RSS growth in a fresh process (SPADE generator, base 32): whole 256x512 or
 128x1024 frame 282 MiB, estimate 290; staged 256x512 in 128 px tiles 124 MiB, estimate
-117; staged 512x1024 in 256 px tiles 457 MiB, estimate 440.
+117; staged 512x1024 in 256 px tiles 457 MiB, estimate 440. A whole translate_batch of a 960x528
+frame (conditioning built from its label map, then the generator): 1147 MiB, estimate 1122; it
+was 1294 while build_conditioning still made an int64 one-hot and concatenated its parts (their
+freed copies fragmented the heap, which the estimate cannot see; it now writes one tensor).
 
 Budgets (`parse_memory_size`: "auto", "3GiB", "512MB", "2e9"): "auto" is half of the
 available RAM (MemAvailable) on CPU and 80% of the free device memory on CUDA, shared

@@ -12,9 +12,9 @@ other in this same run, so the peak-memory figures do not leak into each other:
         [--sizes 128x256,256x512] [--out benchmarks/results/train_step.md]
 
 Rows: semguard = configs/toy.yaml (spade, conditioned, gan + nce + seg + box, frozen guide);
-semguard-seg32 = the same with the segmentation discriminator at 32 base channels (toy.yaml before
-2026-12-01: 16); semguard-v2 = the same with SPADE version 2; semguard-v1 = the same with model.spade_version=1 (the SPADE of checkpoints before issue 13:
-per-norm conditioning embeddings), the before row;
+semguard-seg16 = the same with the segmentation discriminator at 16 base channels (32 in toy.yaml);
+semguard-v2 = the same with SPADE version 2; semguard-v1 = the same with model.spade_version=1
+(the SPADE of checkpoints before issue 13: per-norm conditioning embeddings), the before row;
 semguard-patchd = configs/toy_v1.yaml with SPADE version 3 (the semguard of before issue 12: patch
 discriminator, guide, seg + box, no segmentation discriminator);
 spade-cut = configs/toy_cond_only.yaml (spade, conditioned, gan + nce);
@@ -43,7 +43,7 @@ from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
 ROWS = (("semguard", "toy.yaml", ()),
-        ("semguard-seg32", "toy.yaml", ("model.discriminator.seg_base_channels=32",)),
+        ("semguard-seg16", "toy.yaml", ("model.discriminator.seg_base_channels=16",)),
         ("semguard-v2", "toy.yaml", ("model.spade_version=2",)),
         ("semguard-v1", "toy.yaml", ("model.spade_version=1",)),
         ("semguard-patchd", "toy_v1.yaml", ("model.spade_version=3",)),
@@ -265,8 +265,8 @@ def _write_report(args, results: list[dict]) -> None:
         lines += [header + " peak MiB |", "|---|---|---|---:|---:|---:|---:|---:|---:|"]
     else:
         lines += [header + " peak RSS MiB | steps add MiB |", "|---|---|---|---:|---:|---:|---:|---:|---:|---:|"]
-    generator = {"semguard": "toy.yaml: spade v3, segmentation D (16) + patch D, seg + box",
-                 "semguard-seg32": "toy.yaml with the segmentation D at 32 channels",
+    generator = {"semguard": "toy.yaml: spade v3, segmentation D + patch D, seg + box",
+                 "semguard-seg16": "toy.yaml with the segmentation D at 16 channels",
                  "semguard-v2": "toy.yaml with spade v2",
                  "semguard-patchd": "toy_v1.yaml with spade v3: patch D, seg + box", "semguard-v1": "toy.yaml with spade v1",
                  "spade-cut": "spade v2, CUT losses only", "resnet-cut": "resnet (CUT)"}

@@ -50,21 +50,21 @@ OPTIONAL_VARIANTS: dict[str, str] = {
     "cond_only": "configs/toy_cond_only.yaml",
     "cond_seg": "configs/toy_cond_seg.yaml",
     "cond_box": "configs/toy_cond_box.yaml",
-    "semguard_seg32": "configs/toy.yaml",
+    "semguard_seg16": "configs/toy.yaml",
     "semguard_spade2": "configs/toy.yaml",
 }
 # variant -> --set overrides of its own, after the profile's (a variant that differs from its config in one key)
 VARIANT_OVERRIDES: dict[str, tuple[str, ...]] = {
-    # semguard as configs/toy.yaml was before 2026-12-01: the segmentation discriminator at 32 base channels
-    "semguard_seg32": ("model.discriminator.seg_base_channels=32",),
+    # semguard with the segmentation discriminator at half width (a quarter of its FLOPs; issue 13)
+    "semguard_seg16": ("model.discriminator.seg_base_channels=16",),
     # semguard with SPADE version 2 (3 in the full profile): what version 3's half of the FLOPs costs in flips
     "semguard_spade2": ("model.spade_version=2",),
 }
 # variant -> the guide it trains with (default "guide": sim labels on sim images); "guide_real" learns the
 # target labels on target images (another architecture and seed than the judge, never the judge's split)
-GUIDES: dict[str, str] = {"guide_real": "guide_real", "semguard": "guide_real", "semguard_seg32": "guide_real",
+GUIDES: dict[str, str] = {"guide_real": "guide_real", "semguard": "guide_real", "semguard_seg16": "guide_real",
                           "semguard_spade2": "guide_real"}
-MAIN_VARIANTS = ("cut", "semguard", "semguard_seg32")   # these run every seed of the profile
+MAIN_VARIANTS = ("cut", "semguard", "semguard_seg16")   # these run every seed of the profile
 GAP_CLASSES = ("sky", "vegetation", "building", "road", "sidewalk", "traffic sign", "traffic light")
 HEADLINE = ("pixel_flip_rate", "excess_pixel_flip_rate", "reliable_mean_flip_rate", "excess_reliable_mean_flip_rate")
 

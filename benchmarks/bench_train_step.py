@@ -289,7 +289,7 @@ def _write_report(args, results: list[dict]) -> None:
             for name, seconds in r["breakdown"].items():
                 lines.append(f"| {r['row']} | {r['size']} | {name} | {seconds:.3f} | {seconds / step:.0%} |")
             rest = step - sum(r["breakdown"].values())
-            lines.append(f"| {r['row']} | {r['size']} | rest (optimizers, clipping, EMA, checks) | {rest:.3f} "
+            lines.append(f"| {r['row']} | {r['size']} | step minus the parts (optimizers, clipping, EMA, checks, and run-to-run noise) | {rest:.3f} "
                          f"| {rest / step:.0%} |")
     path = Path(args.out)
     path.parent.mkdir(parents=True, exist_ok=True)

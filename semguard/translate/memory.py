@@ -17,7 +17,10 @@ against peak RSS growth in a fresh process (SPADE generator, base 32): whole 256
 117; staged 512x1024 in 256 px tiles 457 MiB, estimate 440. A whole translate_batch of a 960x528
 frame (conditioning built from its label map, then the generator): 1147 MiB, estimate 1122; it
 was 1294 while build_conditioning still made an int64 one-hot and concatenated its parts (their
-freed copies fragmented the heap, which the estimate cannot see; it now writes one tensor).
+freed copies fragmented the heap, which the estimate cannot see; it now writes one tensor). Those
+figures are with one torch thread; with two the same frame peaks at 1363 MiB (and a 2048x1024 frame at
+5594 MiB against 4640): the second thread's oneDNN working memory, which tensor accounting does not
+see, so the whole-frame estimate reads about 20% low on a 2-thread CPU (the tiled one reads high).
 
 Budgets (`parse_memory_size`: "auto", "3GiB", "512MB", "2e9"): "auto" is half of the
 available RAM (MemAvailable) on CPU and 80% of the free device memory on CUDA, shared

@@ -164,7 +164,7 @@ def build_conditioning(label: torch.Tensor, instances: torch.Tensor | None, boxe
     _check_inputs(label, instances, boxes)
     batch, height, width = label.shape
     # every part is written into its slice of one tensor: no per-part copies, no concatenation
-    # (a 2048x1024 frame's conditioning peaked at twice its size, and the freed parts fragmented the heap)
+    # (measured at 960x528: the part-by-part build peaked at 2.2x the result, and the freed parts fragmented the heap)
     condition = torch.empty(batch, spec.channels, height, width, device=label.device)
     start = 0
     if spec.labels:

@@ -23,8 +23,8 @@ equal width, resolution and batch, and the reference of the "x CUT" column. The 
 untrained segmenter of the benchmark guide's architecture (fpn / resnet18; speed does not depend
 on its weights).
 --breakdown adds a table of where a step's time goes: each part of the step timed alone on the
-same batch (forward and backward as the step runs it), and the rest (optimizer steps, clipping,
-EMA, the finiteness checks).
+same batch (forward and backward as the step runs it), and the step minus those parts (optimizer
+steps, clipping, EMA, the finiteness checks, and the run-to-run noise of both timings).
 GFLOP/step: torch's FLOP counter over one more (untimed) step, forward and backward:
 independent of the machine and its load.
 """
@@ -142,7 +142,7 @@ def _breakdown(trainer, batch, repeats: int) -> dict[str, float]:
     generator, layers = trainer.generator, tuple(objective.loss.nce_layers)
     with torch.no_grad():
         fake = generator(source.image, condition)
-    adversaries = [(trainer.discriminator, helpers.adversary or trainer.adversary, "adversary")]
+    adversaries = [(trainer.discriminator, trainer.adversary, "adversary")]
     if trainer.texture_discriminator is not None:
         adversaries.append((trainer.texture_discriminator, helpers.texture_adversary, "texture adversary"))
 

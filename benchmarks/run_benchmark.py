@@ -45,7 +45,8 @@ VARIANTS: dict[str, str] = {
     "guide_real": "configs/toy_guide_real.yaml",
     "semguard": "configs/toy.yaml",
 }
-# the earlier ablations of semguard_v1 (configs/toy_cond_*.yaml) still run with --variants
+# run with --variants only: the earlier ablations of semguard_v1 (configs/toy_cond_*.yaml) and two
+# one-key variants of semguard (VARIANT_OVERRIDES)
 OPTIONAL_VARIANTS: dict[str, str] = {
     "cond_only": "configs/toy_cond_only.yaml",
     "cond_seg": "configs/toy_cond_seg.yaml",

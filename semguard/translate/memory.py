@@ -14,13 +14,13 @@ storages that tensors created inside the probe hold and drops them when they are
 oneDNN makes in its blocked layout (kernel-internal, so not seen as tensors). Checked
 against peak RSS growth in a fresh process (SPADE generator, base 32): whole 256x512 or
 128x1024 frame 282 MiB, estimate 290; staged 256x512 in 128 px tiles 124 MiB, estimate
-117; staged 512x1024 in 256 px tiles 457 MiB, estimate 440. A whole translate_batch of a 960x528
-frame (conditioning built from its label map, then the generator): 1147 MiB, estimate 1122; it
-was 1294 while build_conditioning still made an int64 one-hot and concatenated its parts (their
-freed copies fragmented the heap, which the estimate cannot see; it now writes one tensor). Those
-figures are with one torch thread; with two the same frame peaks at 1363 MiB (and a 2048x1024 frame at
-5594 MiB against 4640): the second thread's oneDNN working memory, which tensor accounting does not
-see, so the whole-frame estimate reads about 20% low on a 2-thread CPU (the tiled one reads high).
+117; staged 512x1024 in 256 px tiles 457 MiB, estimate 440. A whole translate_batch of a 957x526
+frame (benchmarks/bench_translate.py: conditioning built from the label map, padding to 960x528,
+the generator) reads higher than its estimate, 1305 MiB against 1114 (2 threads; 1328 with one),
+and 2048x1024 5594 against 4640: the whole-frame estimate is 15-20% low there, cause not settled
+(a diagnostic run on an unpadded 960x528 frame measured 1147 MiB with one thread, 1363 with two).
+Building the conditioning in one tensor (no int64 one-hot, no concatenation) took the 957x526
+peak from 1419 to 1305 MiB.
 
 Budgets (`parse_memory_size`: "auto", "3GiB", "512MB", "2e9"): "auto" is half of the
 available RAM (MemAvailable) on CPU and 80% of the free device memory on CUDA, shared

@@ -239,6 +239,54 @@ def test_measured_memory_is_per_pixel(checkpoint):
     assert small > 0 and abs(large - small) / small < 0.02
 
 
+def test_allocator_overhead_follows_the_heap_mode(monkeypatch):
+    """CPU estimates carry the measured heap overhead of the allocator mode in force; CUDA none."""
+    import semguard.translate.memory as memory
+
+    for kept in (False, True):
+        monkeypatch.setattr(memory, "_heap_reuse", kept)
+        factors = memory.CPU_ALLOCATOR_OVERHEAD[kept]
+        assert memory.allocator_overhead(torch.device("cpu")) == (factors["whole"], factors["staged"])
+        assert factors["whole"] >= 1.0 and factors["staged"] >= 1.0
+    assert memory.allocator_overhead(torch.device("cuda", 0)) == (1.0, 1.0)
+
+
+def test_memory_profile_estimates_include_the_overhead():
+    from semguard.translate.memory import MemoryProfile, staged_tile_size
+
+    plain = MemoryProfile(whole=1000.0, staged_frame=100.0, staged_tile=400.0, halo=4)
+    heavy = MemoryProfile(whole=1000.0, staged_frame=100.0, staged_tile=400.0, halo=4, overhead=(1.5, 1.25))
+    assert heavy.whole_bytes(2, 30, 40) == 1.5 * 1000.0 * 2 * 30 * 40 == 1.5 * plain.whole_bytes(2, 30, 40)
+    tile = (16, 24)
+    expected = 1.25 * 2 * (100.0 * 300 * 400 + 400.0 * (16 + 8) * (24 + 8))
+    assert heavy.staged_bytes(2, 300, 400, tile) == pytest.approx(expected)
+    budget = 40e6
+    plain_tile = staged_tile_size(plain, 2, 300, 400, budget, 8)
+    heavy_tile = staged_tile_size(heavy, 2, 300, 400, budget, 8)
+    assert heavy.staged_bytes(2, 300, 400, heavy_tile) <= budget
+    assert heavy_tile[0] * heavy_tile[1] < plain_tile[0] * plain_tile[1]
+
+
+def test_tile_auto_plans_with_the_heap_overhead(checkpoint, monkeypatch):
+    """A budget between the tracked bytes and tracked x overhead: whole frames under glibc's default
+    heap, tiles once freed memory is kept for reuse (as `semguard translate` does on CPU)."""
+    import semguard.translate.memory as memory
+
+    monkeypatch.setattr(memory, "CPU_ALLOCATOR_OVERHEAD", {False: {"whole": 1.0, "staged": 1.0},
+                                                            True: {"whole": 1.5, "staged": 1.5}})
+    monkeypatch.setattr(memory, "_heap_reuse", False)
+    tracked = _translator(checkpoint).memory_profile().whole_bytes(1, 70, 134)
+    budget = int(tracked * 1.25)
+    default_heap = _translator(checkpoint, memory_budget=budget)
+    assert default_heap.plan(1, 70, 134) is None
+    monkeypatch.setattr(memory, "_heap_reuse", True)
+    kept_heap = _translator(checkpoint, memory_budget=budget)
+    assert kept_heap.memory_profile().whole_bytes(1, 70, 134) == pytest.approx(1.5 * tracked)
+    tile = kept_heap.plan(1, 70, 134)
+    assert tile is not None
+    assert kept_heap.memory_profile(staged=True).staged_bytes(1, 70, 134, tile) <= budget
+
+
 def test_memory_sizes_parse():
     from semguard.translate.memory import parse_memory_size
 

@@ -11,16 +11,25 @@ Measuring: on CUDA, torch.cuda.max_memory_allocated (every allocation, workspace
 included). On CPU there is no allocator counter, so a TorchDispatchMode adds up the
 storages that tensors created inside the probe hold and drops them when they are freed
 (weak references), plus, at each convolution, the one copy of its input and output that
-oneDNN makes in its blocked layout (kernel-internal, so not seen as tensors). Checked
-against peak RSS growth in a fresh process (SPADE generator, base 32): whole 256x512 or
-128x1024 frame 282 MiB, estimate 290; staged 256x512 in 128 px tiles 124 MiB, estimate
-117; staged 512x1024 in 256 px tiles 457 MiB, estimate 440. A whole translate_batch of a 957x526
-frame (benchmarks/bench_translate.py: conditioning built from the label map, padding to 960x528,
-the generator) reads higher than its estimate, 1305 MiB against 1114 (2 threads; 1328 with one),
-and 2048x1024 5594 against 4640: the whole-frame estimate is 15-20% low there, cause not settled
-(a diagnostic run on an unpadded 960x528 frame measured 1147 MiB with one thread, 1363 with two).
-Building the conditioning in one tensor (no int64 one-hot, no concatenation) took the 957x526
-peak from 1419 to 1305 MiB.
+oneDNN makes in its blocked layout (kernel-internal, so not seen as tensors).
+
+What the process really holds on CPU is more than the tensors: glibc's heap. `semguard
+translate` keeps freed memory for reuse (`reuse_freed_memory`: 1.7x faster passes, no page-
+fault storm), and a heap that is reused but never returned fragments: the peak resident set
+grows over the first two or three passes of a frame size and then stays. So the estimate is
+the tracked bytes times a measured allocator overhead (`CPU_ALLOCATOR_OVERHEAD`, from
+benchmarks/bench_memory_estimate.py: steady-state peak RSS growth over the tracked bytes,
+SPADE generator base 32, a fresh process per row; four runs, results/memory_estimate*.md).
+With heap reuse, whole frames measured 1.18-1.43x (256x512 to 2048x1024), staged tiled passes
+1.10-1.50x; with glibc's default heap (eval, or the Translator API without reuse) whole frames
+0.89-1.12x, staged passes 1.13-1.21x. The ratio moves between runs of the same row by up to
+a third (2048x1024 tiled under a 1600 MiB budget: 1.20, 1.11, 1.14, 1.50): the allocation sequence decides how
+the heap fragments. The factors are the largest ratios measured with a small margin, so a
+--memory-budget is an estimate good to about that spread, not a hard limit. Without any
+factor a budget was exceeded by up to 50%.
+On CUDA the factor is 1 (max_memory_allocated is exact; the budget's 80% share leaves the
+caching allocator room). Building the conditioning in one tensor (no int64 one-hot, no
+concatenation) took the 957x526 first-pass peak from 1419 to 1305 MiB.
 
 Budgets (`parse_memory_size`: "auto", "3GiB", "512MB", "2e9"): "auto" is half of the
 available RAM (MemAvailable) on CPU and 80% of the free device memory on CUDA, shared
@@ -49,6 +58,11 @@ from semguard.validate import available_memory as available_host_memory
 CPU_BUDGET_SHARE = 0.5
 CUDA_BUDGET_SHARE = 0.8
 PROBE_SIZE = (32, 64)   # activation bytes scale with pixels: a small probe measures them
+# Peak resident memory over the tracked bytes on CPU (module docstring): the largest ratio
+# measured by benchmarks/bench_memory_estimate.py (four runs) with a margin; keyed by whether
+# freed memory is kept for reuse (reuse_freed_memory), then by pass kind.
+CPU_ALLOCATOR_OVERHEAD = {True: {"whole": 1.50, "staged": 1.55}, False: {"whole": 1.15, "staged": 1.30}}
+_heap_reuse = False   # set by reuse_freed_memory
 _UNITS = {"": 1, "b": 1, "k": 1e3, "kb": 1e3, "m": 1e6, "mb": 1e6, "g": 1e9, "gb": 1e9, "t": 1e12, "tb": 1e12,
           "kib": 2**10, "mib": 2**20, "gib": 2**30, "tib": 2**40}
 
@@ -80,6 +94,20 @@ def available_memory(device: torch.device) -> int:
         free, _ = torch.cuda.mem_get_info(device)
         return int(free + torch.cuda.memory_reserved(device) - torch.cuda.memory_allocated(device))
     return available_host_memory()
+
+
+def heap_reuse_active() -> bool:
+    """Whether this process keeps freed memory for reuse (reuse_freed_memory succeeded)."""
+    return _heap_reuse
+
+
+def allocator_overhead(device: torch.device) -> tuple[float, float]:
+    """(whole, staged): the factors from tracked bytes to the memory the process really holds
+    on `device` (module docstring); (1, 1) on CUDA."""
+    if device.type != "cpu":
+        return 1.0, 1.0
+    factors = CPU_ALLOCATOR_OVERHEAD[heap_reuse_active()]
+    return factors["whole"], factors["staged"]
 
 
 def default_budget(device: torch.device) -> int:
@@ -215,21 +243,29 @@ class MemoryProfile:
       states, inputs); staged_tile: one tile's activations, per tile pixel (None: not
       measured, or the model has no stages). halo: the largest stage radius in frame
       pixels (each tile reads this much around it).
+    overhead: (whole, staged) factors from these tracked bytes to what the process holds
+      (allocator_overhead); the *_bytes estimates include them.
     """
 
     whole: float
     staged_frame: float | None = None
     staged_tile: float | None = None
     halo: int = 0
+    overhead: tuple[float, float] = (1.0, 1.0)
+
+    @property
+    def whole_per_pixel(self) -> float:
+        """Estimated bytes per frame pixel of a whole-frame pass, allocator overhead included."""
+        return self.whole * self.overhead[0]
 
     def whole_bytes(self, batch: int, height: int, width: int) -> float:
-        return self.whole * batch * height * width
+        return self.whole_per_pixel * batch * height * width
 
     def staged_bytes(self, batch: int, height: int, width: int, tile: tuple[int, int]) -> float:
         if self.staged_frame is None or self.staged_tile is None:
             raise ValueError("no staged measurement in this profile")
         tile_h, tile_w = min(height, tile[0]) + 2 * self.halo, min(width, tile[1]) + 2 * self.halo
-        return batch * (self.staged_frame * height * width + self.staged_tile * tile_h * tile_w)
+        return self.overhead[1] * batch * (self.staged_frame * height * width + self.staged_tile * tile_h * tile_w)
 
 
 def staged_tile_size(profile: MemoryProfile, batch: int, height: int, width: int, budget: float,
@@ -240,7 +276,7 @@ def staged_tile_size(profile: MemoryProfile, batch: int, height: int, width: int
     if profile.staged_frame is None or profile.staged_tile is None:
         raise ValueError("no staged measurement in this profile")
     smallest = max(multiple, minimum // multiple * multiple)
-    room = budget / batch - profile.staged_frame * height * width
+    room = budget / profile.overhead[1] / batch - profile.staged_frame * height * width
     area = room / profile.staged_tile if room > 0 else 0.0   # tile pixels, halo included
     side = int(math.sqrt(area)) - 2 * profile.halo
     tile_w = min(width, max(smallest, side // multiple * multiple))
@@ -266,10 +302,15 @@ def reuse_freed_memory() -> bool:
     dynamic threshold) with a fresh mmap and unmaps it on free, so each large activation
     of an inference pass is page-faulted in again, 4 KiB at a time: a whole-frame pass at
     256x512 took 176 000 minor faults, a tiled 957x526 run 111 million (243 s of system
-    time for 8 frames). With mmap off and trimming above 2 GiB, the second and later
-    passes reuse the heap (2 000 faults). Process-wide; the cost is that the process keeps
-    its peak heap until it exits. Returns False where there is no glibc (nothing changed).
+    time for 8 frames). With mmap off and trimming off (M_TRIM_THRESHOLD -1), the second and
+    later passes reuse the heap (2 000 faults). Trimming only above 2 GiB, as before, still
+    returned a 2048x1024 frame's heap after every pass: 1.77 million faults and 11-13 s of
+    system time a pass, 18-19 s a pass against 14-15 s with trimming off
+    (benchmarks/results/memory_estimate.md and its provenance). Process-wide; the cost is that the process keeps
+    its peak heap until it exits, and that the reused heap fragments (CPU_ALLOCATOR_OVERHEAD
+    accounts for it). Returns False where there is no glibc (nothing changed).
     """
+    global _heap_reuse
     if not sys.platform.startswith("linux"):
         return False
     try:
@@ -279,4 +320,6 @@ def reuse_freed_memory() -> bool:
     except (OSError, AttributeError):
         return False
     mallopt.argtypes, mallopt.restype = [ctypes.c_int, ctypes.c_int], ctypes.c_int
-    return bool(mallopt(_M_MMAP_MAX, 0)) and bool(mallopt(_M_TRIM_THRESHOLD, 2**31 - 1))
+    if bool(mallopt(_M_MMAP_MAX, 0)) and bool(mallopt(_M_TRIM_THRESHOLD, -1)):
+        _heap_reuse = True
+    return _heap_reuse

@@ -30,6 +30,7 @@ from semguard.labels import IGNORE_ID
 from semguard.models import build_conditioning
 from semguard.translate.memory import (
     MemoryProfile,
+    allocator_overhead,
     default_budget,
     format_bytes,
     measure_staged,
@@ -133,7 +134,8 @@ class Translator:
         return image, condition
 
     def memory_profile(self, staged: bool = False) -> MemoryProfile:
-        """The generator's measured per-pixel memory (whole-frame, and staged when asked)."""
+        """The generator's measured per-pixel memory (whole-frame, and staged when asked), with the
+        allocator overhead in force now (semguard.translate.memory.allocator_overhead)."""
         key = id(self.generator)
         profile = self._profiles.get(key)
         if profile is None:
@@ -144,7 +146,7 @@ class Translator:
                 frame, tile, halo = measure_staged(lambda h, w: self._layout(*self._probe_inputs(h, w)), self.stages,
                                                    self.device, self.size_multiple)
             profile = self._profiles[key] = replace(profile, staged_frame=frame, staged_tile=tile, halo=halo)
-        return profile
+        return replace(profile, overhead=allocator_overhead(self.device))
 
     def plan(self, batch: int, height: int, width: int) -> tuple[int, int] | None:
         """None for a whole-frame pass of a [batch,3,height,width] batch, else the tile size."""
@@ -167,7 +169,7 @@ class Translator:
                               f"{choice[0]} tiles, more than the memory budget {format_bytes(self.budget())}; "
                               "trying anyway (raise --memory-budget, or lower --batch-size)", stacklevel=2)
         else:
-            side = network_tile_size(self.memory_profile().whole, batch, self.tile_batch, self.budget(),
+            side = network_tile_size(self.memory_profile().whole_per_pixel, batch, self.tile_batch, self.budget(),
                                      self.size_multiple)
             choice = None if side >= max(height, width) else (min(side, height), min(side, width))
         self.plans[key] = choice
@@ -182,7 +184,7 @@ class Translator:
             def probe(h, w):
                 return (torch.rand(1, 3, h, w, device=self.device) * 2 - 1,)
             self._profiles[key] = MemoryProfile(whole=measure_whole(probe, judge, self.device, size_multiple))
-        per_pixel = self._profiles[key].whole
+        per_pixel = replace(self._profiles[key], overhead=allocator_overhead(self.device)).whole_per_pixel
         height, width = round_up(height, size_multiple), round_up(width, size_multiple)
         if per_pixel * batch * height * width <= self.budget():
             return None

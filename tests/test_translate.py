@@ -301,7 +301,7 @@ def test_memory_sizes_parse():
 def test_cli_tile_auto_with_a_small_budget_says_it_tiles(checkpoint, source, tmp_path, capsys):
     out = tmp_path / "out"
     assert main(["translate", "--checkpoint", str(checkpoint), "--input", str(source), "--out", str(out),
-                 "--workers", "0", "--device", "cpu", "--no-progress", "--memory-budget", "700kB"]) == 0
+                 "--workers", "0", "--device", "cpu", "--no-progress", "--memory-budget", "1.1MB"]) == 0
     assert "tiles of" in capsys.readouterr().err
     _assert_carried_through(source, out)
     assert json.loads((out / "manifest.json").read_text())["header"]["tile"] == "auto"

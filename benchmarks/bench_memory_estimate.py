@@ -23,7 +23,6 @@ from __future__ import annotations
 import argparse
 import json
 import platform
-import resource
 import subprocess
 import sys
 import tempfile
@@ -42,16 +41,9 @@ ROWS = ((256, 512, None, True, 5), (512, 1024, None, True, 4), (526, 957, None, 
 QUICK = ((256, 512, None, True, 3), (256, 512, 100, True, 3), (256, 512, None, False, 3))
 
 
-def _rss_mib(field: str) -> float:
-    for line in Path("/proc/self/status").read_text().splitlines():
-        if line.startswith(field + ":"):
-            return int(line.split()[1]) / 1024
-    raise SystemExit(f"/proc/self/status has no {field}: this benchmark needs Linux")
-
-
 def child(args) -> None:
     """Subprocess: one row, printed as JSON."""
-    from bench_translate import synthetic_sample
+    from bench_translate import synthetic_sample, translate_passes
 
     from semguard.data.batch import collate_samples
     from semguard.translate.memory import allocator_overhead, reuse_freed_memory
@@ -68,16 +60,7 @@ def child(args) -> None:
     estimate = (profile.whole_bytes(1, height, width) if plan is None
                 else profile.staged_bytes(1, height, width, plan))
     factor = allocator_overhead(translator.device)[0 if plan is None else 1]
-    before = _rss_mib("VmHWM")
-    passes = []
-    for _ in range(args.child_passes):
-        usage = resource.getrusage(resource.RUSAGE_SELF)
-        start = time.perf_counter()
-        translator.translate_batch(batch)
-        seconds = time.perf_counter() - start
-        after = resource.getrusage(resource.RUSAGE_SELF)
-        passes.append({"seconds": seconds, "peak_mib": _rss_mib("VmHWM") - before,
-                       "minor_faults": after.ru_minflt - usage.ru_minflt, "system_s": after.ru_stime - usage.ru_stime})
+    passes = translate_passes(translator, batch, args.child_passes)
     print(json.dumps({"plan": list(plan) if plan else None, "kept": kept, "factor": factor,
                       "tracked_mib": estimate / factor / 2**20, "estimate_mib": estimate / 2**20, "passes": passes}))
 

@@ -132,9 +132,6 @@ def _breakdown(trainer, batch, repeats: int) -> dict[str, float]:
     """Seconds of each part of a train step, each timed alone (mean of `repeats` after one warm-up)."""
     import torch
 
-    from semguard.losses.guide_perturbation import perturb_for_guide
-    from semguard.losses.seg_consistency import seg_consistency_loss
-
     source, target = (trainer._to_device(part) for part in batch)
     condition = trainer._condition(source)
     agreement = trainer._agreement(source, target)
@@ -161,9 +158,7 @@ def _breakdown(trainer, batch, repeats: int) -> dict[str, float]:
         network.requires_grad_(False)
 
     def seg_term():
-        translated = fake.clone().requires_grad_(True)
-        logits = helpers.guide(perturb_for_guide(translated, helpers.guide_perturb)).float()
-        seg_consistency_loss(logits, source.label, helpers.seg_class_weights).backward()
+        objective.seg_term(fake.clone().requires_grad_(True), source.label).backward()
 
     def box_term():
         helpers.box_loss(source.image, fake.clone().requires_grad_(True), source.boxes).backward()

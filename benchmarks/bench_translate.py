@@ -137,6 +137,32 @@ def _peak_rss_mib() -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
 
+def translate_passes(translator: Translator, batch, passes: int) -> list[dict]:
+    """Translate `batch` `passes` times (at least once); per pass: seconds, peak_mib (the peak so far
+    over the memory before the first pass: CUDA max_memory_allocated, CPU VmHWM), minor_faults and
+    system_s (this process's, from getrusage). The kept heap grows over the first passes, then stays."""
+    import resource
+
+    cuda = translator.device.type == "cuda"
+    if cuda:
+        torch.cuda.synchronize()
+        torch.cuda.reset_peak_memory_stats()
+        base = torch.cuda.memory_allocated()
+    before = _peak_rss_mib()
+    results = []
+    for _ in range(max(1, passes)):
+        usage = resource.getrusage(resource.RUSAGE_SELF)
+        start = time.perf_counter()
+        translator.translate_batch(batch)
+        _sync(translator.device)
+        seconds = time.perf_counter() - start
+        after = resource.getrusage(resource.RUSAGE_SELF)
+        peak = (torch.cuda.max_memory_allocated() - base) / 2**20 if cuda else _peak_rss_mib() - before
+        results.append({"seconds": seconds, "peak_mib": peak, "minor_faults": after.ru_minflt - usage.ru_minflt,
+                        "system_s": after.ru_stime - usage.ru_stime})
+    return results
+
+
 def memory_child(args) -> None:
     """Subprocess: one frame of `--child-size` whole (tile 0) or with a budget; prints JSON."""
     budget = None if args.child_budget == "auto" else int(args.child_budget)
@@ -149,21 +175,10 @@ def memory_child(args) -> None:
     plan = translator.plan(1, *size)   # the probe runs here, before the measured frame
     estimate = (translator.memory_profile().whole_bytes(1, *size) if plan is None
                 else translator.memory_profile(staged=True).staged_bytes(1, *size, plan))
-    cuda = translator.device.type == "cuda"
-    if cuda:
-        torch.cuda.synchronize()
-        torch.cuda.reset_peak_memory_stats()
-        base = torch.cuda.memory_allocated()
-    before = _peak_rss_mib()
-    peaks, seconds = [], []
-    for _ in range(max(1, args.memory_passes)):   # the kept heap grows over the first passes, then stays
-        start = time.perf_counter()
-        translator.translate_batch(batch)
-        _sync(translator.device)
-        seconds.append(time.perf_counter() - start)
-        peaks.append((torch.cuda.max_memory_allocated() - base) / 2**20 if cuda else _peak_rss_mib() - before)
+    passes = translate_passes(translator, batch, args.memory_passes)
+    peaks = [one["peak_mib"] for one in passes]
     print(json.dumps({"peak_mib": max(peaks), "first_peak_mib": peaks[0], "estimate_mib": estimate / 2**20,
-                      "seconds": seconds[0], "tile": list(plan) if plan else None}))
+                      "seconds": passes[0]["seconds"], "tile": list(plan) if plan else None}))
 
 
 def _memory(args, checkpoint: Path, size, mode: str, budget) -> dict:

@@ -91,6 +91,15 @@ class GeneratorObjective(nn.Module):
         return multilayer_patchnce_loss(self.patch_sampler, source_features, translated_features,
                                         num_patches=self.loss.nce_patches, temperature=self.loss.nce_temperature)
 
+    def seg_term(self, translated: torch.Tensor, source_label: torch.Tensor) -> torch.Tensor:
+        """The "seg" term: each guide's cross-entropy of the source labels on (a perturbed copy of)
+        the translation, averaged over the guide ensemble."""
+        helpers = self.helpers
+        guides = (helpers.guide, *helpers.extra_guides)
+        readings = [seg_consistency_loss(guide(perturb_for_guide(translated, helpers.guide_perturb)).float(),
+                                         source_label, helpers.seg_class_weights) for guide in guides]
+        return readings[0] if len(readings) == 1 else torch.stack(readings).mean()
+
     def forward(self, source_image: torch.Tensor, condition: torch.Tensor | None, source_label: torch.Tensor,
                 source_boxes: list, target_image: torch.Tensor, target_condition: torch.Tensor | None,
                 agreement: torch.Tensor | None = None):
@@ -118,10 +127,7 @@ class GeneratorObjective(nn.Module):
                                                                             tuple(self.loss.nce_layers))
             terms["nce_identity"] = self.patchnce(target_image, identity, target_condition, target_features)
         if self.weights["seg"] > 0:
-            guides = (helpers.guide, *helpers.extra_guides)
-            readings = [seg_consistency_loss(guide(perturb_for_guide(translated, helpers.guide_perturb)).float(),
-                                             source_label, helpers.seg_class_weights) for guide in guides]
-            terms["seg"] = readings[0] if len(readings) == 1 else torch.stack(readings).mean()
+            terms["seg"] = self.seg_term(translated, source_label)
         if self.weights["box"] > 0:
             terms["box"] = helpers.box_loss(source_image, translated, source_boxes)
         return translated, terms

@@ -14,17 +14,18 @@ storages that tensors created inside the probe hold and drops them when they are
 oneDNN makes in its blocked layout (kernel-internal, so not seen as tensors).
 
 What the process really holds on CPU is more than the tensors: glibc's heap. `semguard
-translate` keeps freed memory for reuse (`reuse_freed_memory`: 1.7x faster passes, no page-
-fault storm), and a heap that is reused but never returned fragments: the peak resident set
-grows over the first two or three passes of a frame size and then stays. So the estimate is
-the tracked bytes times a measured allocator overhead (`CPU_ALLOCATOR_OVERHEAD`, from
-benchmarks/bench_memory_estimate.py: steady-state peak RSS growth over the tracked bytes,
-SPADE generator base 32, a fresh process per row; four runs, results/memory_estimate*.md).
-With heap reuse, whole frames measured 1.18-1.43x (256x512 to 2048x1024), staged tiled passes
-1.10-1.50x; with glibc's default heap (eval, or the Translator API without reuse) whole frames
-0.89-1.12x, staged passes 1.13-1.21x. The ratio moves between runs of the same row by up to
-a third (2048x1024 tiled under a 1600 MiB budget: 1.20, 1.11, 1.14, 1.50): the allocation sequence decides how
-the heap fragments. The factors are the largest ratios measured with a small margin, so a
+translate` keeps freed memory for reuse (`reuse_freed_memory`; 957x526 whole frames: 3.4 s a
+pass against 4.4-6.4 s without, benchmarks/results/memory_estimate.md), and a heap that is
+reused but never returned fragments: the peak resident set grows over the first two or three
+passes of a frame size and then stays. So the estimate is the tracked bytes times a measured
+allocator overhead (`CPU_ALLOCATOR_OVERHEAD`, from benchmarks/bench_memory_estimate.py:
+steady-state peak RSS growth over the tracked bytes, SPADE generator base 32, a fresh process
+per row; four runs, results/memory_estimate*.md). With heap reuse, whole frames measured
+1.18-1.43x (256x512 to 2048x1024), staged tiled passes 1.10-1.50x; with glibc's default heap
+(eval, or the Translator API without reuse) whole frames 0.89-1.12x, staged passes
+1.13-1.21x. The ratio moves between runs of the same row by up to a third (2048x1024 tiled
+under a 1600 MiB budget: 1.20, 1.11, 1.14, 1.50): the allocation sequence decides how the heap
+fragments. The factors are the largest ratios measured with a small margin, so a
 --memory-budget is an estimate good to about that spread, not a hard limit. Without any
 factor a budget was exceeded by up to 50%.
 On CUDA the factor is 1 (max_memory_allocated is exact; the budget's 80% share leaves the
@@ -306,9 +307,9 @@ def reuse_freed_memory() -> bool:
     later passes reuse the heap (2 000 faults). Trimming only above 2 GiB, as before, still
     returned a 2048x1024 frame's heap after every pass: 1.77 million faults and 11-13 s of
     system time a pass, 18-19 s a pass against 14-15 s with trimming off
-    (benchmarks/results/memory_estimate.md and its provenance). Process-wide; the cost is that the process keeps
-    its peak heap until it exits, and that the reused heap fragments (CPU_ALLOCATOR_OVERHEAD
-    accounts for it). Returns False where there is no glibc (nothing changed).
+    (benchmarks/results/memory_estimate*.md). Process-wide; the cost is that the process
+    keeps its peak heap until it exits, and that the reused heap fragments
+    (CPU_ALLOCATOR_OVERHEAD accounts for it). Returns False where there is no glibc.
     """
     global _heap_reuse
     if not sys.platform.startswith("linux"):

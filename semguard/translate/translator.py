@@ -184,7 +184,7 @@ class Translator:
             def probe(h, w):
                 return (torch.rand(1, 3, h, w, device=self.device) * 2 - 1,)
             self._profiles[key] = MemoryProfile(whole=measure_whole(probe, judge, self.device, size_multiple))
-        per_pixel = replace(self._profiles[key], overhead=allocator_overhead(self.device)).whole_per_pixel
+        per_pixel = self._profiles[key].whole * allocator_overhead(self.device)[0]
         height, width = round_up(height, size_multiple), round_up(width, size_multiple)
         if per_pixel * batch * height * width <= self.budget():
             return None

@@ -56,9 +56,7 @@ def child(args) -> None:
     kept = reuse_freed_memory() if args.child_reuse else False
     batch = collate_samples([synthetic_sample(0, (height, width), "m")])
     plan = translator.plan(1, height, width)   # the probe runs here, before the measured passes
-    profile = translator.memory_profile(staged=plan is not None)
-    estimate = (profile.whole_bytes(1, height, width) if plan is None
-                else profile.staged_bytes(1, height, width, plan))
+    estimate = translator.planned_bytes(1, height, width)
     factor = allocator_overhead(translator.device)[0 if plan is None else 1]
     passes = translate_passes(translator, batch, args.child_passes)
     print(json.dumps({"plan": list(plan) if plan else None, "kept": kept, "factor": factor,

@@ -108,7 +108,8 @@ def pipeline_seconds(translator: Translator, dataset, out: Path, workers: int, w
 
 
 def tiled_flop_ratio(translator: Translator, size: tuple[int, int], tile) -> float:
-    """FLOPs of the staged tiled pass / whole-frame pass of one frame (meta device: no compute)."""
+    """FLOPs of the staged tiled pass the translator planned / whole-frame pass of one frame (meta
+    device: no compute)."""
     from torch.utils.flop_counter import FlopCounterMode
 
     generator = copy.deepcopy(translator.generator).to("meta", memory_format=torch.contiguous_format)
@@ -119,7 +120,8 @@ def tiled_flop_ratio(translator: Translator, size: tuple[int, int], tile) -> flo
         with FlopCounterMode(display=False) as whole:
             generator(image, condition)
         with FlopCounterMode(display=False) as tiled:
-            staged_apply(generator.stages(), image, condition, tile, translator.size_multiple, model=generator)
+            staged_apply(generator.stages(), image, condition, tile, translator.size_multiple, model=generator,
+                         stage_tiles=translator.stage_plan(1, *size))
     return tiled.get_total_flops() / whole.get_total_flops()
 
 
@@ -173,12 +175,12 @@ def memory_child(args) -> None:
     size = tuple(args.child_size)
     batch = collate_samples([synthetic_sample(0, size, "m")])
     plan = translator.plan(1, *size)   # the probe runs here, before the measured frame
-    estimate = (translator.memory_profile().whole_bytes(1, *size) if plan is None
-                else translator.memory_profile(staged=True).staged_bytes(1, *size, plan))
+    estimate = translator.planned_bytes(1, *size)
     passes = translate_passes(translator, batch, args.memory_passes)
     peaks = [one["peak_mib"] for one in passes]
     print(json.dumps({"peak_mib": max(peaks), "first_peak_mib": peaks[0], "estimate_mib": estimate / 2**20,
-                      "seconds": passes[0]["seconds"], "tile": list(plan) if plan else None}))
+                      "seconds": passes[0]["seconds"], "tile": list(plan) if plan else None,
+                      "stage_tiles": translator.stage_plan(1, *size)}))
 
 
 def _memory(args, checkpoint: Path, size, mode: str, budget) -> dict:
@@ -242,7 +244,7 @@ def main() -> None:
                  args.frames / auto_s, model_s / auto_s, _plan_text(auto.plan(1, *size))),
                 (f"{w}x{h}", f"translate, --tile auto, --memory-budget {format_bytes(budget)} "
                              f"({args.tiled_budget_share:.0%} of the whole-frame need)", tiled_s,
-                 args.frames / tiled_s, model_s / tiled_s, _plan_text(tile) + f"; FLOPs x{flops:.3f}"),
+                 args.frames / tiled_s, model_s / tiled_s, _plan_text(tile, tiled.stage_plan(1, *size)) + f"; FLOPs x{flops:.3f}"),
             ]
             print(json.dumps(rows[-3:]))
             if not args.skip_memory:
@@ -283,7 +285,7 @@ def main() -> None:
             "| frame | mode | pass | first-pass peak MiB | peak MiB | estimate MiB | seconds (first pass) |",
             "| --- | --- | --- | ---: | ---: | ---: | ---: |",
         ]
-        lines += [f"| {size} | {label} | {_plan_text(tuple(r['tile']) if r['tile'] else None)} | {r['first_peak_mib']:.0f} "
+        lines += [f"| {size} | {label} | {_plan_text(tuple(r['tile']) if r['tile'] else None, r.get('stage_tiles'))} | {r['first_peak_mib']:.0f} "
                   f"| {r['peak_mib']:.0f} | {r['estimate_mib']:.0f} | {r['seconds']:.1f} |" for size, label, r in memory_rows]
     Path(args.out).parent.mkdir(parents=True, exist_ok=True)
     Path(args.out).write_text("\n".join(lines) + "\n", encoding="utf-8")
@@ -294,8 +296,13 @@ def auto_padded(translator: Translator, size) -> tuple[int, int]:
     return tuple(s + (-s) % translator.size_multiple for s in size)
 
 
-def _plan_text(tile) -> str:
-    return "whole" if tile is None else f"tiles {tile[1]}x{tile[0]} (staged)"
+def _plan_text(tile, stage_tiles=None) -> str:
+    if tile is None:
+        return "whole"
+    if not stage_tiles:
+        return f"tiles {tile[1]}x{tile[0]} (staged)"
+    whole = sum(each is None for each in stage_tiles)
+    return f"tiles {tile[1]}x{tile[0]} (staged; {whole} of {len(stage_tiles)} stages whole, the others larger)"
 
 
 if __name__ == "__main__":

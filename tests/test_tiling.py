@@ -102,7 +102,7 @@ def _spade(version=2):
 
 
 @pytest.mark.parametrize("tile", [32, (16, 48), 40])
-@pytest.mark.parametrize("version", [1, 2])
+@pytest.mark.parametrize("version", [1, 2, 3])
 def test_staged_tiles_equal_the_whole_frame(frame, tile, version):
     """Per-stage halos and frame statistics: exact, no seams (tolerance: float rounding)."""
     from semguard.translate.tiling import pad_to_multiple, staged_apply
@@ -115,6 +115,26 @@ def test_staged_tiles_equal_the_whole_frame(frame, tile, version):
     assert tiled.shape == whole.shape
     assert float((tiled - whole).abs().max()) < 1e-5
     assert not any("forward" in vars(m) for m in generator.modules())   # norms restored
+
+
+@pytest.mark.parametrize("version", [2, 3])
+def test_each_stage_in_its_own_tile_equals_the_whole_frame(frame, version):
+    """stage_tiles: some stages whole, others in tiles of different sizes (as --tile auto plans
+    them); the output is still the whole-frame pass (tolerance: float rounding)."""
+    from semguard.translate.tiling import pad_to_multiple, staged_apply
+
+    generator = _spade(version)
+    condition = torch.rand(2, 7, *frame.shape[-2:])
+    stages = generator.stages()
+    assert [stage.name for stage in stages].count("embed") == 1   # one shared bottleneck embedding
+    cycle = [None, 24, (16, 48), (40, 32)]
+    stage_tiles = [cycle[index % len(cycle)] for index in range(len(stages))]
+    with torch.no_grad():
+        whole = generator(pad_to_multiple(frame, 4), pad_to_multiple(condition, 4))[..., :70, :134]
+    tiled = staged_apply(stages, frame, condition, 8, 4, model=generator, stage_tiles=stage_tiles)
+    assert float((tiled - whole).abs().max()) < 1e-5
+    with pytest.raises(ValueError, match="stage_tiles has 2 entries"):
+        staged_apply(stages, frame, condition, 8, 4, model=generator, stage_tiles=[None, 8])
 
 
 def test_staged_tiles_of_the_resnet_baseline_equal_the_whole_frame(frame):

@@ -220,9 +220,41 @@ def test_tile_auto_tiles_when_the_budget_is_small(checkpoint):
     output = small.translate_batch(batch)
     tile = small.plans[(1, 70, 134)]
     assert tile is not None and tile[0] * tile[1] < 70 * 134
-    assert small.memory_profile(staged=True).staged_bytes(1, 70, 134, tile) <= small.budget()
+    stage_tiles = small.stage_plan(1, 70, 134)
+    assert len(stage_tiles) == len(small.stages)
+    # every stage's tile is at least the uniform one, and the whole plan fits the budget
+    assert all(each is None or each[0] * each[1] >= tile[0] * tile[1] for each in stage_tiles)
+    assert small.planned_bytes(1, 70, 134) <= small.budget()
+    assert small.planned_bytes(1, 70, 134) == small.memory_profile(staged=True).staged_bytes(1, 70, 134, tile,
+                                                                                              stage_tiles)
     whole = _translator(checkpoint, tile=None).translate_batch(batch)
     assert float((output - whole).abs().max()) < 1e-5
+
+
+def test_stage_tiles_are_the_largest_each_stage_allows():
+    """Closed form: a stage whose activations fit the room whole runs whole; a cheaper stage or one
+    with a smaller halo gets a larger tile than the uniform one; every stage fits the budget."""
+    from semguard.translate.memory import MemoryProfile, stage_tile_sizes, staged_tile_size
+
+    profile = MemoryProfile(whole=1000.0, staged_frame=100.0, stage_tiles=(400.0, 50.0, 400.0, 20.0),
+                            stage_radii=(4, 12, 2, 12))
+    height, width, multiple = 300, 400, 8
+    room = 400.0 * 108 * 108                    # what one tile may take, per image
+    budget = 2 * (100.0 * height * width + room)
+    uniform = staged_tile_size(profile, 2, height, width, budget, multiple)
+    assert uniform == (88, 80)                  # room / 400 px with the largest halo (12): side 84 -> 80
+    tiles = stage_tile_sizes(profile, 2, height, width, budget, multiple)
+    assert tiles[0] == (104, 96)                # halo 4: side 108 - 8 -> 96, then 11664 / 104 - 8 rows
+    assert tiles[1] == (280, 280)               # room / 50 = 93312 px: side 305 - 24 -> 280
+    assert tiles[2] == (104, 104)               # halo 2: side 108 - 4
+    assert tiles[3] is None                     # 20 B/px x the whole frame (2.4e6) fits the room (4.7e6)
+    for each, cost, radius in zip(tiles, profile.stage_tiles, profile.stage_radii):
+        region = height * width if each is None else (each[0] + 2 * radius) * (each[1] + 2 * radius)
+        assert cost * region <= room
+    expected = 2 * (100.0 * height * width + max(400.0 * 112 * 104, 50.0 * 304 * 304, 400.0 * 108 * 108,
+                                                 20.0 * height * width))
+    assert profile.staged_bytes(2, height, width, uniform, tiles) == pytest.approx(expected)
+    assert profile.staged_bytes(2, height, width, uniform, tiles) <= budget
 
 
 def test_measured_memory_is_per_pixel(checkpoint):
@@ -254,8 +286,9 @@ def test_allocator_overhead_follows_the_heap_mode(monkeypatch):
 def test_memory_profile_estimates_include_the_overhead():
     from semguard.translate.memory import MemoryProfile, staged_tile_size
 
-    plain = MemoryProfile(whole=1000.0, staged_frame=100.0, staged_tile=400.0, halo=4)
-    heavy = MemoryProfile(whole=1000.0, staged_frame=100.0, staged_tile=400.0, halo=4, overhead=(1.5, 1.25))
+    plain = MemoryProfile(whole=1000.0, staged_frame=100.0, stage_tiles=(400.0, 100.0), stage_radii=(4, 2))
+    heavy = MemoryProfile(whole=1000.0, staged_frame=100.0, stage_tiles=(400.0, 100.0), stage_radii=(4, 2),
+                          overhead=(1.5, 1.25))
     assert heavy.whole_bytes(2, 30, 40) == 1.5 * 1000.0 * 2 * 30 * 40 == 1.5 * plain.whole_bytes(2, 30, 40)
     tile = (16, 24)
     expected = 1.25 * 2 * (100.0 * 300 * 400 + 400.0 * (16 + 8) * (24 + 8))
@@ -284,7 +317,7 @@ def test_tile_auto_plans_with_the_heap_overhead(checkpoint, monkeypatch):
     assert kept_heap.memory_profile().whole_bytes(1, 70, 134) == pytest.approx(1.5 * tracked)
     tile = kept_heap.plan(1, 70, 134)
     assert tile is not None
-    assert kept_heap.memory_profile(staged=True).staged_bytes(1, 70, 134, tile) <= budget
+    assert kept_heap.planned_bytes(1, 70, 134) <= budget
 
 
 def test_memory_sizes_parse():

@@ -36,6 +36,7 @@ from semguard.models.spade import (
     SpadeResBlock,
     check_spade_version,
     embedding_layers,
+    modulation_kernel,
     resize_condition,
 )
 from semguard.models.staged import Stage, chain_stages, residual_chain_stages
@@ -239,30 +240,63 @@ class SpadeGenerator(nn.Module):
         return output, [taps[layer] for layer in layers]
 
     def stages(self) -> list[Stage]:
-        """The forward pass as stages for tiled inference (semguard.models.staged)."""
+        """The forward pass as stages for tiled inference (semguard.models.staged).
+
+        As in forward(), the blocks at the bottleneck read one shared conditioning embedding
+        (versions 2 and 3): an "embed" stage computes it and the state carries it through those
+        blocks, instead of every stage embedding its own region again (8 embeddings for 4
+        blocks). Each upsampling block embeds its region itself: a full-resolution embedding
+        held frame-wide between stages would cost more memory than its recomputation costs time.
+        """
         encoder = [module for stage in self.encoder.stages() for module in stage]
         stages = chain_stages("encoder", encoder, 1)
         scale = self.size_multiple
-        blocks = [(block, False) for block in self.blocks] + [(block, True) for block in self.up_blocks]
-        for index, (block, upsample) in enumerate(blocks):
-            scale_in = scale
-            if upsample:
-                scale //= 2
+        shared = self.spade_version >= 2 and self.condition_channels > 0 and len(self.blocks) > 0
+        if shared:
+            def embed(state, condition, _scale=scale):
+                return (*state, self._features(condition, state[0].shape[-2:], _scale))
 
-            def first(state, condition, _block=block, _upsample=upsample, _scale=scale):
-                x = self.upsample(state[0]) if _upsample else state[0]
-                return _block.first_half(x, self._features(condition, x.shape[-2:], _scale))
+            stages.append(Stage("embed", embed, scale, scale, embedding_layers(self.spade_version) * scale))
+        middle = len(self.blocks)
+        for index, block in enumerate(self.blocks):
+            if shared:
+                # the embedding rides in the state: (x, e) -> (shortcut, h, e) -> (out, e), the last block drops it
+                def first(state, condition, _block=block):
+                    return (*_block.first_half(state[0], state[-1]), state[-1])
 
-            def second(state, condition, _block=block, _scale=scale):
-                shortcut, h = state
-                return (_block.second_half(shortcut, h, self._features(condition, h.shape[-2:], _scale)),)
+                def second(state, condition, _block=block, _keep=index < middle - 1):
+                    out = _block.second_half(state[0], state[1], state[2])
+                    return (out, state[2]) if _keep else (out,)
 
-            # embedding conv, modulation conv and conv1 (or conv2): 3 pixels at the block's resolution
+                # modulation conv (3x3 in version 2, 1x1 in 3) and conv1 (or conv2)
+                radius = (modulation_kernel(self.spade_version) // 2 + 1) * scale
+            else:
+                first, second = self._embedding_stage_pair(block, False, scale)
+                radius = 3 * scale
+            stages.append(Stage(f"block{index}.first", first, scale, scale, radius,
+                                tuple((norm, 0) for norm in block.input_norms())))
+            stages.append(Stage(f"block{index}.second", second, scale, scale, radius, ((block.norm2.norm, 1),)))
+        for index, block in enumerate(self.up_blocks, start=middle):
+            scale_in, scale = scale, scale // 2
+            first, second = self._embedding_stage_pair(block, True, scale)
+            # embedding conv(s), modulation conv and conv1 (or conv2) at the block's resolution
             stages.append(Stage(f"block{index}.first", first, scale_in, scale, 3 * scale,
                                 tuple((norm, 0) for norm in block.input_norms())))
             stages.append(Stage(f"block{index}.second", second, scale, scale, 3 * scale, ((block.norm2.norm, 1),)))
         stages += chain_stages("to_image", list(self.to_image), 1)
         return stages
+
+    def _embedding_stage_pair(self, block: SpadeResBlock, upsample: bool, scale: int):
+        """The (first, second) stage functions of a block whose stages each embed their own region."""
+        def first(state, condition):
+            x = self.upsample(state[0]) if upsample else state[0]
+            return block.first_half(x, self._features(condition, x.shape[-2:], scale))
+
+        def second(state, condition):
+            shortcut, h = state
+            return (block.second_half(shortcut, h, self._features(condition, h.shape[-2:], scale)),)
+
+        return first, second
 
 
 def spade_layout_version(state_dict) -> int | None:

@@ -203,11 +203,13 @@ def _plan_lines(translator) -> list[str]:
             lines.append(f"{frames}: whole-frame passes, about {format_bytes(need)} of the "
                          f"{format_bytes(translator.budget())} memory budget")
         else:
-            need = (translator.memory_profile(staged=True).staged_bytes(batch, height, width, tile)
-                    if translator.stages else None)
+            need = translator.planned_bytes(batch, height, width)
+            stage_tiles = translator.stage_plan(batch, height, width)
+            whole_stages = "" if not stage_tiles else \
+                f", {sum(each is None for each in stage_tiles)} of {len(stage_tiles)} stages whole, the others larger"
             lines.append(f"{frames}: a whole frame needs about {format_bytes(profile.whole_bytes(batch, height, width))}"
                          f", over the {format_bytes(translator.budget())} budget: tiles of {tile[1]}x{tile[0]}"
-                         + (f" (about {format_bytes(need)})" if need is not None else ""))
+                         + (f" (about {format_bytes(need)}{whole_stages})" if need is not None else ""))
     return lines
 
 

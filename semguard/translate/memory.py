@@ -211,13 +211,15 @@ def measure_whole(make_inputs: Callable[[int, int], tuple], whole: Callable[...,
 
 
 def measure_staged(make_inputs: Callable[[int, int], tuple], stages: Sequence, device: torch.device,
-                   size_multiple: int = 1) -> tuple[float, float, int]:
-    """(frame, tile, halo) of a staged pass (semguard.translate.tiling.staged_apply) on a probe frame, see
-    MemoryProfile: frame = the most held at full-frame size (inputs, their resized copies,
-    a stage's input and output states); tile = the most a stage adds while it runs (its
-    output included, so a tiled pass is slightly overestimated)."""
+                   size_multiple: int = 1) -> tuple[float, tuple[float, ...], tuple[int, ...]]:
+    """(frame, stage_tiles, stage_radii) of a staged pass (semguard.translate.tiling.staged_apply) on a
+    probe frame, see MemoryProfile: frame = the most held at full-frame size (inputs, their resized
+    copies, a stage's input and output states); stage_tiles[k] = the most stage k adds while it runs
+    (its output included, so a tiled pass is slightly overestimated), per frame pixel; stage_radii[k]
+    = its halo (frame pixels)."""
     height, width = _probe_size(size_multiple)
-    peaks = {"frame": 0, "tile": 0, "entry": 0}
+    peaks = {"frame": 0, "entry": 0}
+    added: dict[int, int] = {}
 
     def observe(stage, state, result) -> None:
         if result is None:
@@ -225,14 +227,15 @@ def measure_staged(make_inputs: Callable[[int, int], tuple], stages: Sequence, d
             tracker.reset_peak()
             return
         peaks["frame"] = max(peaks["frame"], tracker.current)
-        peaks["tile"] = max(peaks["tile"], tracker.peak - peaks["entry"])
+        added[id(stage)] = max(added.get(id(stage), 0), tracker.peak - peaks["entry"])
 
     with torch.inference_mode(), _tracker(device) as tracker:
         image, condition = make_inputs(height, width)
         staged_apply(stages, image, condition, None, size_multiple, observe=observe)
         del image, condition
     pixels = height * width
-    return peaks["frame"] / pixels, peaks["tile"] / pixels, max((stage.radius for stage in stages), default=0)
+    return (peaks["frame"] / pixels, tuple(added.get(id(stage), 0) / pixels for stage in stages),
+            tuple(int(stage.radius) for stage in stages))
 
 
 @dataclass(frozen=True)
@@ -241,18 +244,27 @@ class MemoryProfile:
 
     whole: a whole-frame pass (inputs, conditioning and output included).
     staged_frame: what a staged tiled pass keeps at full-frame size (two consecutive
-      states, inputs); staged_tile: one tile's activations, per tile pixel (None: not
-      measured, or the model has no stages). halo: the largest stage radius in frame
-      pixels (each tile reads this much around it).
+      states, inputs); stage_tiles[k]: the activations stage k adds while it runs, per pixel of
+      the region it runs on (a tile plus its halo, or the whole frame); stage_radii[k]: that
+      stage's halo in frame pixels. Empty: not measured, or the model has no stages.
     overhead: (whole, staged) factors from these tracked bytes to what the process holds
       (allocator_overhead); the *_bytes estimates include them.
     """
 
     whole: float
     staged_frame: float | None = None
-    staged_tile: float | None = None
-    halo: int = 0
+    stage_tiles: tuple[float, ...] = ()
+    stage_radii: tuple[int, ...] = ()
     overhead: tuple[float, float] = (1.0, 1.0)
+
+    @property
+    def staged_tile(self) -> float:
+        """The largest stage's activations per pixel (the cost a uniform tile is planned with)."""
+        return max(self.stage_tiles)
+
+    @property
+    def halo(self) -> int:
+        return max(self.stage_radii, default=0)
 
     @property
     def whole_per_pixel(self) -> float:
@@ -262,27 +274,72 @@ class MemoryProfile:
     def whole_bytes(self, batch: int, height: int, width: int) -> float:
         return self.whole_per_pixel * batch * height * width
 
-    def staged_bytes(self, batch: int, height: int, width: int, tile: tuple[int, int]) -> float:
-        if self.staged_frame is None or self.staged_tile is None:
+    def staged_bytes(self, batch: int, height: int, width: int, tile: tuple[int, int],
+                     stage_tiles: Sequence[tuple[int, int] | None] | None = None) -> float:
+        """Estimated peak of a staged pass in `tile`s, or with each stage in its own tile
+        (`stage_tiles`, one per stage, None = that stage on the whole frame)."""
+        self._check_staged()
+        if stage_tiles is None:
+            stage_tiles = [tile] * len(self.stage_tiles)
+        if len(stage_tiles) != len(self.stage_tiles):
+            raise ValueError(f"{len(stage_tiles)} stage tiles for {len(self.stage_tiles)} stages")
+        regions = [height * width if each is None else
+                   (min(height, each[0]) + 2 * radius) * (min(width, each[1]) + 2 * radius)
+                   for each, radius in zip(stage_tiles, self.stage_radii)]
+        busiest = max(cost * region for cost, region in zip(self.stage_tiles, regions))
+        return self.overhead[1] * batch * (self.staged_frame * height * width + busiest)
+
+    def _check_staged(self) -> None:
+        if self.staged_frame is None or not self.stage_tiles:
             raise ValueError("no staged measurement in this profile")
-        tile_h, tile_w = min(height, tile[0]) + 2 * self.halo, min(width, tile[1]) + 2 * self.halo
-        return self.overhead[1] * batch * (self.staged_frame * height * width + self.staged_tile * tile_h * tile_w)
+        if len(self.stage_radii) != len(self.stage_tiles):
+            raise ValueError(f"{len(self.stage_radii)} stage radii for {len(self.stage_tiles)} stages")
+
+
+def _largest_tile(area: float, halo: int, height: int, width: int, multiple: int,
+                  smallest: int) -> tuple[int, int]:
+    """The largest tile (h, w), multiples of `multiple`, as square as the frame allows, whose region
+    (tile plus `halo` on each side) has at most `area` pixels; `smallest` a side when none has."""
+    side = int(math.sqrt(area)) - 2 * halo
+    tile_w = min(width, max(smallest, side // multiple * multiple))
+    tile_h = int(area / (tile_w + 2 * halo)) - 2 * halo
+    return min(height, max(smallest, tile_h // multiple * multiple)), tile_w
+
+
+def _tile_room(profile: MemoryProfile, batch: int, height: int, width: int, budget: float) -> float:
+    """Bytes per image that one stage's tile may take within `budget` (tracked bytes, no overhead)."""
+    profile._check_staged()
+    return budget / profile.overhead[1] / batch - profile.staged_frame * height * width
 
 
 def staged_tile_size(profile: MemoryProfile, batch: int, height: int, width: int, budget: float,
                      multiple: int, minimum: int = 16) -> tuple[int, int]:
     """The largest tile (h, w), multiples of `multiple`, as square as the frame allows, whose
-    staged pass over a [batch, ., height, width] frame fits `budget` bytes; `minimum` pixels
-    a side when none does (check with profile.staged_bytes and warn)."""
-    if profile.staged_frame is None or profile.staged_tile is None:
-        raise ValueError("no staged measurement in this profile")
-    smallest = max(multiple, minimum // multiple * multiple)
-    room = budget / profile.overhead[1] / batch - profile.staged_frame * height * width
+    staged pass over a [batch, ., height, width] frame, every stage in that tile, fits `budget`
+    bytes; `minimum` pixels a side when none does (check with profile.staged_bytes and warn)."""
+    room = _tile_room(profile, batch, height, width, budget)
     area = room / profile.staged_tile if room > 0 else 0.0   # tile pixels, halo included
-    side = int(math.sqrt(area)) - 2 * profile.halo
-    tile_w = min(width, max(smallest, side // multiple * multiple))
-    tile_h = int(area / (tile_w + 2 * profile.halo)) - 2 * profile.halo
-    return min(height, max(smallest, tile_h // multiple * multiple)), tile_w
+    return _largest_tile(area, profile.halo, height, width, multiple, max(multiple, minimum // multiple * multiple))
+
+
+def stage_tile_sizes(profile: MemoryProfile, batch: int, height: int, width: int, budget: float,
+                     multiple: int, minimum: int = 16) -> list[tuple[int, int] | None]:
+    """Each stage's own tile within `budget`: None (the whole frame) for a stage whose activations
+    fit it whole, else the largest tile its own activations and halo allow, never smaller than the
+    uniform tile (staged_tile_size). A stage at a quarter of the resolution holds far fewer bytes
+    per frame pixel than one at full resolution, so it runs in fewer, larger tiles: fewer halo
+    pixels computed twice and fewer small convolutions (benchmarks/results/translate.md)."""
+    uniform = staged_tile_size(profile, batch, height, width, budget, multiple, minimum)
+    room = _tile_room(profile, batch, height, width, budget)
+    smallest = max(multiple, minimum // multiple * multiple)
+    tiles: list[tuple[int, int] | None] = []
+    for cost, radius in zip(profile.stage_tiles, profile.stage_radii):
+        if cost * height * width <= room:
+            tiles.append(None)
+            continue
+        own = _largest_tile(room / cost, radius, height, width, multiple, smallest) if cost > 0 else (height, width)
+        tiles.append(own if own[0] * own[1] > uniform[0] * uniform[1] else uniform)
+    return tiles
 
 
 def network_tile_size(bytes_per_pixel: float, batch: int, tiles_per_call: int, budget: float,

@@ -36,6 +36,7 @@ from semguard.translate.memory import (
     measure_staged,
     measure_whole,
     network_tile_size,
+    stage_tile_sizes,
     staged_tile_size,
 )
 from semguard.translate.tiling import round_up, staged_apply, tiled_apply
@@ -84,6 +85,8 @@ class Translator:
             self.generator = self.generator.to(memory_format=torch.channels_last)
         self.stages = self.generator.stages() if callable(getattr(self.generator, "stages", None)) else None
         self.plans: dict[tuple[int, int, int], tuple[int, int] | None] = {}
+        # staged plans under --tile auto: each stage's own tile (None: that stage whole)
+        self.stage_plans: dict[tuple[int, int, int], list[tuple[int, int] | None]] = {}
         self._profiles: dict[int, MemoryProfile] = {}
 
     @classmethod
@@ -107,8 +110,10 @@ class Translator:
     def _generate_staged(self, image: torch.Tensor, condition: torch.Tensor | None,
                          tile: tuple[int, int]) -> torch.Tensor:
         image, condition = self._layout(image, condition)
+        stage_tiles = self.stage_plans.get(self._plan_key(image.shape[0], *image.shape[-2:]))
         with torch.autocast("cuda", dtype=torch.bfloat16, enabled=self.amp):
-            return staged_apply(self.stages, image, condition, tile, self.size_multiple, model=self.generator)
+            return staged_apply(self.stages, image, condition, tile, self.size_multiple, model=self.generator,
+                                stage_tiles=stage_tiles)
 
     def _layout(self, image: torch.Tensor, condition: torch.Tensor | None):
         if self.device.type == "cuda":
@@ -143,15 +148,21 @@ class Translator:
             profile = self._profiles[key] = MemoryProfile(whole=whole)
         if staged and self.stages and profile.staged_frame is None:
             with torch.autocast("cuda", dtype=torch.bfloat16, enabled=self.amp):
-                frame, tile, halo = measure_staged(lambda h, w: self._layout(*self._probe_inputs(h, w)), self.stages,
-                                                   self.device, self.size_multiple)
-            profile = self._profiles[key] = replace(profile, staged_frame=frame, staged_tile=tile, halo=halo)
+                frame, stage_tiles, stage_radii = measure_staged(lambda h, w: self._layout(*self._probe_inputs(h, w)),
+                                                                 self.stages, self.device, self.size_multiple)
+            profile = self._profiles[key] = replace(profile, staged_frame=frame, stage_tiles=stage_tiles,
+                                                    stage_radii=stage_radii)
         return replace(profile, overhead=allocator_overhead(self.device))
 
+    def _plan_key(self, batch: int, height: int, width: int) -> tuple[int, int, int]:
+        return batch, round_up(height, self.size_multiple), round_up(width, self.size_multiple)
+
     def plan(self, batch: int, height: int, width: int) -> tuple[int, int] | None:
-        """None for a whole-frame pass of a [batch,3,height,width] batch, else the tile size."""
-        height, width = round_up(height, self.size_multiple), round_up(width, self.size_multiple)
-        key = (batch, height, width)
+        """None for a whole-frame pass of a [batch,3,height,width] batch, else the tile size (under
+        --tile auto with a staged generator: the tile of the stages that need the smallest one;
+        the others run in larger tiles or whole, see `stage_plan`)."""
+        key = self._plan_key(batch, height, width)
+        _, height, width = key
         if key in self.plans:
             return self.plans[key]
         if self.tile is None:
@@ -163,7 +174,8 @@ class Translator:
         elif self.stages:
             profile = self.memory_profile(staged=True)
             choice = staged_tile_size(profile, batch, height, width, self.budget(), self.size_multiple)
-            need = profile.staged_bytes(batch, height, width, choice)
+            self.stage_plans[key] = stage_tile_sizes(profile, batch, height, width, self.budget(), self.size_multiple)
+            need = profile.staged_bytes(batch, height, width, choice, self.stage_plans[key])
             if need > self.budget():
                 warnings.warn(f"a {width}x{height} frame needs about {format_bytes(need)} even in {choice[1]}x"
                               f"{choice[0]} tiles, more than the memory budget {format_bytes(self.budget())}; "
@@ -174,6 +186,23 @@ class Translator:
             choice = None if side >= max(height, width) else (min(side, height), min(side, width))
         self.plans[key] = choice
         return choice
+
+    def stage_plan(self, batch: int, height: int, width: int) -> list[tuple[int, int] | None] | None:
+        """Each stage's tile (None: that stage whole) of the staged pass `plan` chose for such a
+        batch; None when it chose no per-stage tiles (whole frames, fixed --tile, no stages)."""
+        self.plan(batch, height, width)
+        return self.stage_plans.get(self._plan_key(batch, height, width))
+
+    def planned_bytes(self, batch: int, height: int, width: int) -> float | None:
+        """The estimated peak of the pass `plan` chose for such a batch (None: fixed network-level
+        tiles, which have no estimate)."""
+        tile = self.plan(batch, height, width)
+        key = self._plan_key(batch, height, width)
+        if tile is None:
+            return self.memory_profile().whole_bytes(*key)
+        if not self.stages:
+            return None
+        return self.memory_profile(staged=True).staged_bytes(*key, tile, self.stage_plan(batch, height, width))
 
     def judge_tile(self, judge, size_multiple: int, batch: int, height: int, width: int) -> int | None:
         """The tile size (None: whole frames) for running `judge` (image -> logits) on a batch."""

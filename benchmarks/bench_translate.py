@@ -66,8 +66,11 @@ def synthetic_sample(seed: int, size: tuple[int, int], name: str) -> Sample:
                   boxes=[Box((w / 2, h / 2, min(w, w / 2 + 30), min(h, h / 2 + 20)), 13, 1)], name=name)
 
 
-def make_checkpoint(path: Path, base_channels: int) -> None:
-    config = config_from_dict({"model": {"base_channels": base_channels}})
+def make_checkpoint(path: Path, base_channels: int, spade_version: int | None = None) -> None:
+    model = {"base_channels": base_channels}
+    if spade_version is not None:
+        model["spade_version"] = spade_version
+    config = config_from_dict({"model": model})
     torch.manual_seed(0)
     generator, _ = build_generator(config.model)
     state = generator.state_dict()
@@ -198,6 +201,8 @@ def main() -> None:
     parser.add_argument("--frames", type=int, default=4, help="frames per size and row")
     parser.add_argument("--device", default="auto")
     parser.add_argument("--base-channels", type=int, default=32)
+    parser.add_argument("--spade-version", type=int, choices=(1, 2, 3), default=None,
+                        help="SPADE version of the generator (default: the config default)")
     parser.add_argument("--tiled-budget-share", type=float, default=0.6,
                         help="tiled rows: memory budget = this share of the frame's estimated whole-frame need")
     parser.add_argument("--workers", type=int, default=None, help="decode workers (default: translate's own)")
@@ -219,7 +224,7 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as tmp:
         tmp = Path(tmp)
         checkpoint = tmp / "translator.pt"
-        make_checkpoint(checkpoint, args.base_channels)
+        make_checkpoint(checkpoint, args.base_channels, args.spade_version)
         for size in sizes:
             h, w = size
             source = tmp / f"source_{h}x{w}"
@@ -262,7 +267,7 @@ def main() -> None:
         "",
         f"Command: `python benchmarks/bench_translate.py {' '.join(sys.argv[1:])}`  ",
         f"Machine: {machine}; torch {torch.__version__}; date {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}  ",
-        f"Model: default SPADE generator (base_channels {args.base_channels}, spade_version "
+        f"Model: SPADE generator (base_channels {args.base_channels}, spade_version "
         f"{auto.generator.spade_version}), random weights; {args.frames} frames per row; pipeline with "
         "{} decode workers and {} writers.".format(*io_threads(auto.device, args.workers, args.writers)),
         "",

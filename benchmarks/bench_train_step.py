@@ -11,13 +11,16 @@ other in this same run, so the peak-memory figures do not leak into each other:
     python benchmarks/bench_train_step.py [--device cpu|cuda] [--steps 3] [--batch-size 2]
         [--sizes 128x256,256x512] [--out benchmarks/results/train_step.md]
 
-Rows: semguard = configs/toy.yaml (spade, conditioned, gan + nce + seg + box, frozen guide);
+Rows: semguard = configs/toy.yaml (spade, conditioned, gan + nce + seg + box, frozen guide), in the
+channels-last layout the trainer uses by default (train.channels_last, CPU and CUDA);
+semguard-nchw = the same in the contiguous layout (train.channels_last=false, the CPU default before);
 semguard-seg16 = the same with the segmentation discriminator at 16 base channels (32 in toy.yaml);
 semguard-v2 = the same with SPADE version 2; semguard-v1 = the same with model.spade_version=1
 (the SPADE of checkpoints before issue 13: per-norm conditioning embeddings), the before row;
 semguard-patchd = configs/toy_v1.yaml with SPADE version 3 (the semguard of before issue 12: patch
 discriminator, guide, seg + box, no segmentation discriminator);
-spade-cut = configs/toy_cond_only.yaml (spade, conditioned, gan + nce);
+spade-cut = configs/toy_cond_only.yaml (spade, conditioned, gan + nce); spade3-cut = the same with
+SPADE version 3 (toy.yaml's generator under CUT's losses: the generator's own cost);
 resnet-cut = configs/toy_cut.yaml (resnet, unconditioned, gan + nce): the CUT baseline at
 equal width, resolution and batch, and the reference of the "x CUT" column. The guide is an
 untrained segmenter of the benchmark guide's architecture (fpn / resnet18; speed does not depend
@@ -43,11 +46,13 @@ from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
 ROWS = (("semguard", "toy.yaml", ()),
+        ("semguard-nchw", "toy.yaml", ("train.channels_last=false",)),
         ("semguard-seg16", "toy.yaml", ("model.discriminator.seg_base_channels=16",)),
         ("semguard-v2", "toy.yaml", ("model.spade_version=2",)),
         ("semguard-v1", "toy.yaml", ("model.spade_version=1",)),
         ("semguard-patchd", "toy_v1.yaml", ("model.spade_version=3",)),
-        ("spade-cut", "toy_cond_only.yaml", ()), ("resnet-cut", "toy_cut.yaml", ()))
+        ("spade-cut", "toy_cond_only.yaml", ()), ("spade3-cut", "toy_cond_only.yaml", ("model.spade_version=3",)),
+        ("resnet-cut", "toy_cut.yaml", ()))
 BASELINE = "resnet-cut"
 
 
@@ -261,10 +266,12 @@ def _write_report(args, results: list[dict]) -> None:
     else:
         lines += [header + " peak RSS MiB | steps add MiB |", "|---|---|---|---:|---:|---:|---:|---:|---:|---:|"]
     generator = {"semguard": "toy.yaml: spade v3, segmentation D + patch D, seg + box",
+                 "semguard-nchw": "toy.yaml in the contiguous (NCHW) layout",
                  "semguard-seg16": "toy.yaml with the segmentation D at 16 channels",
                  "semguard-v2": "toy.yaml with spade v2",
                  "semguard-patchd": "toy_v1.yaml with spade v3: patch D, seg + box", "semguard-v1": "toy.yaml with spade v1",
-                 "spade-cut": "spade v2, CUT losses only", "resnet-cut": "resnet (CUT)"}
+                 "spade-cut": "spade v2, CUT losses only", "spade3-cut": "spade v3, CUT losses only",
+                 "resnet-cut": "resnet (CUT)"}
     baseline = {r["size"]: r for r in results if r["row"] == BASELINE}
     for r in results:
         base = baseline.get(r["size"])

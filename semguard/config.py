@@ -141,7 +141,7 @@ class TrainConfig:
     ema_decay: float = 0.999
     grad_clip: float = 0.0          # 0 = no clipping
     amp: bool = True                # bf16 autocast on CUDA; ignored on CPU
-    channels_last: bool = True
+    channels_last: bool = True       # NHWC models and batches (CUDA and CPU)
     device: str = "auto"            # auto | cpu | cuda | cuda:N
     seed: int = 0
     out: str = "runs/toy"

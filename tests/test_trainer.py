@@ -144,6 +144,11 @@ def test_save_load_gives_identical_outputs(data_root, tmp_path):
         from semguard.models.conditioning import build_conditioning
 
         condition = build_conditioning(label, torch.zeros_like(label), [[], []], spec)
+        # the same weights in the trainer's memory layout (channels-last) give the same bits
+        assert trainer.channels_last
+        layout = torch.channels_last
+        rebuilt = rebuilt.to(memory_format=layout)
+        image, condition = image.contiguous(memory_format=layout), condition.contiguous(memory_format=layout)
         with torch.no_grad():
             assert torch.equal(rebuilt(image, condition), trainer.ema.model(image, condition))
     finally:

@@ -130,8 +130,9 @@ class Trainer:
         self.show_progress = show_progress and self.context.is_main
         self.cuda = self.device.type == "cuda"
         self.amp = self.cuda and config.train.amp
-        # channels-last on CPU too: oneDNN's convolutions, the segmentation discriminator's and the
-        # guide's above all, run a semguard step about 20% faster in it (benchmarks/results/train_step.md)
+        # channels-last on CPU too (one layout on every device): oneDNN runs the segmentation
+        # discriminator's and the guide's convolutions faster in it; a whole semguard step gains 2-30%
+        # in benchmarks/bench_train_step.py, within noise in the full benchmark's training runs
         self.channels_last = config.train.channels_last
         self._previous_determinism = torch.are_deterministic_algorithms_enabled()
         self._previous_fill = torch.utils.deterministic.fill_uninitialized_memory

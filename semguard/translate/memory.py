@@ -5,7 +5,8 @@ fits a budget, and tiles it only when it does not. The estimate is not a rule of
 `measure_whole` / `measure_staged` run the model once on a small probe frame and record the
 peak bytes per frame pixel (activations of a fully convolutional model scale with the pixel
 count), for a whole-frame pass and for a staged tiled pass (semguard.models.staged:
-full-frame state between stages + one tile's activations).
+full-frame state between stages + one tile's activations, measured stage by stage, so that
+`stage_tile_sizes` can give each stage the largest tile its own activations allow).
 
 Measuring: on CUDA, torch.cuda.max_memory_allocated (every allocation, workspaces
 included). On CPU there is no allocator counter, so a TorchDispatchMode adds up the

@@ -35,7 +35,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 # (height, width, budget MiB or None for a whole frame, keep freed memory, passes)
 ROWS = ((256, 512, None, True, 5), (512, 1024, None, True, 4), (526, 957, None, True, 4),
-        (1024, 2048, None, True, 3), (526, 957, 600, True, 4), (1024, 2048, 1600, True, 3),
+        (1024, 2048, None, True, 3), (526, 957, 600, True, 4), (1024, 2048, 1600, True, 3), (1024, 2048, 2400, True, 3),
         (256, 512, None, False, 4), (526, 957, None, False, 4), (1024, 2048, None, False, 2),
         (526, 957, 600, False, 3))
 QUICK = ((256, 512, None, True, 3), (256, 512, 100, True, 3), (256, 512, None, False, 3))

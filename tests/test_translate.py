@@ -216,7 +216,7 @@ def test_tile_auto_tiles_when_the_budget_is_small(checkpoint):
     batch = _batch()
     probe = _translator(checkpoint)
     whole_bytes = probe.memory_profile().whole_bytes(1, 70, 134)
-    small = _translator(checkpoint, memory_budget=int(whole_bytes * 0.6))
+    small = _translator(checkpoint, memory_budget=int(whole_bytes * 0.75))
     output = small.translate_batch(batch)
     tile = small.plans[(1, 70, 134)]
     assert tile is not None and tile[0] * tile[1] < 70 * 134
@@ -255,6 +255,15 @@ def test_stage_tiles_are_the_largest_each_stage_allows():
                                                  20.0 * height * width))
     assert profile.staged_bytes(2, height, width, uniform, tiles) == pytest.approx(expected)
     assert profile.staged_bytes(2, height, width, uniform, tiles) <= budget
+    # a budget below even the full-frame state: every stage in STARVED_TILE tiles (the plan then warns),
+    # not in the smallest, which would save almost nothing of what is over and cost many times the time
+    from semguard.translate.memory import STARVED_TILE
+
+    starved = stage_tile_sizes(profile, 2, height, width, 100.0 * height * width, multiple)
+    assert STARVED_TILE == 128 and starved == [(128, 128)] * 4
+    # just enough room for the smallest uniform tile: that one, not the starved size
+    tight = 2 * (100.0 * height * width + 400.0 * (16 + 24) ** 2)
+    assert staged_tile_size(profile, 2, height, width, tight, multiple) == (16, 16)
 
 
 def test_measured_memory_is_per_pixel(checkpoint):

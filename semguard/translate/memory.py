@@ -21,8 +21,9 @@ reused but never returned fragments: the peak resident set grows over the first 
 passes of a frame size and then stays. So the estimate is the tracked bytes times a measured
 allocator overhead (`CPU_ALLOCATOR_OVERHEAD`, from benchmarks/bench_memory_estimate.py:
 steady-state peak RSS growth over the tracked bytes, SPADE generator base 32, a fresh process
-per row; four runs, results/memory_estimate*.md). With heap reuse, whole frames measured
-1.18-1.43x (256x512 to 2048x1024), staged tiled passes 1.10-1.50x; with glibc's default heap
+per row; five runs, results/memory_estimate*.md). With heap reuse, whole frames measured
+1.18-1.43x (256x512 to 2048x1024), staged tiled passes 1.10-1.50x in uniform tiles and up to
+1.64x with each stage in its own tile (more allocation sizes, more fragments); with glibc's default heap
 (eval, or the Translator API without reuse) whole frames 0.89-1.12x, staged passes
 1.13-1.21x. The ratio moves between runs of the same row by up to a third (2048x1024 tiled
 under a 1600 MiB budget: 1.20, 1.11, 1.14, 1.50): the allocation sequence decides how the heap
@@ -61,9 +62,9 @@ CPU_BUDGET_SHARE = 0.5
 CUDA_BUDGET_SHARE = 0.8
 PROBE_SIZE = (32, 64)   # activation bytes scale with pixels: a small probe measures them
 # Peak resident memory over the tracked bytes on CPU (module docstring): the largest ratio
-# measured by benchmarks/bench_memory_estimate.py (four runs) with a margin; keyed by whether
+# measured by benchmarks/bench_memory_estimate.py (five runs) with a margin; keyed by whether
 # freed memory is kept for reuse (reuse_freed_memory), then by pass kind.
-CPU_ALLOCATOR_OVERHEAD = {True: {"whole": 1.50, "staged": 1.55}, False: {"whole": 1.15, "staged": 1.30}}
+CPU_ALLOCATOR_OVERHEAD = {True: {"whole": 1.50, "staged": 1.70}, False: {"whole": 1.15, "staged": 1.30}}
 _heap_reuse = False   # set by reuse_freed_memory
 _UNITS = {"": 1, "b": 1, "k": 1e3, "kb": 1e3, "m": 1e6, "mb": 1e6, "g": 1e9, "gb": 1e9, "t": 1e12, "tb": 1e12,
           "kib": 2**10, "mib": 2**20, "gib": 2**30, "tib": 2**40}
@@ -313,14 +314,24 @@ def _tile_room(profile: MemoryProfile, batch: int, height: int, width: int, budg
     return budget / profile.overhead[1] / batch - profile.staged_frame * height * width
 
 
+STARVED_TILE = 128   # frame pixels a side when no tile fits the budget (see staged_tile_size)
+
+
 def staged_tile_size(profile: MemoryProfile, batch: int, height: int, width: int, budget: float,
                      multiple: int, minimum: int = 16) -> tuple[int, int]:
     """The largest tile (h, w), multiples of `multiple`, as square as the frame allows, whose
     staged pass over a [batch, ., height, width] frame, every stage in that tile, fits `budget`
-    bytes; `minimum` pixels a side when none does (check with profile.staged_bytes and warn)."""
+    bytes; `minimum` pixels a side at the least. When not even that fits (the full-frame state
+    alone is over the budget), STARVED_TILE pixels a side: smaller tiles would save little of what
+    is over and cost many times the time (2048x1024 in 16-px tiles: 120 s a pass against 10-12 s
+    whole, benchmarks/results/memory_estimate.md); check with profile.staged_bytes and warn."""
     room = _tile_room(profile, batch, height, width, budget)
     area = room / profile.staged_tile if room > 0 else 0.0   # tile pixels, halo included
-    return _largest_tile(area, profile.halo, height, width, multiple, max(multiple, minimum // multiple * multiple))
+    smallest = max(multiple, minimum // multiple * multiple)
+    if area < (smallest + 2 * profile.halo) ** 2:
+        starved = max(multiple, STARVED_TILE // multiple * multiple)
+        return min(height, starved), min(width, starved)
+    return _largest_tile(area, profile.halo, height, width, multiple, smallest)
 
 
 def stage_tile_sizes(profile: MemoryProfile, batch: int, height: int, width: int, budget: float,
@@ -335,10 +346,10 @@ def stage_tile_sizes(profile: MemoryProfile, batch: int, height: int, width: int
     smallest = max(multiple, minimum // multiple * multiple)
     tiles: list[tuple[int, int] | None] = []
     for cost, radius in zip(profile.stage_tiles, profile.stage_radii):
-        if cost * height * width <= room:
+        if cost * height * width <= room:   # (a stage that adds nothing runs whole)
             tiles.append(None)
             continue
-        own = _largest_tile(room / cost, radius, height, width, multiple, smallest) if cost > 0 else (height, width)
+        own = _largest_tile(max(room, 0.0) / cost, radius, height, width, multiple, smallest)
         tiles.append(own if own[0] * own[1] > uniform[0] * uniform[1] else uniform)
     return tiles
 

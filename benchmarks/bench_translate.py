@@ -40,7 +40,7 @@ from semguard.config import config_from_dict
 from semguard.data.batch import collate_samples
 from semguard.data.folder import FolderDataset, write_sample
 from semguard.data.sample import Box, Sample
-from semguard.translate.memory import format_bytes, reuse_freed_memory
+from semguard.translate.memory import describe_stage_tiles, format_bytes, reuse_freed_memory
 from semguard.labels import colorize
 from semguard.models import build_conditioning, build_generator
 from semguard.translate.tiling import pad_to_multiple, staged_apply
@@ -302,12 +302,7 @@ def auto_padded(translator: Translator, size) -> tuple[int, int]:
 
 
 def _plan_text(tile, stage_tiles=None) -> str:
-    if tile is None:
-        return "whole"
-    if not stage_tiles:
-        return f"tiles {tile[1]}x{tile[0]} (staged)"
-    whole = sum(each is None for each in stage_tiles)
-    return f"tiles {tile[1]}x{tile[0]} (staged; {whole} of {len(stage_tiles)} stages whole, the others larger)"
+    return "whole" if tile is None else f"staged {describe_stage_tiles(tile, stage_tiles)}"
 
 
 if __name__ == "__main__":

@@ -1,6 +1,7 @@
 """`semguard translate` and the Translator API on tiny data (32x64 frames, 4-channel generators)."""
 
 import json
+import re
 from pathlib import Path
 
 import numpy as np
@@ -234,7 +235,7 @@ def test_tile_auto_tiles_when_the_budget_is_small(checkpoint):
 def test_stage_tiles_are_the_largest_each_stage_allows():
     """Closed form: a stage whose activations fit the room whole runs whole; a cheaper stage or one
     with a smaller halo gets a larger tile than the uniform one; every stage fits the budget."""
-    from semguard.translate.memory import MemoryProfile, stage_tile_sizes, staged_tile_size
+    from semguard.translate.memory import MemoryProfile, describe_stage_tiles, stage_tile_sizes, staged_tile_size
 
     profile = MemoryProfile(whole=1000.0, staged_frame=100.0, stage_tiles=(400.0, 50.0, 400.0, 20.0),
                             stage_radii=(4, 12, 2, 12))
@@ -255,6 +256,8 @@ def test_stage_tiles_are_the_largest_each_stage_allows():
                                                  20.0 * height * width))
     assert profile.staged_bytes(2, height, width, uniform, tiles) == pytest.approx(expected)
     assert profile.staged_bytes(2, height, width, uniform, tiles) <= budget
+    assert describe_stage_tiles(uniform, tiles) == "tiles 80x88; 1 of 4 stages whole, 3 in larger tiles"
+    assert describe_stage_tiles(uniform, [uniform, None]) == "tiles 80x88; 1 of 2 stages whole, 0 in larger tiles"
     # a budget below even the full-frame state: every stage in STARVED_TILE tiles (the plan then warns),
     # not in the smallest, which would save almost nothing of what is over and cost many times the time
     from semguard.translate.memory import STARVED_TILE
@@ -344,7 +347,7 @@ def test_cli_tile_auto_with_a_small_budget_says_it_tiles(checkpoint, source, tmp
     out = tmp_path / "out"
     assert main(["translate", "--checkpoint", str(checkpoint), "--input", str(source), "--out", str(out),
                  "--workers", "0", "--device", "cpu", "--no-progress", "--memory-budget", "1.1MB"]) == 0
-    assert "tiles of" in capsys.readouterr().err
+    assert re.search(r"budget: tiles \d+x\d+; \d+ of \d+ stages whole, \d+ in larger tiles", capsys.readouterr().err)
     _assert_carried_through(source, out)
     assert json.loads((out / "manifest.json").read_text())["header"]["tile"] == "auto"
     with pytest.raises(SystemExit) as exit_info:

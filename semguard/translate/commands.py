@@ -29,7 +29,7 @@ from semguard.data.formats.base import as_bool
 from semguard.data.mapping import UNEXPECTED_IDS
 from semguard.errors import DataError, SemguardError
 from semguard.translate.manifest import combine_shard, parse_shard
-from semguard.translate.memory import format_bytes, parse_memory_size
+from semguard.translate.memory import describe_stage_tiles, format_bytes, parse_memory_size
 from semguard.translate.pipeline import translate_dataset
 from semguard.translate.temporal import ClipTranslator, shard_clips
 from semguard.translate.translator import Translator
@@ -204,12 +204,10 @@ def _plan_lines(translator) -> list[str]:
                          f"{format_bytes(translator.budget())} memory budget")
         else:
             need = translator.planned_bytes(batch, height, width)
-            stage_tiles = translator.stage_plan(batch, height, width)
-            whole_stages = "" if not stage_tiles else \
-                f", {sum(each is None for each in stage_tiles)} of {len(stage_tiles)} stages whole, the others larger"
             lines.append(f"{frames}: a whole frame needs about {format_bytes(profile.whole_bytes(batch, height, width))}"
-                         f", over the {format_bytes(translator.budget())} budget: tiles of {tile[1]}x{tile[0]}"
-                         + (f" (about {format_bytes(need)}{whole_stages})" if need is not None else ""))
+                         f", over the {format_bytes(translator.budget())} budget: "
+                         f"{describe_stage_tiles(tile, translator.stage_plan(batch, height, width))}"
+                         + (f" (about {format_bytes(need)})" if need is not None else ""))
     return lines
 
 

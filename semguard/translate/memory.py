@@ -25,7 +25,7 @@ per row; five runs, results/memory_estimate*.md). With heap reuse, whole frames 
 1.18-1.43x (256x512 to 2048x1024), staged tiled passes 1.10-1.50x in uniform tiles and up to
 1.64x with each stage in its own tile (more allocation sizes, more fragments); with glibc's default heap
 (eval, or the Translator API without reuse) whole frames 0.89-1.12x, staged passes
-1.13-1.21x. The ratio moves between runs of the same row by up to a third (2048x1024 tiled
+1.06-1.24x. The ratio moves between runs of the same row by up to a third (2048x1024 tiled
 under a 1600 MiB budget: 1.20, 1.11, 1.14, 1.50): the allocation sequence decides how the heap
 fragments. The factors are the largest ratios measured with a small margin, so a
 --memory-budget is an estimate good to about that spread, not a hard limit. Without any
@@ -323,8 +323,9 @@ def staged_tile_size(profile: MemoryProfile, batch: int, height: int, width: int
     staged pass over a [batch, ., height, width] frame, every stage in that tile, fits `budget`
     bytes; `minimum` pixels a side at the least. When not even that fits (the full-frame state
     alone is over the budget), STARVED_TILE pixels a side: smaller tiles would save little of what
-    is over and cost many times the time (2048x1024 in 16-px tiles: 120 s a pass against 10-12 s
-    whole, benchmarks/results/memory_estimate.md); check with profile.staged_bytes and warn."""
+    is over and cost many times the time (2048x1024, kept heap: 16-px tiles 120 s a pass, 128-px
+    tiles 22-28 s, whole frames 14-17 s after the first pass; benchmarks/results/memory_estimate.md
+    and its first run in git at 0f35b1c); check with profile.staged_bytes and warn."""
     room = _tile_room(profile, batch, height, width, budget)
     area = room / profile.staged_tile if room > 0 else 0.0   # tile pixels, halo included
     smallest = max(multiple, minimum // multiple * multiple)
@@ -352,6 +353,16 @@ def stage_tile_sizes(profile: MemoryProfile, batch: int, height: int, width: int
         own = _largest_tile(max(room, 0.0) / cost, radius, height, width, multiple, smallest)
         tiles.append(own if own[0] * own[1] > uniform[0] * uniform[1] else uniform)
     return tiles
+
+
+def describe_stage_tiles(tile: tuple[int, int], stage_tiles: Sequence | None) -> str:
+    """'tiles WxH' of a staged plan, with how many stages run whole and how many in larger tiles."""
+    text = f"tiles {tile[1]}x{tile[0]}"
+    if not stage_tiles:
+        return text
+    whole = sum(each is None for each in stage_tiles)
+    larger = sum(each is not None and each[0] * each[1] > tile[0] * tile[1] for each in stage_tiles)
+    return f"{text}; {whole} of {len(stage_tiles)} stages whole, {larger} in larger tiles"
 
 
 def network_tile_size(bytes_per_pixel: float, batch: int, tiles_per_call: int, budget: float,

@@ -114,6 +114,12 @@ class LossConfig:
     box: float = 0.0
     box_backbone: Literal["guide", "lpips-alex", "lpips-vgg"] = "guide"
     box_class_weights: dict[str, float] = field(default_factory=dict)
+    attr: float = 0.0                     # guide.crop_classifier must read each box's source attribute (light
+                                          # state, sign pictogram) off the translation (losses.attribute_consistency)
+
+
+# the generator's named loss terms: LossConfig's weight keys (semguard.train.objective computes them)
+GENERATOR_TERMS = ("gan", "gan_patch", "nce", "nce_identity", "seg", "box", "attr")
 
 
 @dataclass(frozen=True)
@@ -126,6 +132,8 @@ class GuideConfig:
     mode: Literal["frozen", "cotrain", "cotrain_target"] = "frozen"
     lr: float = 1e-4
     ensemble: tuple[str, ...] = ()                   # more guide checkpoints; the seg term is their mean
+    crop_classifier: str | None = None               # a `semguard segmenter train-crops` output for loss.attr
+                                                     # (not the one `semguard eval --crop-classifier` reports with)
     perturb: float = 0.0                             # strength of random photometric/noise/resampling
                                                      # perturbations of the translation before the guide (0 = off)
 
@@ -304,6 +312,7 @@ VALUE_RANGES: dict[str, tuple] = {
     "loss.seg_class_weights{}": (0, None, False, False),
     "loss.box": (0, None, False, False),
     "loss.box_class_weights{}": (0, None, False, False),
+    "loss.attr": (0, None, False, False),
     "guide.lr": (0, None, True, False),
     "guide.perturb": (0, None, False, False),
     "train.steps": (1, None, False, False),

@@ -12,7 +12,7 @@ from __future__ import annotations
 from typing import Any
 
 from semguard.checkpoints import load_checkpoint
-from semguard.config import RunConfig
+from semguard.config import GENERATOR_TERMS, RunConfig
 from semguard.errors import ConfigError
 from semguard.losses.adversary import ADVERSARIES
 from semguard.models import DISCRIMINATORS
@@ -55,7 +55,7 @@ def check_config(config: RunConfig) -> None:
             raise ConfigError(f"train.{key} must be >= 0, got {getattr(train, key)}")
     if not 0.0 <= train.decay_start <= 1.0:
         raise ConfigError(f"train.decay_start must lie in [0, 1], got {train.decay_start}")
-    for name in ("gan", "gan_patch", "nce", "nce_identity", "seg", "box"):
+    for name in GENERATOR_TERMS:
         if getattr(loss, name) < 0:
             raise ConfigError(f"loss.{name} must be >= 0 (0 turns the term off), got {getattr(loss, name)}")
     if loss.gan <= 0:
@@ -94,6 +94,12 @@ def check_config(config: RunConfig) -> None:
             f"{wanted} needs a guide segmenter, but guide.checkpoint is not set; train one first with "
             f"`semguard segmenter train --data {data.source} --format {data.source_format} --role guide --out guide.pt` "
             "and set guide.checkpoint (e.g. --set guide.checkpoint=guide.pt)"
+        )
+    if loss.attr > 0 and not config.guide.crop_classifier:
+        raise ConfigError(
+            "loss.attr needs a guide crop classifier, but guide.crop_classifier is not set; train one on labelled "
+            "target frames with `semguard segmenter train-crops --data TARGET --seed 1 --out crop_guide.pt` (not the "
+            "one `semguard eval --crop-classifier` reports with) and set --set guide.crop_classifier=crop_guide.pt"
         )
 
 

@@ -6,6 +6,7 @@ import math
 
 import pytest
 import torch
+import torch.nn.functional as F
 from torch import nn
 
 from semguard.data.sample import Box
@@ -195,6 +196,57 @@ def test_box_loss_ignores_changes_outside_boxes_and_weights_classes():
     assert loss(source, translated, [[], []]) == 0  # no boxes: zero
     with pytest.raises(ConfigError, match="not box classes"):
         BoxPerceptualLoss(TinyFeatures(), {"road": 1.0})
+
+
+# ---------------------------------------------------------------- attribute consistency
+
+LIGHT_TASKS = [{"class_id": 6, "attribute": "state", "values": ["amber", "green", "red"]},
+               {"class_id": 7, "attribute": "pictogram", "values": ["arrow", "stop"]}]
+
+
+def _crop_classifier():
+    from semguard.models.crop_classifier import CropClassifier
+
+    torch.manual_seed(0)
+    return CropClassifier(LIGHT_TASKS, crop_size=12, channels=4).eval().requires_grad_(False)
+
+
+def test_attribute_loss_is_the_mean_cross_entropy_of_each_read():
+    from semguard.losses.attribute_consistency import AttributeConsistencyLoss
+    from semguard.models.crop_classifier import extract_crops
+
+    classifier = _crop_classifier()
+    source, translated = images()
+    boxes = [[Box((4.0, 2.0, 9.0, 12.0), 6, 0, {"state": "red"}), Box((20.0, 2.0, 28.0, 10.0), 7, 0, {"pictogram": "stop"}),
+              Box((30.0, 4.0, 40.0, 14.0), 13, 1)],                                      # a car: no task
+             [Box((10.0, 10.0, 14.0, 20.0), 6, 0, {"state": "amber"}),
+              Box((40.0, 3.0, 44.0, 9.0), 6, 0, {"state": "blue"}),                        # unknown value: skipped
+              Box((0.0, 0.0, 6.0, 6.0), 6, 0)]]                                            # no attribute: skipped
+    value = AttributeConsistencyLoss(classifier)(translated, boxes)
+    # reference: each read on its own
+    reads = [(0, boxes[0][0], 0, 2), (0, boxes[0][1], 1, 1), (1, boxes[1][0], 0, 0)]
+    expected = []
+    for b, box, task, target in reads:
+        crop = extract_crops(translated[b], torch.tensor([box.xyxy]), classifier.crop_size, classifier.margin)
+        expected.append(F.cross_entropy(classifier(crop)[task], torch.tensor([target])))
+    assert value.item() == pytest.approx(torch.stack(expected).mean().item(), rel=1e-5)
+    assert AttributeConsistencyLoss(classifier)(translated, [[boxes[0][2]], [boxes[1][2]]]) == 0
+
+
+def test_attribute_loss_reaches_the_image_inside_the_grown_box_only():
+    from semguard.losses.attribute_consistency import AttributeConsistencyLoss
+
+    classifier = _crop_classifier()
+    _, translated = images()
+    translated.requires_grad_(True)
+    light = Box((8.0, 4.0, 16.0, 20.0), 6, 0, {"state": "green"})     # grown by 0.25: x 6..18, y 0..24
+    AttributeConsistencyLoss(classifier)(translated, [[light], []]).backward()
+    grad = translated.grad.abs().sum(1)
+    assert grad[0, :24, 5:19].sum() > 0
+    outside = grad.clone()
+    outside[0, :25, 5:19] = 0
+    assert torch.count_nonzero(outside) == 0
+    assert all(p.grad is None for p in classifier.parameters())
 
 
 def test_guide_features_do_not_train_the_guide():

@@ -230,6 +230,40 @@ def test_the_judge_is_refused_as_guide(data_root, tmp_path):
     assert not (tmp_path / "r").exists()
 
 
+def test_attribute_term_reads_the_guide_crop_classifier_and_is_weighted(data_root, tmp_path):
+    from semguard.checkpoints import save_crop_classifier
+    from semguard.models.crop_classifier import CropClassifier
+
+    torch.manual_seed(0)
+    crop_guide = tmp_path / "crop_guide.pt"
+    save_crop_classifier(crop_guide, CropClassifier([{"class_id": 6, "attribute": "state",
+                                                       "values": ["amber", "green", "red"]}], crop_size=12, channels=4))
+    out = tmp_path / "attr"
+    _run(_config(data_root, out, "loss.attr=2.0", f"guide.crop_classifier={crop_guide}", "train.steps=2",
+                 "train.log_every=1", "train.sample_every=0", "train.checkpoint_every=0"))
+    for record in _records(out):   # the fixture's red light is in every crop
+        terms = record["terms"]
+        assert terms["attr"] > 0
+        assert terms["loss_g"] == pytest.approx(terms["gan"] + terms["nce"] + 2.0 * terms["attr"], rel=1e-5)
+    # eval refuses to report attributes with the classifier the translator trained against, or a copy of it
+    from semguard.metrics.commands import _refuse_trained_against
+
+    copy = tmp_path / "copy.pt"
+    copy.write_bytes(crop_guide.read_bytes())
+    for reader in (crop_guide, copy):
+        with pytest.raises(ConfigError, match="trained against"):
+            _refuse_trained_against(str(out / "final.pt"), str(reader))
+    other = tmp_path / "other.pt"
+    save_crop_classifier(other, CropClassifier([{"class_id": 6, "attribute": "state",
+                                                  "values": ["amber", "green", "red"]}], crop_size=12, channels=8))
+    _refuse_trained_against(str(out / "final.pt"), str(other))   # another classifier: allowed
+    with pytest.raises(ConfigError, match="train-crops"):
+        _run(_config(data_root, tmp_path / "none", "loss.attr=1.0"))
+    assert not (tmp_path / "none").exists()
+    with pytest.raises(SemguardError, match="not a crop classifier"):
+        _run(_config(data_root, tmp_path / "wrong", "loss.attr=1.0", f"guide.crop_classifier={out / 'final.pt'}"))
+
+
 @pytest.mark.parametrize("mode", ["frozen", "cotrain"])
 def test_seg_and_box_losses_with_a_guide(data_root, guide_path, tmp_path, mode):
     out = tmp_path / mode

@@ -19,9 +19,10 @@ import dataclasses
 import json
 from pathlib import Path
 
+from semguard.checkpoints import load_checkpoint
 from semguard.console import output_console, print_json
 from semguard.data.check import require_usable
-from semguard.common import parse_hw
+from semguard.common import file_sha256, parse_hw
 from semguard.errors import ConfigError
 from semguard.metrics import flicker as flicker_module
 from semguard.metrics import report as report_module
@@ -135,6 +136,8 @@ def run_eval(args: argparse.Namespace) -> int:
     if args.batch_size < 1:
         raise ConfigError(f"--batch-size must be positive, got {args.batch_size}")
     source_options, target_options = _check_arguments(args)
+    if args.checkpoint and args.crop_classifier:
+        _refuse_trained_against(args.checkpoint, args.crop_classifier)
     if args.data:
         if args.source or args.target_val:
             raise ConfigError("give either --data TOYDIR or --source/--target-val, not both")
@@ -168,6 +171,19 @@ def run_eval(args: argparse.Namespace) -> int:
     if args.json:
         print_json(report)
     return 0
+
+
+def _refuse_trained_against(checkpoint: str, crop_classifier: str) -> None:
+    """Refuse to report box attributes with the crop classifier the translator trained against
+    (its guide.crop_classifier, the same file or a copy): the metric would be the objective."""
+    guide = ((load_checkpoint(checkpoint).get("config") or {}).get("guide") or {}).get("crop_classifier")
+    if not guide or not Path(guide).is_file():
+        return
+    if Path(guide).resolve() == Path(crop_classifier).resolve() or file_sha256(guide) == file_sha256(crop_classifier):
+        raise ConfigError(
+            f"--crop-classifier {crop_classifier} is the crop classifier {checkpoint} trained against "
+            f"(guide.crop_classifier {guide}); its readings would be the training objective, not a measurement. "
+            "Report with a crop classifier trained apart (another seed or split: `semguard segmenter train-crops`)")
 
 
 def _check_arguments(args: argparse.Namespace) -> tuple[dict, dict]:

@@ -15,6 +15,8 @@ Terms (names are the keys of LossConfig; a weight of 0 skips the term entirely):
     seg           guide segmenter's cross-entropy of the source labels on the translated image
                   (mean over the guide ensemble; each guide reads a perturbed copy when guide.perturb > 0)
     box           box-region perceptual distance between source and translated
+    attr          guide crop classifier's cross-entropy of each box's source attribute (light state, sign
+                  pictogram) on (a perturbed copy of) the translation
 The discriminator step gives term "d" and a co-trained guide "guide_seg".
 """
 
@@ -26,13 +28,11 @@ from typing import Any
 import torch
 from torch import nn
 
-from semguard.config import LossConfig
+from semguard.config import GENERATOR_TERMS, LossConfig
 from semguard.losses.adversary import PatchAdversary
 from semguard.losses.guide_perturbation import perturb_for_guide
 from semguard.losses.patchnce import multilayer_patchnce_loss
 from semguard.losses.seg_consistency import seg_consistency_loss
-
-GENERATOR_TERMS = ("gan", "gan_patch", "nce", "nce_identity", "seg", "box")
 
 
 def term_weights(loss: LossConfig) -> dict[str, float]:
@@ -47,6 +47,7 @@ class FrozenHelpers:
     discriminator: nn.Module | None = None
     guide: nn.Module | None = None
     box_loss: Any = None
+    attr_loss: Any = None                          # semguard.losses.attribute_consistency
     seg_class_weights: torch.Tensor | None = None
     adversary: Any = None                          # semguard.losses.adversary (default: patch, loss.gan_mode)
     texture_discriminator: nn.Module | None = None
@@ -130,4 +131,6 @@ class GeneratorObjective(nn.Module):
             terms["seg"] = self.seg_term(translated, source_label)
         if self.weights["box"] > 0:
             terms["box"] = helpers.box_loss(source_image, translated, source_boxes)
+        if self.weights["attr"] > 0:
+            terms["attr"] = helpers.attr_loss(perturb_for_guide(translated, helpers.guide_perturb), source_boxes)
         return translated, terms

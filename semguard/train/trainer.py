@@ -2,7 +2,7 @@
 
 Each step, on a (source, target) batch pair:
   1. generator step: translated = G(source, conditioning); the named generator terms
-     (gan, nce, nce_identity, seg, box; see semguard.train.objective) are weighted by
+     (gan, nce, nce_identity, seg, box, attr; see semguard.train.objective) are weighted by
      config.loss and summed by semguard.losses.total.weighted_sum; Adam(lr_g) step.
   2. discriminator step on target (real) and translated.detach() (fake); Adam(lr_d) step.
      model.discriminator.kind chooses the adversary (patch: real/fake patches; segmentation:
@@ -46,6 +46,7 @@ from semguard.checkpoints import (
     TRANSLATOR,
     latest_step_checkpoint,
     load_checkpoint,
+    load_crop_classifier,
     load_segmenter,
     rotate_checkpoints,
     save_checkpoint,
@@ -59,6 +60,7 @@ from semguard.data.formats import open_dataset
 from semguard.data.unpaired import build_unpaired_loader
 from semguard.errors import ConfigError, SemguardError
 from semguard.losses.adversary import build_adversary
+from semguard.losses.attribute_consistency import AttributeConsistencyLoss
 from semguard.losses.box_perceptual import BoxPerceptualLoss, guide_feature_extractor, lpips_feature_extractor
 from semguard.losses.class_weights import class_weight_vector
 from semguard.losses.patchnce import PatchSampler
@@ -247,6 +249,10 @@ class Trainer:
         box_loss = None
         if config.loss.box > 0:
             box_loss = self._build_box_loss()
+        attr_loss = None
+        if config.loss.attr > 0:
+            classifier, _ = load_crop_classifier(config.guide.crop_classifier, device=device)
+            attr_loss = AttributeConsistencyLoss(classifier.to(memory_format=memory_format).requires_grad_(False))
         discriminator.requires_grad_(False)   # trainable only inside the discriminator step
         if texture_discriminator is not None:
             texture_discriminator.requires_grad_(False)
@@ -254,6 +260,7 @@ class Trainer:
         if config.loss.seg_class_weights:
             seg_class_weights = class_weight_vector(config.loss.seg_class_weights, where="loss.seg_class_weights").to(device)
         helpers = FrozenHelpers(discriminator=discriminator, guide=self.guide, box_loss=box_loss,
+                                attr_loss=attr_loss,
                                 seg_class_weights=seg_class_weights, adversary=self.adversary,
                                 texture_discriminator=texture_discriminator, texture_adversary=self.texture_adversary,
                                 extra_guides=tuple(self.extra_guides), guide_perturb=float(config.guide.perturb))

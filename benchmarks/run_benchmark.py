@@ -54,6 +54,7 @@ OPTIONAL_VARIANTS: dict[str, str] = {
     "semguard_seg16": "configs/toy.yaml",
     "semguard_spade2": "configs/toy.yaml",
     "semguard_attr": "configs/toy.yaml",
+    "semguard_lights": "configs/toy.yaml",
 }
 # variant -> --set overrides of its own, after the profile's (a variant that differs from its config in one key)
 VARIANT_OVERRIDES: dict[str, tuple[str, ...]] = {
@@ -63,16 +64,21 @@ VARIANT_OVERRIDES: dict[str, tuple[str, ...]] = {
     "semguard_spade2": ("model.spade_version=2",),
     # semguard with the attribute term: a guide crop classifier reads each light's state and sign's pictogram
     "semguard_attr": ("loss.attr=1",),
+    # semguard told each traffic light's state in the conditioning (model.conditioning.light_states)
+    "semguard_lights": ("model.conditioning.light_states=true",),
 }
 # variant -> the guide it trains with (default "guide": sim labels on sim images); "guide_real" learns the
 # target labels on target images (another architecture and seed than the judge, never the judge's split)
 GUIDES: dict[str, str] = {"guide_real": "guide_real", "semguard": "guide_real", "semguard_seg16": "guide_real",
-                          "semguard_spade2": "guide_real", "semguard_attr": "guide_real"}
-MAIN_VARIANTS = ("cut", "semguard", "semguard_seg16", "semguard_attr")   # these run every seed of the profile
+                          "semguard_spade2": "guide_real", "semguard_attr": "guide_real",
+                          "semguard_lights": "guide_real"}
+MAIN_VARIANTS = ("cut", "semguard", "semguard_seg16", "semguard_attr", "semguard_lights")   # every seed of the profile
 # variants that train with a guide crop classifier (loss.attr): it learns real/train crops with another seed
-# than the instrument (crops.pt); their light state and pictogram are also read by a third classifier, trained
-# on the judge split that nothing trains on ("check" columns), beside semguard's
+# than the instrument (crops.pt)
 CROP_GUIDE_VARIANTS = ("semguard_attr",)
+# variants whose light state and pictogram are also read by a third classifier, trained on the judge split
+# that nothing trains on ("held-out" columns), beside semguard's
+ATTRIBUTE_CHECKED_VARIANTS = ("semguard_attr", "semguard_lights")
 GAP_CLASSES = ("sky", "vegetation", "building", "road", "sidewalk", "traffic sign", "traffic light")
 HEADLINE = ("pixel_flip_rate", "excess_pixel_flip_rate", "reliable_mean_flip_rate", "excess_reliable_mean_flip_rate")
 
@@ -265,11 +271,12 @@ def run(profile_name: str, work: Path, only: tuple[str, ...] | None = None) -> d
     stage("crop_classifier", ["segmenter", "train-crops", "--data", str(toy / "real/train"),
                               "--val", str(toy / "real/val"), "--out", str(work / "crops.pt"),
                               "--epochs", str(profile.crop_epochs)], work / "crops.pt")
-    checked = bool(set(variants) & set(CROP_GUIDE_VARIANTS))
-    if checked:
+    if set(variants) & set(CROP_GUIDE_VARIANTS):
         stage("crop_guide", ["segmenter", "train-crops", "--data", str(toy / "real/train"), "--val", str(toy / "real/val"),
                              "--out", str(work / "crop_guide.pt"), "--epochs", str(profile.crop_epochs), "--seed", "1"],
               work / "crop_guide.pt")
+    checked = bool(set(variants) & set(ATTRIBUTE_CHECKED_VARIANTS))
+    if checked:
         stage("crop_check", ["segmenter", "train-crops", "--data", str(toy / "judge/train"), "--val", str(toy / "real/val"),
                              "--out", str(work / "crop_check.pt"), "--epochs", str(profile.crop_epochs), "--seed", "3"],
               work / "crop_check.pt")
@@ -305,7 +312,7 @@ def run(profile_name: str, work: Path, only: tuple[str, ...] | None = None) -> d
             summary = summarise_report(report)
             summary.update(seed=seed, train_img_per_s=read_train_speed(run_dir),
                            train_peak_rss_mb=train_stage["peak_rss_mb"], train_seconds=train_stage["seconds"])
-            if checked and (variant in CROP_GUIDE_VARIANTS or variant == "semguard"):
+            if checked and (variant in ATTRIBUTE_CHECKED_VARIANTS or variant == "semguard"):
                 check_dir = work / "reports" / f"{variant}_seed{seed}_check"
                 stage(f"evalcheck_{variant}_seed{seed}", [
                     "eval", "--checkpoint", str(run_dir / "final.pt"), "--data", str(toy), "--judge", str(work / "judge.pt"),

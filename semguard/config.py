@@ -56,6 +56,7 @@ class ConditioningConfig:
     labels: bool = True          # one-hot train-id label map (19 channels + ignore)
     boxes: bool = True           # per box class: filled box and box edge maps
     boundaries: bool = True      # instance boundaries
+    light_states: bool = False   # traffic light boxes by their "state" attribute (red, amber, green)
 
 
 @dataclass(frozen=True)

@@ -156,6 +156,33 @@ def test_dynamic_export_matches_pytorch_at_two_sizes_and_batch_sizes(generator, 
 
 
 @needs_export_extra
+def test_export_with_light_states_carries_them_in_the_contract_and_matches_pytorch(tmp_path, capsys):
+    config = config_from_dict({"model": {"generator": "spade", "base_channels": 4, "n_blocks": 1, "n_downsample": 2,
+                                         "conditioning": {"light_states": True}}})
+    torch.manual_seed(0)
+    model, spec = build_generator(config.model)
+    checkpoint = tmp_path / "lights.pt"
+    save_translator(checkpoint, config, model, generator_ema=model.state_dict(), step=1)
+    out = tmp_path / "lights.onnx"
+    assert main(["export", "--checkpoint", str(checkpoint), "--out", str(out), "--height", "32", "--width", "64",
+                 "--verify-frames", "2"]) == 0, capsys.readouterr().err
+    contract = json.loads(contract_path_for(out).read_text())
+    assert contract["conditioning"]["light_states"] is True and contract["conditioning"]["channels"] == spec.channels == 32
+    assert contract["inputs"][1]["channel_names"][-3:] == ["light_state:red", "light_state:amber", "light_state:green"]
+    sample = _frame(12)
+    sample.boxes += [Box((10.0, 2.0, 14.0, 12.0), 6, 0, {"state": "red"}), Box((40.0, 4.0, 44.0, 14.0), 6, 0, {"state": "green"})]
+    contract_boxes = [{"xyxy": b.xyxy, "class_id": b.class_id, "attributes": dict(b.attributes)} for b in sample.boxes]
+    condition = conditioning_np.build_conditioning_for(contract, sample.label, sample.instances, contract_boxes)
+    assert condition[-3].sum() == 40 and condition[-1].sum() == 40 and condition[-2].sum() == 0
+    import onnxruntime
+
+    session = onnxruntime.InferenceSession(str(out), providers=["CPUExecutionProvider"])
+    image = sample.image.transpose(2, 0, 1)[None].astype(np.float32) / 127.5 - 1
+    ours = session.run(["translated"], {"image": image, "condition": condition[None]})[0]
+    assert np.abs(ours - _pytorch_translate(checkpoint, [sample])).max() <= DEFAULT_TOLERANCE
+
+
+@needs_export_extra
 def test_a_graph_outside_the_tolerance_is_refused_and_nothing_is_left(checkpoints, tmp_path, monkeypatch):
     out = tmp_path / "model.onnx"
     out.write_bytes(b"previous export")
@@ -260,7 +287,9 @@ def _random_inputs(rng, height: int, width: int):
 
 
 SPECS = [ConditioningSpec(), ConditioningSpec(boxes=False), ConditioningSpec(labels=False, boundaries=False),
-         ConditioningSpec(box_classes=(13, 6)), ConditioningSpec(labels=False, boxes=False)]
+         ConditioningSpec(box_classes=(13, 6)), ConditioningSpec(labels=False, boxes=False),
+         ConditioningSpec(light_states=True), ConditioningSpec(False, False, False, light_states=True)]
+STATES = ("red", "amber", "green", "yellow", "Red", "off", None)   # an alias, another case, unknown, none
 
 
 def test_numpy_builder_equals_semguards_on_random_frames():
@@ -272,11 +301,16 @@ def test_numpy_builder_equals_semguards_on_random_frames():
         with_instances = trial % 3 != 0
         label = torch.from_numpy(np.stack([f[0] for f in frames]).astype(np.int64))
         instances = torch.from_numpy(np.stack([f[1] for f in frames])) if with_instances else None
-        boxes = [[Box(b[:4], b[4]) for b in f[2]] for f in frames]
+        # traffic lights get states (dict boxes carry them as "attributes", as the folder format's JSON does)
+        dicts = [[{"xyxy": list(b[:4]), "class_id": b[4],
+                   "attributes": {} if STATES[i % len(STATES)] is None else {"state": STATES[i % len(STATES)]}}
+                  for i, b in enumerate(f[2])] for f in frames]
+        boxes = [[Box(tuple(d["xyxy"]), d["class_id"], attributes=d["attributes"]) for d in f] for f in dicts]
         expected = build_conditioning(label, instances, boxes, spec).numpy()
         ours = np.stack([conditioning_np.build_conditioning(
-            f[0], f[1] if with_instances else None, f[2], labels=spec.labels, box_channels=spec.boxes,
-            boundaries=spec.boundaries, box_classes=spec.box_classes) for f in frames])
+            f[0], f[1] if with_instances else None, d, labels=spec.labels, box_channels=spec.boxes,
+            boundaries=spec.boundaries, box_classes=spec.box_classes, light_states=spec.light_states)
+            for f, d in zip(frames, dicts)])
         assert ours.dtype == np.float32
         np.testing.assert_array_equal(ours, expected, err_msg=f"trial {trial}")
 
@@ -316,8 +350,12 @@ def test_numpy_builder_constants_and_padding_match_semguard():
     assert conditioning_np.NUM_CLASSES == NUM_CLASSES and conditioning_np.IGNORE_ID == IGNORE_ID
     assert conditioning_np.BOX_CLASSES == BOX_CLASSES and conditioning_np.TRAIN_ID_NAMES == TRAIN_ID_NAMES
     for spec in SPECS:
-        assert conditioning_np.channel_names(spec.labels, spec.boxes, spec.boundaries, spec.box_classes) == \
-            spec.channel_names()
+        assert conditioning_np.channel_names(spec.labels, spec.boxes, spec.boundaries, spec.box_classes,
+                                             spec.light_states) == spec.channel_names()
+    from semguard.models import conditioning
+
+    assert conditioning_np.LIGHT_STATES == conditioning.LIGHT_STATES and conditioning_np.TRAFFIC_LIGHT == conditioning.TRAFFIC_LIGHT
+    assert conditioning_np.LIGHT_STATE_ALIASES == conditioning.LIGHT_STATE_ALIASES
     rng = np.random.default_rng(2)
     for height, width in [(30, 62), (3, 64), (32, 2), (1, 1)]:
         array = rng.random((1, 5, height, width)).astype(np.float32)

@@ -88,6 +88,25 @@ def test_conditioning_hand_made_case():
     assert boundary.sum() == 16  # the 6 pixels inside (all on the border) + 10 outside neighbours
 
 
+def test_light_state_channels_hand_made_case():
+    label = torch.zeros(1, 8, 8, dtype=torch.long)
+    boxes = [[Box((1.0, 1.0, 3.0, 4.0), 6, 1, {"state": "red"}), Box((4.0, 0.0, 5.0, 2.0), 6, 2, {"state": "Yellow"}),
+              Box((6.0, 5.0, 8.0, 8.0), 6, 3, {"state": "off"}), Box((0.0, 6.0, 2.0, 8.0), 6, 4),
+              Box((5.0, 5.0, 6.0, 6.0), 7, 5, {"state": "green"})]]       # a sign's 'state' is not a light's
+    spec = ConditioningSpec(labels=False, boxes=False, boundaries=False, light_states=True)
+    assert spec.channels == 3 and spec.channel_names() == ["light_state:red", "light_state:amber", "light_state:green"]
+    cond = build_conditioning(label, None, boxes, spec)[0]
+    expected = torch.zeros(3, 8, 8)
+    expected[0, 1:4, 1:3] = 1        # red: rows 1..3, columns 1..2
+    expected[1, 0:2, 4:5] = 1        # "Yellow" reads as amber
+    assert torch.equal(cond, expected)   # "off", no state, and the sign are in no channel
+    full = ConditioningSpec(light_states=True)
+    assert full.channels == 29 + 3 and full.channel_names()[-4:] == ["instance_boundary", *spec.channel_names()]
+    assert torch.equal(build_conditioning(label, None, boxes, full)[0, -3:], expected)
+    assert torch.equal(build_conditioning(label, None, boxes, full)[:, :29],
+                       build_conditioning(label, None, boxes, ConditioningSpec()))
+
+
 def test_conditioning_written_in_place_equals_its_parts_concatenated():
     """build_conditioning writes every part into one tensor; the reference is torch's one_hot
     and the part builders' own tensors, concatenated (the formula before the in-place build)."""

@@ -20,6 +20,9 @@ are off take no channels:
               border of any box of class c).
 - boundaries: 1 channel, 1 where a pixel's instance id differs from its right or lower
               neighbour (both pixels of the pair are marked).
+- light_states (only for models trained with it): 3 channels, red, amber, green: the filled
+              map of the traffic light boxes whose "state" attribute is that state ("yellow"
+              reads as amber; a light without a known state is in none of them).
 
 Boxes are pixel xyxy, half-open: pixel column x is inside when its centre x + 0.5 lies in
 [x1, x2), so the integer box x1=3, x2=6 covers columns 3, 4, 5. A box with positive size
@@ -47,6 +50,9 @@ NUM_CLASSES = 19
 IGNORE_ID = 255
 LABEL_CHANNELS = NUM_CLASSES + 1
 BOX_CLASSES: tuple[int, ...] = (6, 7, 11, 13)  # traffic light, traffic sign, person, car
+TRAFFIC_LIGHT = 6
+LIGHT_STATES: tuple[str, ...] = ("red", "amber", "green")
+LIGHT_STATE_ALIASES = {"yellow": "amber"}
 TRAIN_ID_NAMES: tuple[str, ...] = (
     "road", "sidewalk", "building", "wall", "fence", "pole", "traffic light",
     "traffic sign", "vegetation", "terrain", "sky", "person", "rider", "car",
@@ -55,7 +61,7 @@ TRAIN_ID_NAMES: tuple[str, ...] = (
 
 
 def channel_names(labels: bool = True, boxes: bool = True, boundaries: bool = True,
-                  box_classes: Sequence[int] = BOX_CLASSES) -> list[str]:
+                  box_classes: Sequence[int] = BOX_CLASSES, light_states: bool = False) -> list[str]:
     """One name per conditioning channel, in channel order (as in the sidecar JSON)."""
     names: list[str] = []
     if labels:
@@ -65,6 +71,8 @@ def channel_names(labels: bool = True, boxes: bool = True, boundaries: bool = Tr
             names += [f"box:{TRAIN_ID_NAMES[c]}", f"box_edge:{TRAIN_ID_NAMES[c]}"]
     if boundaries:
         names.append("instance_boundary")
+    if light_states:
+        names += [f"light_state:{state}" for state in LIGHT_STATES]
     return names
 
 
@@ -107,6 +115,30 @@ def _box_fields(box: Any) -> tuple[tuple[float, float, float, float], int]:
     if len(xyxy) != 4:
         raise ValueError(f"box xyxy must hold 4 numbers, got {xyxy!r}")
     return tuple(float(v) for v in xyxy), int(class_id)
+
+
+def _light_state_slot(box: Any, class_id: int) -> int | None:
+    """Index into LIGHT_STATES of a traffic light box's "state" attribute (dict boxes: "attributes";
+    objects: .attributes; list boxes carry none), or None."""
+    if class_id != TRAFFIC_LIGHT:
+        return None
+    attributes = box.get("attributes") if isinstance(box, Mapping) else getattr(box, "attributes", None)
+    state = str((attributes or {}).get("state", "")).strip().lower()
+    state = LIGHT_STATE_ALIASES.get(state, state)
+    return LIGHT_STATES.index(state) if state in LIGHT_STATES else None
+
+
+def light_state_maps(boxes: Iterable[Any], height: int, width: int) -> np.ndarray:
+    """Traffic light boxes by state: float32 [3, H, W] in {0,1}, channels in LIGHT_STATES order."""
+    maps = np.zeros((len(LIGHT_STATES), height, width), np.float32)
+    for box in boxes:
+        xyxy, class_id = _box_fields(box)
+        slot = _light_state_slot(box, class_id)
+        bounds = None if slot is None else box_pixel_bounds(xyxy, height, width)
+        if bounds is not None:
+            x0, y0, x1, y1 = bounds
+            maps[slot, y0:y1, x0:x1] = 1.0
+    return maps
 
 
 def label_one_hot(label: np.ndarray) -> np.ndarray:
@@ -160,13 +192,14 @@ def instance_boundaries(instances: np.ndarray) -> np.ndarray:
 
 def build_conditioning(label: np.ndarray, instances: np.ndarray | None = None, boxes: Iterable[Any] = (), *,
                        labels: bool = True, box_channels: bool = True, boundaries: bool = True,
-                       box_classes: Sequence[int] = BOX_CLASSES) -> np.ndarray | None:
+                       box_classes: Sequence[int] = BOX_CLASSES, light_states: bool = False) -> np.ndarray | None:
     """The conditioning tensor of one frame.
 
     label: integer [H,W] train ids 0..18, 255 = ignore. instances: integer [H,W] (0 = none)
     or None (an all-zero boundary channel). boxes: pixel xyxy half-open, each
     [x1, y1, x2, y2, class_id], a dict {"xyxy": [...], "class_id": c} or an object with
-    .xyxy and .class_id. labels, box_channels, boundaries: which parts are on.
+    .xyxy and .class_id (and "attributes" / .attributes for light_states). labels,
+    box_channels, boundaries, light_states: which parts are on.
     Returns float32 [C,H,W] in {0,1} (add a batch axis with [None]); None when C == 0.
     """
     label = np.asarray(label)
@@ -190,6 +223,8 @@ def build_conditioning(label: np.ndarray, instances: np.ndarray | None = None, b
     if boundaries:
         parts.append(np.zeros((1, height, width), np.float32) if instances is None
                      else instance_boundaries(instances))
+    if light_states:
+        parts.append(light_state_maps(boxes, height, width))
     return np.concatenate(parts, axis=0) if parts else None
 
 
@@ -205,10 +240,11 @@ def build_conditioning_for(contract: Mapping[str, Any], label: np.ndarray, insta
     if not parts["channels"]:
         return None
     options = {"labels": bool(parts["labels"]), "box_channels": bool(parts["boxes"]),
-               "boundaries": bool(parts["boundaries"]), "box_classes": tuple(parts["box_classes"])}
+               "boundaries": bool(parts["boundaries"]), "box_classes": tuple(parts["box_classes"]),
+               "light_states": bool(parts.get("light_states", False))}
     expected = list(parts["channel_names"])
     if channel_names(options["labels"], options["box_channels"], options["boundaries"],
-                     options["box_classes"]) != expected:
+                     options["box_classes"], options["light_states"]) != expected:
         raise ValueError("the sidecar's conditioning channel names differ from this builder's; "
                          "use the conditioning_np.py of the semguard version that exported the model")
     return build_conditioning(label, instances, boxes, **options)

@@ -140,7 +140,7 @@ def verification_frame(seed: int, height: int, width: int) -> dict:
     instances, and boxes of every box class, including sub-pixel boxes and boxes over the border.
 
     Returns {"image": uint8 [H,W,3], "label": uint8 [H,W], "instances": int32 [H,W],
-    "boxes": list of {"xyxy", "class_id"}}.
+    "boxes": list of {"xyxy", "class_id"} (traffic lights also "attributes": {"state"})}.
     """
     rng = np.random.default_rng(seed)
     cell = max(1, min(height, width) // 8)
@@ -153,7 +153,10 @@ def verification_frame(seed: int, height: int, width: int) -> dict:
         class_id = conditioning_np.BOX_CLASSES[k % len(conditioning_np.BOX_CLASSES)]
         x1, y1 = rng.uniform(-4, width), rng.uniform(-4, height)
         x2, y2 = x1 + rng.uniform(0.3, width / 3), y1 + rng.uniform(0.3, height / 3)
-        boxes.append({"xyxy": [x1, y1, x2, y2], "class_id": class_id})
+        box = {"xyxy": [x1, y1, x2, y2], "class_id": class_id}
+        if class_id == conditioning_np.TRAFFIC_LIGHT:
+            box["attributes"] = {"state": ("red", "yellow", "off")[k % 3]}   # an alias and an unknown state too
+        boxes.append(box)
         y0, x0 = max(0, int(y1)), max(0, int(x1))
         instances[y0:max(y0, int(y2)), x0:max(x0, int(x2))] = k + 1
     boxes.append({"xyxy": [width / 2 + 0.1, height / 2 + 0.2, width / 2 + 0.4, height / 2 + 0.3],
@@ -173,11 +176,12 @@ def frame_inputs(frames: list[dict], spec) -> tuple[np.ndarray, np.ndarray | Non
         return image, None
     label = torch.from_numpy(np.stack([f["label"] for f in frames]).astype(np.int64))
     instances = torch.from_numpy(np.stack([f["instances"] for f in frames]).astype(np.int64))
-    boxes = [[Box(tuple(b["xyxy"]), b["class_id"]) for b in f["boxes"]] for f in frames]
+    boxes = [[Box(tuple(b["xyxy"]), b["class_id"], attributes=dict(b.get("attributes", {}))) for b in f["boxes"]]
+             for f in frames]
     condition = build_conditioning(label, instances, boxes, spec).numpy()
     twin = np.stack([conditioning_np.build_conditioning(
         f["label"], f["instances"], f["boxes"], labels=spec.labels, box_channels=spec.boxes,
-        boundaries=spec.boundaries, box_classes=spec.box_classes) for f in frames])
+        boundaries=spec.boundaries, box_classes=spec.box_classes, light_states=spec.light_states) for f in frames])
     if not np.array_equal(condition, twin):
         raise RuntimeError("semguard.export.conditioning_np differs from semguard.models.conditioning on a "
                            "verification frame; this is a bug in semguard, please report it")
@@ -341,7 +345,7 @@ def _contract(translator, generator_name: str, spec, multiple: int, size, opset:
     metadata = translator.metadata
     names = spec.channel_names() if spec.channels else []
     if spec.channels and names != conditioning_np.channel_names(spec.labels, spec.boxes, spec.boundaries,
-                                                                  spec.box_classes):
+                                                                  spec.box_classes, spec.light_states):
         raise RuntimeError("conditioning channel names of semguard and conditioning_np differ; this is a bug")
     dynamic = size is None
     shape = ["batch", None, "height", "width"] if dynamic else [1, None, size[0], size[1]]
@@ -374,6 +378,7 @@ def _contract(translator, generator_name: str, spec, multiple: int, size, opset:
         "normalisation": "instance statistics over the whole frame (as `semguard translate --tile 0`)",
         "conditioning": {"channels": spec.channels, "labels": spec.labels, "boxes": spec.boxes,
                          "boundaries": spec.boundaries, "box_classes": list(spec.box_classes),
+                         "light_states": spec.light_states,
                          "num_classes": conditioning_np.NUM_CLASSES, "ignore_id": conditioning_np.IGNORE_ID,
                          "channel_names": names,
                          "box_rule": "pixel xyxy half-open; pixel x inside when x + 0.5 in [x1, x2); a box covering "

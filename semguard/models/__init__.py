@@ -39,7 +39,7 @@ def conditioning_spec(model_cfg) -> ConditioningSpec:
     if not getattr(generator_cls, "conditioned", False):
         return UNCONDITIONED
     c = model_cfg.conditioning
-    return ConditioningSpec(labels=c.labels, boxes=c.boxes, boundaries=c.boundaries)
+    return ConditioningSpec(labels=c.labels, boxes=c.boxes, boundaries=c.boundaries, light_states=c.light_states)
 
 
 def build_generator(model_cfg) -> tuple[nn.Module, ConditioningSpec]:

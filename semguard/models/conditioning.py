@@ -13,6 +13,11 @@ Channel layout (in this order; parts that are off take no channels):
               (1 on the one-pixel border of any box of class c).
 - boundaries: 1 channel, 1 where a pixel's instance id differs from its right or lower
               neighbour (both pixels of the pair are marked), as in pix2pixHD.
+- light_states (off unless asked): 3 channels, red, amber, green: the filled map of the
+              traffic light boxes whose "state" attribute is that state ("yellow" reads as
+              amber; a light without a state, or with another one, is in none of them). The
+              simulator knows the state; at 64x128 the lamp is one pixel, below the
+              generator's bottleneck, so the decoder is told it at full resolution.
 
 Boxes are pixel xyxy, half-open (see semguard.data.sample): pixel column x is inside
 when its centre x + 0.5 lies in [x1, x2), so the integer box x1=3, x2=6 covers columns
@@ -31,6 +36,19 @@ from semguard.data.sample import Box, box_pixel_bounds
 from semguard.labels import BOX_CLASSES, IGNORE_ID, NUM_CLASSES, TRAIN_ID_NAMES
 
 LABEL_CHANNELS = NUM_CLASSES + 1  # 19 train ids + 1 ignore channel
+TRAFFIC_LIGHT = 6
+LIGHT_STATES = ("red", "amber", "green")
+LIGHT_STATE_ALIASES = {"yellow": "amber"}
+
+
+def light_state_slot(box: Box) -> int | None:
+    """The light-state channel (index into LIGHT_STATES) of a box, or None (not a traffic light,
+    or no known state)."""
+    if int(box.class_id) != TRAFFIC_LIGHT:
+        return None
+    state = str(box.attributes.get("state", "")).strip().lower()
+    state = LIGHT_STATE_ALIASES.get(state, state)
+    return LIGHT_STATES.index(state) if state in LIGHT_STATES else None
 
 
 @dataclass(frozen=True)
@@ -38,13 +56,15 @@ class ConditioningSpec:
     """Which parts of the conditioning are on (all off = an unconditioned generator).
 
     labels: one-hot label map (20 channels); boxes: per box class filled + edge maps
-    (2 * len(box_classes) channels); boundaries: instance boundary map (1 channel).
+    (2 * len(box_classes) channels); boundaries: instance boundary map (1 channel);
+    light_states: traffic light boxes by state (3 channels).
     """
 
     labels: bool = True
     boxes: bool = True
     boundaries: bool = True
     box_classes: tuple[int, ...] = BOX_CLASSES
+    light_states: bool = False
 
     def __post_init__(self) -> None:
         bad = [c for c in self.box_classes if not 0 <= int(c) < NUM_CLASSES]
@@ -54,11 +74,12 @@ class ConditioningSpec:
 
     @property
     def channels(self) -> int:
-        """C of the conditioning tensor: 20*labels + 2*len(box_classes)*boxes + boundaries."""
+        """C of the conditioning tensor: 20*labels + 2*len(box_classes)*boxes + boundaries + 3*light_states."""
         return (
             (LABEL_CHANNELS if self.labels else 0)
             + (2 * len(self.box_classes) if self.boxes else 0)
             + (1 if self.boundaries else 0)
+            + (len(LIGHT_STATES) if self.light_states else 0)
         )
 
     def channel_names(self) -> list[str]:
@@ -71,6 +92,8 @@ class ConditioningSpec:
                 names += [f"box:{TRAIN_ID_NAMES[c]}", f"box_edge:{TRAIN_ID_NAMES[c]}"]
         if self.boundaries:
             names.append("instance_boundary")
+        if self.light_states:
+            names += [f"light_state:{state}" for state in LIGHT_STATES]
         return names
 
 
@@ -133,6 +156,19 @@ def box_maps(boxes: list[list[Box]], box_classes: Sequence[int], height: int, wi
     return maps.to(device) if out is None else maps
 
 
+def light_state_maps(boxes: list[list[Box]], height: int, width: int, out: torch.Tensor) -> torch.Tensor:
+    """Fill `out` (float [B,3,H,W], a view is fine) with the traffic light boxes by state (LIGHT_STATES order)."""
+    out.zero_()
+    for b, image_boxes in enumerate(boxes):
+        for box in image_boxes:
+            slot = light_state_slot(box)
+            bounds = None if slot is None else box_pixel_bounds(box.xyxy, height, width)
+            if bounds is not None:
+                x0, y0, x1, y1 = bounds
+                out[b, slot, y0:y1, x0:x1] = 1.0
+    return out
+
+
 def instance_boundaries(instances: torch.Tensor, out: torch.Tensor | None = None) -> torch.Tensor:
     """int [B,H,W] instance ids -> float [B,1,H,W]: 1 where a 4-neighbour has another id.
 
@@ -179,4 +215,7 @@ def build_conditioning(label: torch.Tensor, instances: torch.Tensor | None, boxe
             condition[:, start:start + 1].zero_()
         else:
             instance_boundaries(instances, out=condition[:, start:start + 1])
+        start += 1
+    if spec.light_states:
+        light_state_maps(boxes, height, width, out=condition[:, start:start + len(LIGHT_STATES)])
     return condition

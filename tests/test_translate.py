@@ -2,6 +2,7 @@
 
 import json
 import re
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -369,3 +370,25 @@ def test_io_threads_default_to_the_main_process_on_a_small_cpu(monkeypatch):
     assert io_threads(torch.device("cuda", 0)) == (2, 2)
     monkeypatch.setattr(os, "cpu_count", lambda: 16)
     assert io_threads(torch.device("cpu")) == (2, 2)
+
+
+def test_a_light_state_translator_warns_when_lights_carry_no_state(source, tmp_path, capsys):
+    config = config_from_dict({"model": {"generator": "spade", "base_channels": 4, "n_blocks": 1, "n_downsample": 1,
+                                         "conditioning": {"light_states": True}}})
+    torch.manual_seed(0)
+    generator, spec = build_generator(config.model)
+    assert spec.light_states and spec.channels == 32
+    lights = tmp_path / "lights.pt"
+    save_translator(lights, config, generator, generator_ema=generator.state_dict(), step=1)
+    assert _translate(lights, source, tmp_path / "with_states") == 0       # every light of the fixture is red
+    captured = capsys.readouterr()
+    assert "light states" not in captured.out + captured.err
+    stateless = tmp_path / "stateless"
+    for index, name in enumerate(NAMES):
+        sample = _sample(index, name)
+        write_sample(stateless, replace(sample, boxes=[Box(b.xyxy, b.class_id, b.instance_id) for b in sample.boxes]))
+    assert _translate(lights, stateless, tmp_path / "without_states") == 0
+    captured = capsys.readouterr()
+    out = " ".join((captured.out + captured.err).split())
+    assert f"{len(NAMES)} of the {len(NAMES)} traffic light boxes" in out and "model.conditioning.light_states" in out
+    _assert_carried_through(stateless, tmp_path / "without_states")

@@ -86,6 +86,11 @@ SCALABEL_CATEGORY_TO_TRAIN: Mapping[str, int] = MappingProxyType({
 # Classes whose boxes semguard conditions on and measures (small safety-critical detail
 # and the road users).
 BOX_CLASSES: tuple[int, ...] = (6, 7, 11, 13)
+TRAFFIC_LIGHT = 6
+# A traffic light box's "state" attribute: the values semguard knows (the toy world and the
+# BDD100K / Scalabel loaders write these), and other spellings read as one of them.
+LIGHT_STATES: tuple[str, ...] = ("red", "amber", "green")
+LIGHT_STATE_ALIASES: Mapping[str, str] = MappingProxyType({"yellow": "amber"})
 
 
 def lookup_table(mapping: Mapping[int, int], size: int = 256) -> np.ndarray:

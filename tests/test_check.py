@@ -36,6 +36,21 @@ def test_clean_set_is_usable(tmp_path):
     assert report.usable and report.frames == report.checked == 3 and kinds(report) == []
 
 
+def test_the_check_counts_traffic_lights_without_a_known_state(tmp_path):
+    assert Box((0, 0, 1, 1), 6, attributes={"state": "Yellow"}).light_state == 1          # an alias, any case
+    assert Box((0, 0, 1, 1), 6, attributes={"state": "off"}).light_state is None
+    assert Box((0, 0, 1, 1), 7, attributes={"state": "red"}).light_state is None          # not a light
+    make_set(tmp_path)                                                                    # one red light a frame
+    label = np.zeros((H, W), np.uint8)
+    write_sample(tmp_path, Sample(np.zeros((H, W, 3), np.uint8), label, name="f3",
+                                  boxes=[Box((1, 1, 5, 5), 6), Box((6, 1, 9, 5), 6, attributes={"state": "off"}),
+                                         Box((10, 1, 14, 5), 6, attributes={"state": "green"})]))
+    report = check_dataset(tmp_path, "folder")
+    assert (report.lights, report.lights_without_state, report.checked) == (6, 2, 4)
+    limited = check_dataset(tmp_path, "folder", limit=3)        # f0..f2 only
+    assert (limited.lights, limited.lights_without_state) == (3, 0)
+
+
 def test_image_without_label(tmp_path):
     make_set(tmp_path)
     (tmp_path / "labels" / "f1.png").unlink()

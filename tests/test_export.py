@@ -352,10 +352,10 @@ def test_numpy_builder_constants_and_padding_match_semguard():
     for spec in SPECS:
         assert conditioning_np.channel_names(spec.labels, spec.boxes, spec.boundaries, spec.box_classes,
                                              spec.light_states) == spec.channel_names()
-    from semguard.models import conditioning
+    from semguard import labels
 
-    assert conditioning_np.LIGHT_STATES == conditioning.LIGHT_STATES and conditioning_np.TRAFFIC_LIGHT == conditioning.TRAFFIC_LIGHT
-    assert conditioning_np.LIGHT_STATE_ALIASES == conditioning.LIGHT_STATE_ALIASES
+    assert conditioning_np.LIGHT_STATES == labels.LIGHT_STATES and conditioning_np.TRAFFIC_LIGHT == labels.TRAFFIC_LIGHT
+    assert conditioning_np.LIGHT_STATE_ALIASES == dict(labels.LIGHT_STATE_ALIASES)
     rng = np.random.default_rng(2)
     for height, width in [(30, 62), (3, 64), (32, 2), (1, 1)]:
         array = rng.random((1, 5, height, width)).astype(np.float32)

@@ -21,6 +21,7 @@ from semguard.data.mapping import (
     BAD_ANNOTATION, EMPTY_SET, IMAGE_WITHOUT_LABEL, LABEL_WITHOUT_IMAGE, UNEXPECTED_IDS, FrameProblem, IgnoreReport,
 )
 from semguard.errors import ConfigError, DataError
+from semguard.labels import TRAFFIC_LIGHT
 
 
 @dataclass(frozen=True)
@@ -39,6 +40,8 @@ class CheckReport:
     problems: list[Problem] = field(default_factory=list)
     ignore: IgnoreReport = field(default_factory=IgnoreReport)
     id_names: dict = field(default_factory=dict)
+    lights: int = 0                  # traffic light boxes in the frames read
+    lights_without_state: int = 0    # ... whose "state" is none of semguard.labels.LIGHT_STATES
 
     @property
     def usable(self) -> bool:
@@ -98,7 +101,10 @@ def check_dataset(root: str | Path, fmt: str = "folder", limit: int | None = Non
     for frame in frames:
         frame_report = IgnoreReport()
         try:
-            dataset.read(frame, frame_report, strict=False)
+            sample = dataset.read(frame, frame_report, strict=False)
+            lights = [box for box in sample.boxes if int(box.class_id) == TRAFFIC_LIGHT]
+            report.lights += len(lights)
+            report.lights_without_state += sum(box.light_state is None for box in lights)
         except FrameProblem as err:
             report.problems.append(Problem(err.kind, err.path, str(err)))
         except DataError as err:

@@ -26,7 +26,7 @@ from typing import Sequence
 import numpy as np
 
 from semguard.data.mapping import BAD_ANNOTATION, FrameProblem
-from semguard.labels import IGNORE_ID, NUM_CLASSES, TRAIN_ID_NAMES
+from semguard.labels import IGNORE_ID, LIGHT_STATE_ALIASES, LIGHT_STATES, NUM_CLASSES, TRAFFIC_LIGHT, TRAIN_ID_NAMES
 
 CLIP_TOLERANCE = 1.0  # pixels a box may reach past the frame edge and still be clipped (not refused)
 
@@ -54,6 +54,16 @@ class Box:
 
     def with_xyxy(self, xyxy: tuple[float, float, float, float]) -> "Box":
         return replace(self, xyxy=tuple(float(v) for v in xyxy))
+
+    @property
+    def light_state(self) -> int | None:
+        """Index into semguard.labels.LIGHT_STATES of a traffic light's "state" attribute (case and
+        LIGHT_STATE_ALIASES allowed); None for other boxes and for lights without a known state."""
+        if int(self.class_id) != TRAFFIC_LIGHT:
+            return None
+        state = str(self.attributes.get("state", "")).strip().lower()
+        state = LIGHT_STATE_ALIASES.get(state, state)
+        return LIGHT_STATES.index(state) if state in LIGHT_STATES else None
 
 
 @dataclass

@@ -33,22 +33,9 @@ from typing import Sequence
 import torch
 
 from semguard.data.sample import Box, box_pixel_bounds
-from semguard.labels import BOX_CLASSES, IGNORE_ID, NUM_CLASSES, TRAIN_ID_NAMES
+from semguard.labels import BOX_CLASSES, IGNORE_ID, LIGHT_STATES, NUM_CLASSES, TRAIN_ID_NAMES
 
 LABEL_CHANNELS = NUM_CLASSES + 1  # 19 train ids + 1 ignore channel
-TRAFFIC_LIGHT = 6
-LIGHT_STATES = ("red", "amber", "green")
-LIGHT_STATE_ALIASES = {"yellow": "amber"}
-
-
-def light_state_slot(box: Box) -> int | None:
-    """The light-state channel (index into LIGHT_STATES) of a box, or None (not a traffic light,
-    or no known state)."""
-    if int(box.class_id) != TRAFFIC_LIGHT:
-        return None
-    state = str(box.attributes.get("state", "")).strip().lower()
-    state = LIGHT_STATE_ALIASES.get(state, state)
-    return LIGHT_STATES.index(state) if state in LIGHT_STATES else None
 
 
 @dataclass(frozen=True)
@@ -161,7 +148,7 @@ def light_state_maps(boxes: list[list[Box]], height: int, width: int, out: torch
     out.zero_()
     for b, image_boxes in enumerate(boxes):
         for box in image_boxes:
-            slot = light_state_slot(box)
+            slot = box.light_state
             bounds = None if slot is None else box_pixel_bounds(box.xyxy, height, width)
             if bounds is not None:
                 x0, y0, x1, y1 = bounds

@@ -28,7 +28,7 @@ from semguard.data.formats import open_dataset
 from semguard.data.formats.base import as_bool
 from semguard.data.mapping import UNEXPECTED_IDS
 from semguard.errors import DataError, SemguardError
-from semguard.models.conditioning import LIGHT_STATES, TRAFFIC_LIGHT, light_state_slot
+from semguard.labels import LIGHT_STATES
 from semguard.translate.manifest import combine_shard, parse_shard
 from semguard.translate.memory import describe_stage_tiles, format_bytes, parse_memory_size
 from semguard.translate.pipeline import translate_dataset
@@ -128,7 +128,7 @@ def run_translate(args) -> int:
         judge, _ = load_segmenter(args.judge, device=translator.device, expected_role="judge")
     dataset = open_dataset(args.input, args.format, **{"strict": True, **options})
     if translator.spec.light_states and chatty:
-        warning = light_state_warning(dataset, args.check_frames)
+        warning = light_state_warning(report)
         if warning:
             console.print(f"[yellow]warning:[/] {escape(warning)}")
     shard_by = None
@@ -176,22 +176,15 @@ def run_translate(args) -> int:
     return 1 if summary.failed else 0
 
 
-def light_state_warning(dataset, limit: int | None, most: int = 32) -> str | None:
+def light_state_warning(report) -> str | None:
     """For a translator conditioned on light states: a warning when traffic light boxes in the
-    first frames (at most `limit`, and `most`) carry no known state, else None."""
-    frames = min(len(dataset), most if limit is None else min(int(limit), most))
-    lights = stateless = 0
-    for index in range(frames):
-        for box in dataset[index].boxes:
-            if int(box.class_id) == TRAFFIC_LIGHT:
-                lights += 1
-                stateless += light_state_slot(box) is None
-    if not stateless:
+    frames the data check read carry no known state (CheckReport's light counts), else None."""
+    if not report.lights_without_state:
         return None
     return (f"this translator was trained with traffic light states in its conditioning "
-            f"(model.conditioning.light_states), but {stateless} of the {lights} traffic light boxes in the first "
-            f"{frames} frames carry no state of {'/'.join(LIGHT_STATES)} (box attribute 'state'); those lights are "
-            "translated without one, unlike in training")
+            f"(model.conditioning.light_states), but {report.lights_without_state} of the {report.lights} traffic "
+            f"light boxes in the {report.checked} frames checked carry no state of {'/'.join(LIGHT_STATES)} (box "
+            "attribute 'state'); those lights are translated without one, unlike in training")
 
 
 def _tile_value(text: str) -> str | int:

@@ -10,7 +10,7 @@ pictures that `semguard data stats` and `semguard data preview` show.
 """
 
 from semguard.data.toyworld.layout import DOMAINS, PICTOGRAMS, domain_prior
-from semguard.data.toyworld.materials import LIGHT_STATES
+from semguard.labels import LIGHT_STATES
 from semguard.data.toyworld.style import STYLES
 from semguard.data.toyworld.world import (
     INDEX_BASES,

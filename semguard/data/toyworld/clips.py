@@ -43,7 +43,7 @@ import numpy as np
 from semguard.data.folder import write_sample
 from semguard.data.sample import Sample
 from semguard.data.toyworld.layout import Layout, check_size, sample_layout
-from semguard.data.toyworld.materials import LIGHT_STATES
+from semguard.labels import LIGHT_STATES
 from semguard.data.toyworld.raster import rasterize
 from semguard.data.toyworld.style import render_real, render_sim
 

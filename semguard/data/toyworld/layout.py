@@ -23,7 +23,8 @@ from dataclasses import dataclass, field, fields, replace
 
 import numpy as np
 
-from semguard.data.toyworld.materials import LIGHT_STATES, N_CARS, N_FACADES, N_PANTS, N_SHIRTS
+from semguard.data.toyworld.materials import N_CARS, N_FACADES, N_PANTS, N_SHIRTS
+from semguard.labels import LIGHT_STATES
 
 PICTOGRAMS: tuple[str, ...] = ("arrow_left", "arrow_right", "stop", "warning", "yield")
 """Sign pictograms. The arrows swap meaning under a horizontal flip; the others are symmetric."""

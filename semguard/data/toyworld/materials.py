@@ -88,6 +88,5 @@ EMISSIVE: np.ndarray = np.zeros(NUM_MATERIALS, dtype=bool)
 """bool [NUM_MATERIALS]: materials that emit light (lit lamps keep their colour in any light)."""
 EMISSIVE[list(LAMP_MATERIAL.values())] = True
 
-LIGHT_STATES: tuple[str, ...] = ("red", "amber", "green")
 LAMP_ORDER = {"red": 0, "amber": 1, "green": 2}
 """Lamp position from the top of the housing."""

@@ -6,6 +6,8 @@ Rows per frame size (default 526x957, a common simulator size, and 1024x2048):
   - translate (auto): the full pipeline (decode, condition, translate, PNG encode,
     read-back verification, manifest) with the defaults, --tile auto and the default
     --memory-budget; its share of the model-only throughput;
+  - translate (auto) again, writing PNGs at --compare-png-level (default 6, Pillow's own
+    default) instead of translate's default level, with the image bytes' ratio;
   - translate (tiled): the same pipeline with a memory budget below the frame's
     whole-frame need (--tiled-budget-share of it), so --tile auto tiles (staged, exact).
 And, per size, the peak memory of one frame whole and tiled (a fresh subprocess each, the
@@ -15,7 +17,7 @@ planner's estimate beside it, the tile it chose, and the FLOPs of the tiled pass
 the whole-frame pass (counted on the meta device: machine-independent).
 
     python benchmarks/bench_translate.py [--sizes 526x957,1024x2048] [--frames 4] [--device auto]
-        [--base-channels 32] [--tiled-budget-share 0.6] [--memory-passes 3] [--out benchmarks/results/translate.md]
+        [--base-channels 32] [--tiled-budget-share 0.6] [--compare-png-level 6] [--memory-passes 3] [--out benchmarks/results/translate.md]
 
 Random generator weights of the default SPADE generator (speed and memory do not depend
 on training). Tiny check: --sizes 64x128 --frames 2 --base-channels 8.
@@ -38,7 +40,7 @@ import torch
 
 from semguard.config import config_from_dict
 from semguard.data.batch import collate_samples
-from semguard.data.folder import FolderDataset, write_sample
+from semguard.data.folder import IMAGE_DIR, PNG_COMPRESS_LEVEL, FolderDataset, write_sample
 from semguard.data.sample import Box, Sample
 from semguard.translate.memory import describe_stage_tiles, format_bytes, reuse_freed_memory
 from semguard.labels import colorize
@@ -88,7 +90,7 @@ def model_only_seconds(translator: Translator, dataset, frames: int) -> float:
     inputs = []
     for index in range(frames):
         batch = collate_samples([dataset[index]]).to(device)
-        condition = build_conditioning(batch.label, batch.instances, batch.boxes, translator.spec)
+        condition = build_conditioning(batch.label, batch.instances, batch.boxes, translator.spec, batch.image)
         image = pad_to_multiple(batch.image.float(), translator.size_multiple)
         condition = pad_to_multiple(condition, translator.size_multiple) if condition is not None else None
         inputs.append(translator._layout(image, condition))
@@ -102,9 +104,11 @@ def model_only_seconds(translator: Translator, dataset, frames: int) -> float:
     return time.perf_counter() - start
 
 
-def pipeline_seconds(translator: Translator, dataset, out: Path, workers: int, writers: int) -> float:
+def pipeline_seconds(translator: Translator, dataset, out: Path, workers: int, writers: int,
+                     png_level: int = PNG_COMPRESS_LEVEL) -> float:
     translator.translate_batch(collate_samples([dataset[0]]).to(translator.device))   # warm-up, probe, plan
-    summary = translate_dataset(translator, dataset, out, header={}, workers=workers, writers=writers, progress=False)
+    summary = translate_dataset(translator, dataset, out, header={}, workers=workers, writers=writers, progress=False,
+                                png_level=png_level)
     if summary.failed:
         raise SystemExit(f"translate failed on {summary.failed[:3]}")
     return summary.seconds
@@ -207,6 +211,8 @@ def main() -> None:
                         help="tiled rows: memory budget = this share of the frame's estimated whole-frame need")
     parser.add_argument("--workers", type=int, default=None, help="decode workers (default: translate's own)")
     parser.add_argument("--writers", type=int, default=None, help="PNG writers (default: translate's own)")
+    parser.add_argument("--compare-png-level", type=int, default=6,
+                        help="one more default-budget row writing PNGs at this zlib level (6: Pillow's own default)")
     parser.add_argument("--skip-memory", action="store_true")
     parser.add_argument("--memory-passes", type=int, default=3,
                         help="passes of the one frame in each memory row; the peak column is the largest (steady state)")
@@ -236,6 +242,9 @@ def main() -> None:
                 reuse_freed_memory()
             model_s = model_only_seconds(auto, dataset, args.frames)
             auto_s = pipeline_seconds(auto, dataset, tmp / f"out_auto_{h}x{w}", args.workers, args.writers)
+            level_s = pipeline_seconds(auto, dataset, tmp / f"out_level_{h}x{w}", args.workers, args.writers,
+                                       args.compare_png_level)
+            size_ratio = _image_bytes(tmp / f"out_auto_{h}x{w}") / _image_bytes(tmp / f"out_level_{h}x{w}")
             whole_need = auto.memory_profile().whole_bytes(1, *auto_padded(auto, size))
             budget = int(whole_need * args.tiled_budget_share)
             tiled = Translator.from_checkpoint(checkpoint, device=args.device, memory_budget=budget)
@@ -247,6 +256,9 @@ def main() -> None:
                 (f"{w}x{h}", "model only (generator forward, whole frames)", model_s, model_rate, 1.0, "whole"),
                 (f"{w}x{h}", f"translate, --tile auto, default budget {format_bytes(auto.budget())}", auto_s,
                  args.frames / auto_s, model_s / auto_s, _plan_text(auto.plan(1, *size))),
+                (f"{w}x{h}", f"translate, --tile auto, default budget, --png-level {args.compare_png_level} "
+                             f"(default {PNG_COMPRESS_LEVEL}: images x{size_ratio:.2f} the bytes)", level_s,
+                 args.frames / level_s, model_s / level_s, _plan_text(auto.plan(1, *size))),
                 (f"{w}x{h}", f"translate, --tile auto, --memory-budget {format_bytes(budget)} "
                              f"({args.tiled_budget_share:.0%} of the whole-frame need)", tiled_s,
                  args.frames / tiled_s, model_s / tiled_s, _plan_text(tile, tiled.stage_plan(1, *size)) + f"; FLOPs x{flops:.3f}"),
@@ -295,6 +307,10 @@ def main() -> None:
     Path(args.out).parent.mkdir(parents=True, exist_ok=True)
     Path(args.out).write_text("\n".join(lines) + "\n", encoding="utf-8")
     print("\n".join(lines))
+
+
+def _image_bytes(out: Path) -> int:
+    return sum(path.stat().st_size for path in (out / IMAGE_DIR).rglob("*.png"))
 
 
 def auto_padded(translator: Translator, size) -> tuple[int, int]:

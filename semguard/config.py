@@ -57,6 +57,7 @@ class ConditioningConfig:
     boxes: bool = True           # per box class: filled box and box edge maps
     boundaries: bool = True      # instance boundaries
     light_states: bool = False   # traffic light boxes by their "state" attribute (red, amber, green)
+    box_image: bool = False      # the source image's pixels inside traffic light and sign boxes (3 channels)
 
 
 @dataclass(frozen=True)

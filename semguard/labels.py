@@ -87,6 +87,10 @@ SCALABEL_CATEGORY_TO_TRAIN: Mapping[str, int] = MappingProxyType({
 # and the road users).
 BOX_CLASSES: tuple[int, ...] = (6, 7, 11, 13)
 TRAFFIC_LIGHT = 6
+TRAFFIC_SIGN = 7
+# The classes whose source pixels `model.conditioning.box_image` hands the decoder: the detail
+# (a lamp, a pictogram) is smaller than the generator's bottleneck.
+BOX_IMAGE_CLASSES: tuple[int, ...] = (TRAFFIC_LIGHT, TRAFFIC_SIGN)
 # A traffic light box's "state" attribute: the values semguard knows (the toy world and the
 # BDD100K / Scalabel loaders write these), and other spellings read as one of them.
 LIGHT_STATES: tuple[str, ...] = ("red", "amber", "green")

@@ -250,6 +250,7 @@ CASES = [
     Case("translate-batch-zero", translate("--batch-size", "0"), 2, "--batch-size"),
     Case("translate-workers-negative", translate("--workers", "-1"), 2, "--workers"),
     Case("translate-writers-zero", translate("--writers", "0"), 2, "--writers"),
+    Case("translate-png-level-ten", translate("--png-level", "10"), 2, "--png-level"),
     Case("translate-flip-rate-nan", translate("--judge", "{d}/judge.pt", "--max-flip-rate", "nan"), 2,
          "--max-flip-rate"),
     Case("translate-flip-rate-above-1", translate("--judge", "{d}/judge.pt", "--max-flip-rate", "2"), 2,

@@ -204,8 +204,8 @@ def test_resume_mid_clip_finishes_the_clip_exactly_once(translator_path, clip_se
 
     written = []
     write = translate_module._write_frame
-    monkeypatch.setattr(translate_module, "_write_frame", lambda root, sample: written.append(sample.name)
-                        or write(root, sample))
+    monkeypatch.setattr(translate_module, "_write_frame", lambda root, sample, *rest: written.append(sample.name)
+                        or write(root, sample, *rest))
     assert _translate_cli(translator_path, clip_set, out) == 0
     assert sorted(written) == sorted(set(list_names(clip_set)) - done)     # each missing frame once, nothing redone
     for name in list_names(clip_set):   # the clip statistics come from the whole clip: same bytes as one run

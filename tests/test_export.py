@@ -155,18 +155,49 @@ def test_dynamic_export_matches_pytorch_at_two_sizes_and_batch_sizes(generator, 
         assert np.abs(ours - _pytorch_translate(checkpoints[generator], samples)).max() <= DEFAULT_TOLERANCE
 
 
-@needs_export_extra
-def test_export_with_light_states_carries_them_in_the_contract_and_matches_pytorch(tmp_path, capsys):
+def _export_conditioned(tmp_path, capsys, part: str):
+    """A tiny SPADE translator with conditioning part `part` on, exported at 32x64: (checkpoint, onnx
+    path, spec, contract)."""
     config = config_from_dict({"model": {"generator": "spade", "base_channels": 4, "n_blocks": 1, "n_downsample": 2,
-                                         "conditioning": {"light_states": True}}})
+                                         "conditioning": {part: True}}})
     torch.manual_seed(0)
     model, spec = build_generator(config.model)
-    checkpoint = tmp_path / "lights.pt"
+    checkpoint = tmp_path / f"{part}.pt"
     save_translator(checkpoint, config, model, generator_ema=model.state_dict(), step=1)
-    out = tmp_path / "lights.onnx"
+    out = tmp_path / f"{part}.onnx"
     assert main(["export", "--checkpoint", str(checkpoint), "--out", str(out), "--height", "32", "--width", "64",
                  "--verify-frames", "2"]) == 0, capsys.readouterr().err
-    contract = json.loads(contract_path_for(out).read_text())
+    return checkpoint, out, spec, json.loads(contract_path_for(out).read_text())
+
+
+@needs_export_extra
+def test_export_with_the_box_image_feeds_the_frame_and_matches_pytorch(tmp_path, capsys):
+    """A box-image translator's contract says its conditioning needs the frame; graph_inputs builds it
+    from the frame and the graph's output equals semguard's own translation."""
+    checkpoint, out, spec, contract = _export_conditioned(tmp_path, capsys, "box_image")
+    assert contract["conditioning"]["box_image"] is True and contract["inputs"][1]["needs_image"] is True
+    assert contract["conditioning"]["channels"] == spec.channels == 29 + 3
+    assert contract["inputs"][1]["channel_names"][-3:] == ["box_image:R", "box_image:G", "box_image:B"]
+    sample = _frame(13)
+    sample.boxes += [Box((10.0, 2.0, 14.0, 12.0), 7, 0), Box((40.0, 4.0, 44.0, 14.0), 13, 0)]  # a sign; a car
+    contract_boxes = [{"xyxy": b.xyxy, "class_id": b.class_id} for b in sample.boxes]
+    feed = conditioning_np.graph_inputs(contract, sample.image, sample.label, sample.instances, contract_boxes)
+    box_image = feed["condition"][0, -3:]
+    np.testing.assert_allclose(box_image[:, 2:12, 10:14], sample.image[2:12, 10:14].transpose(2, 0, 1) / 255.0,
+                               atol=1e-6)
+    assert box_image[:, 4:14, 40:44].max() == 0            # a car's pixels are not handed over
+    with pytest.raises(ValueError, match="box_image"):
+        conditioning_np.build_conditioning_for(contract, sample.label, sample.instances, contract_boxes)
+    import onnxruntime
+
+    session = onnxruntime.InferenceSession(str(out), providers=["CPUExecutionProvider"])
+    ours = session.run(["translated"], feed)[0]
+    assert np.abs(ours - _pytorch_translate(checkpoint, [sample])).max() <= DEFAULT_TOLERANCE
+
+
+@needs_export_extra
+def test_export_with_light_states_carries_them_in_the_contract_and_matches_pytorch(tmp_path, capsys):
+    checkpoint, out, spec, contract = _export_conditioned(tmp_path, capsys, "light_states")
     assert contract["conditioning"]["light_states"] is True and contract["conditioning"]["channels"] == spec.channels == 32
     assert contract["inputs"][1]["channel_names"][-3:] == ["light_state:red", "light_state:amber", "light_state:green"]
     sample = _frame(12)
@@ -288,7 +319,8 @@ def _random_inputs(rng, height: int, width: int):
 
 SPECS = [ConditioningSpec(), ConditioningSpec(boxes=False), ConditioningSpec(labels=False, boundaries=False),
          ConditioningSpec(box_classes=(13, 6)), ConditioningSpec(labels=False, boxes=False),
-         ConditioningSpec(light_states=True), ConditioningSpec(False, False, False, light_states=True)]
+         ConditioningSpec(light_states=True), ConditioningSpec(False, False, False, light_states=True),
+         ConditioningSpec(box_image=True), ConditioningSpec(False, False, False, light_states=True, box_image=True)]
 STATES = ("red", "amber", "green", "yellow", "Red", "off", None)   # an alias, another case, unknown, none
 
 
@@ -306,11 +338,14 @@ def test_numpy_builder_equals_semguards_on_random_frames():
                    "attributes": {} if STATES[i % len(STATES)] is None else {"state": STATES[i % len(STATES)]}}
                   for i, b in enumerate(f[2])] for f in frames]
         boxes = [[Box(tuple(d["xyxy"]), d["class_id"], attributes=d["attributes"]) for d in f] for f in dicts]
-        expected = build_conditioning(label, instances, boxes, spec).numpy()
+        images = rng.integers(0, 256, size=(2, height, width, 3), dtype=np.uint8)
+        pixels = torch.from_numpy(images).permute(0, 3, 1, 2).float().div(127.5).sub(1.0)   # as semguard collates
+        expected = build_conditioning(label, instances, boxes, spec, pixels).numpy()
         ours = np.stack([conditioning_np.build_conditioning(
             f[0], f[1] if with_instances else None, d, labels=spec.labels, box_channels=spec.boxes,
-            boundaries=spec.boundaries, box_classes=spec.box_classes, light_states=spec.light_states)
-            for f, d in zip(frames, dicts)])
+            boundaries=spec.boundaries, box_classes=spec.box_classes, light_states=spec.light_states,
+            box_image=spec.box_image, image=image)
+            for f, d, image in zip(frames, dicts, images)])
         assert ours.dtype == np.float32
         np.testing.assert_array_equal(ours, expected, err_msg=f"trial {trial}")
 
@@ -351,11 +386,12 @@ def test_numpy_builder_constants_and_padding_match_semguard():
     assert conditioning_np.BOX_CLASSES == BOX_CLASSES and conditioning_np.TRAIN_ID_NAMES == TRAIN_ID_NAMES
     for spec in SPECS:
         assert conditioning_np.channel_names(spec.labels, spec.boxes, spec.boundaries, spec.box_classes,
-                                             spec.light_states) == spec.channel_names()
+                                             spec.light_states, spec.box_image) == spec.channel_names()
     from semguard import labels
 
     assert conditioning_np.LIGHT_STATES == labels.LIGHT_STATES and conditioning_np.TRAFFIC_LIGHT == labels.TRAFFIC_LIGHT
     assert conditioning_np.LIGHT_STATE_ALIASES == dict(labels.LIGHT_STATE_ALIASES)
+    assert conditioning_np.BOX_IMAGE_CLASSES == labels.BOX_IMAGE_CLASSES
     rng = np.random.default_rng(2)
     for height, width in [(30, 62), (3, 64), (32, 2), (1, 1)]:
         array = rng.random((1, 5, height, width)).astype(np.float32)

@@ -107,6 +107,26 @@ def test_light_state_channels_hand_made_case():
                        build_conditioning(label, None, boxes, ConditioningSpec()))
 
 
+def test_box_image_channels_hand_made_case():
+    """The source image in [0,1] inside light and sign boxes, 0 elsewhere (a car's box too)."""
+    label = torch.zeros(1, 8, 8, dtype=torch.long)
+    image = torch.linspace(-1, 1, 3 * 64).reshape(1, 3, 8, 8)
+    boxes = [[Box((1.0, 1.0, 3.0, 4.0), 6, 1, {"state": "red"}), Box((4.5, 5.2, 4.6, 5.4), 7, 2),   # sub-pixel sign
+              Box((5.0, 0.0, 8.0, 3.0), 13, 3)]]
+    spec = ConditioningSpec(labels=False, boxes=False, boundaries=False, box_image=True)
+    assert spec.channels == 3 and spec.channel_names() == ["box_image:R", "box_image:G", "box_image:B"]
+    cond = build_conditioning(label, None, boxes, spec, image)[0]
+    expected = torch.zeros(3, 8, 8)
+    expected[:, 1:4, 1:3] = (image[0, :, 1:4, 1:3] + 1) / 2
+    expected[:, 5, 4] = (image[0, :, 5, 4] + 1) / 2           # the pixel holding the sub-pixel sign's centre
+    assert torch.allclose(cond, expected, atol=1e-7) and cond.min() >= 0 and cond.max() <= 1
+    full = ConditioningSpec(light_states=True, box_image=True)
+    assert full.channels == 29 + 3 + 3 and full.channel_names()[-3:] == spec.channel_names()
+    assert torch.equal(build_conditioning(label, None, boxes, full, image)[0, -3:], cond)
+    with pytest.raises(ValueError, match="box_image"):
+        build_conditioning(label, None, boxes, spec)
+
+
 def test_conditioning_written_in_place_equals_its_parts_concatenated():
     """build_conditioning writes every part into one tensor; the reference is torch's one_hot
     and the part builders' own tensors, concatenated (the formula before the in-place build)."""

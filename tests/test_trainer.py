@@ -21,7 +21,7 @@ from semguard.config import load_config
 from semguard.data.folder import write_dataset_info, write_sample
 from semguard.data.sample import Box, Sample
 from semguard.errors import ConfigError, SemguardError
-from semguard.checkpoints import latest_step_checkpoint, load_checkpoint
+from semguard.checkpoints import latest_step_checkpoint, load_checkpoint, load_translator
 from semguard.train.trainer import NonFiniteLossError, Trainer, train
 
 CONFIG = Path(__file__).resolve().parents[1] / "configs" / "toy_v1.yaml"  # the plain semguard; toy.yaml's options have their own test below
@@ -553,7 +553,10 @@ def test_the_shipped_semguard_config_trains_with_every_label_aware_option(data_r
         "train.checkpoint_every=0", "train.device=cpu"])
     assert config.model.discriminator.kind == "segmentation" and config.data.pairing == "layout_matched"
     assert config.model.spade_version == 3
+    assert config.model.conditioning.light_states and config.model.conditioning.box_image
     result = _run(config)
+    generator, spec, _, _ = load_translator(tmp_path / "run" / "final.pt")
+    assert spec.box_image and generator.condition_channels == 29 + 3 + 3
     terms = _records(tmp_path / "run")[-1]["terms"]
     assert {"gan", "gan_patch", "nce", "d", "d_patch", "pair_match_rate"} <= set(terms)
     assert 0.0 <= terms["pair_match_rate"] <= 1.0 and result.step == 2

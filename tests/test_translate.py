@@ -8,12 +8,14 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
+from PIL import Image
 
 from semguard.cli import main
 from semguard.config import config_from_dict
-from semguard.data.folder import list_names, read_sample, write_sample
+from semguard.data.batch import collate_samples
+from semguard.data.folder import list_names, read_sample, write_png, write_sample
 from semguard.data.sample import Box, Sample
-from semguard.models import build_generator
+from semguard.models import build_conditioning, build_generator
 from semguard.checkpoints import save_translator
 from semguard.translate import Translator, flip_rates, translate_dataset
 from semguard.translate.manifest import shard_names
@@ -159,8 +161,6 @@ def test_python_api(checkpoint):
     out = translator.translate_sample(sample)
     assert out.image.shape == (37, 70, 3) and out.image.dtype == np.uint8
     assert out.label is sample.label and out.instances is sample.instances and out.boxes == sample.boxes
-    from semguard.data.batch import collate_samples
-
     batch = collate_samples([_sample(1, "y"), _sample(2, "z")])
     images = translator.translate_batch(batch)
     assert images.shape == (2, 3, 32, 64) and images.dtype == torch.float32
@@ -392,3 +392,58 @@ def test_a_light_state_translator_warns_when_lights_carry_no_state(source, tmp_p
     out = " ".join((captured.out + captured.err).split())
     assert f"{len(NAMES)} of the {len(NAMES)} traffic light boxes" in out and "model.conditioning.light_states" in out
     _assert_carried_through(stateless, tmp_path / "without_states")
+
+
+def test_png_level_changes_the_bytes_not_the_pixels(checkpoint, source, tmp_path):
+    """--png-level 0 stores the PNGs uncompressed, 9 at zlib's smallest: same pixels, labels and
+    boxes; the level-0 image files are larger (the fixture's labels are random, so level 9 packs them)."""
+    outputs = {level: tmp_path / f"out_{level}" for level in (0, 9)}
+    for level, out in outputs.items():
+        assert _translate(checkpoint, source, out, "--png-level", str(level)) == 0
+        _assert_carried_through(source, out)
+    for name in NAMES:
+        stored, packed = (read_sample(outputs[level], name) for level in (0, 9))
+        assert np.array_equal(stored.image, packed.image)
+        h, w, _ = stored.image.shape
+        raw = h * (1 + 3 * w)                      # one filter byte a row, then RGB
+        image = lambda level: (outputs[level] / "images" / f"{name}.png").stat().st_size  # noqa: E731
+        assert image(0) > raw > image(9)
+
+
+def test_write_png_level_is_the_zlib_level(tmp_path):
+    """write_png passes the level to the encoder: a flat image stays raw-sized at 0 and shrinks at 1."""
+    flat = np.full((64, 64, 3), 7, np.uint8)
+    write_png(tmp_path / "stored.png", flat, compress_level=0)
+    write_png(tmp_path / "packed.png", flat, compress_level=1)
+    assert (tmp_path / "stored.png").stat().st_size > 64 * (1 + 3 * 64)
+    assert (tmp_path / "packed.png").stat().st_size < 1000
+    with Image.open(tmp_path / "packed.png") as packed:
+        assert np.array_equal(np.asarray(packed), flat)
+
+
+def test_a_box_image_translator_reads_the_frame_inside_light_and_sign_boxes(source, tmp_path):
+    """Translator builds the box-image channels from the frame it translates: its output equals the
+    generator on the hand-built conditioning, whole and tiled (and differs from it without those
+    pixels); `semguard translate` runs such a checkpoint end to end."""
+    config = config_from_dict({"model": {"generator": "spade", "base_channels": 4, "n_blocks": 1, "n_downsample": 1,
+                                         "conditioning": {"box_image": True}}})
+    torch.manual_seed(0)
+    generator, spec = build_generator(config.model)
+    assert spec.box_image and spec.channels == 29 + 3
+    path = tmp_path / "box_image.pt"
+    save_translator(path, config, generator, generator_ema=generator.state_dict(), step=1)
+    batch = collate_samples([_sample(1, "y")])
+    condition = build_conditioning(batch.label, batch.instances, batch.boxes, spec, batch.image)
+    assert condition[0, -3:, 2:9, 40:45].abs().sum() > 0                  # the light box (x 40..44.5, y 2..9)
+    with torch.no_grad():
+        expected = generator.eval()(batch.image, condition)
+    whole = Translator.from_checkpoint(path, device="cpu", tile=None)
+    tiled = Translator.from_checkpoint(path, device="cpu", tile=32, overlap=8)
+    assert torch.allclose(whole.translate_batch(batch), expected, atol=1e-5)
+    assert torch.allclose(tiled.translate_batch(batch), expected, atol=1e-5)
+    blind = condition.clone()
+    blind[:, -3:] = 0                                                     # the same conditioning without the pixels
+    with torch.no_grad():
+        assert not torch.allclose(generator(batch.image, blind), expected, atol=1e-4)
+    assert _translate(path, source, tmp_path / "out") == 0
+    _assert_carried_through(source, tmp_path / "out")

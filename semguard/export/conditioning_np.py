@@ -23,6 +23,9 @@ are off take no channels:
 - light_states (only for models trained with it): 3 channels, red, amber, green: the filled
               map of the traffic light boxes whose "state" attribute is that state ("yellow"
               reads as amber; a light without a known state is in none of them).
+- box_image (only for models trained with it): 3 channels, R, G, B: the source image
+              (uint8 / 255, computed as (uint8 / 127.5 - 1 + 1) * 0.5 in float32, as semguard
+              does) inside the traffic light and traffic sign boxes, 0 elsewhere.
 
 Boxes are pixel xyxy, half-open: pixel column x is inside when its centre x + 0.5 lies in
 [x1, x2), so the integer box x1=3, x2=6 covers columns 3, 4, 5. A box with positive size
@@ -53,6 +56,8 @@ BOX_CLASSES: tuple[int, ...] = (6, 7, 11, 13)  # traffic light, traffic sign, pe
 TRAFFIC_LIGHT = 6
 LIGHT_STATES: tuple[str, ...] = ("red", "amber", "green")
 LIGHT_STATE_ALIASES = {"yellow": "amber"}
+TRAFFIC_SIGN = 7
+BOX_IMAGE_CLASSES: tuple[int, ...] = (TRAFFIC_LIGHT, TRAFFIC_SIGN)
 TRAIN_ID_NAMES: tuple[str, ...] = (
     "road", "sidewalk", "building", "wall", "fence", "pole", "traffic light",
     "traffic sign", "vegetation", "terrain", "sky", "person", "rider", "car",
@@ -61,7 +66,8 @@ TRAIN_ID_NAMES: tuple[str, ...] = (
 
 
 def channel_names(labels: bool = True, boxes: bool = True, boundaries: bool = True,
-                  box_classes: Sequence[int] = BOX_CLASSES, light_states: bool = False) -> list[str]:
+                  box_classes: Sequence[int] = BOX_CLASSES, light_states: bool = False,
+                  box_image: bool = False) -> list[str]:
     """One name per conditioning channel, in channel order (as in the sidecar JSON)."""
     names: list[str] = []
     if labels:
@@ -73,6 +79,8 @@ def channel_names(labels: bool = True, boxes: bool = True, boundaries: bool = Tr
         names.append("instance_boundary")
     if light_states:
         names += [f"light_state:{state}" for state in LIGHT_STATES]
+    if box_image:
+        names += [f"box_image:{channel}" for channel in "RGB"]
     return names
 
 
@@ -141,6 +149,27 @@ def light_state_maps(boxes: Iterable[Any], height: int, width: int) -> np.ndarra
     return maps
 
 
+def box_image_maps(image: np.ndarray, boxes: Iterable[Any]) -> np.ndarray:
+    """The source image inside traffic light and sign boxes: float32 [3, H, W] in [0,1].
+
+    image: uint8 [H,W,3] RGB (the frame the graph translates).
+    """
+    image = np.asarray(image)
+    if image.ndim != 3 or image.shape[2] != 3 or image.dtype != np.uint8:
+        raise ValueError(f"image must be uint8 [H,W,3] RGB, got {image.dtype} {image.shape}")
+    height, width = image.shape[:2]
+    scaled = (image.transpose(2, 0, 1).astype(np.float32) / np.float32(127.5) - np.float32(1.0) + np.float32(1.0)) \
+        * np.float32(0.5)
+    maps = np.zeros((3, height, width), np.float32)
+    for box in boxes:
+        xyxy, class_id = _box_fields(box)
+        bounds = box_pixel_bounds(xyxy, height, width) if class_id in BOX_IMAGE_CLASSES else None
+        if bounds is not None:
+            x0, y0, x1, y1 = bounds
+            maps[:, y0:y1, x0:x1] = scaled[:, y0:y1, x0:x1]
+    return maps
+
+
 def label_one_hot(label: np.ndarray) -> np.ndarray:
     """int [H,W] train ids (255 = ignore) -> float32 [20,H,W]; channel 19 is ignore."""
     valid = label < NUM_CLASSES
@@ -192,15 +221,18 @@ def instance_boundaries(instances: np.ndarray) -> np.ndarray:
 
 def build_conditioning(label: np.ndarray, instances: np.ndarray | None = None, boxes: Iterable[Any] = (), *,
                        labels: bool = True, box_channels: bool = True, boundaries: bool = True,
-                       box_classes: Sequence[int] = BOX_CLASSES, light_states: bool = False) -> np.ndarray | None:
+                       box_classes: Sequence[int] = BOX_CLASSES, light_states: bool = False,
+                       box_image: bool = False, image: np.ndarray | None = None) -> np.ndarray | None:
     """The conditioning tensor of one frame.
 
     label: integer [H,W] train ids 0..18, 255 = ignore. instances: integer [H,W] (0 = none)
     or None (an all-zero boundary channel). boxes: pixel xyxy half-open, each
     [x1, y1, x2, y2, class_id], a dict {"xyxy": [...], "class_id": c} or an object with
     .xyxy and .class_id (and "attributes" / .attributes for light_states). labels,
-    box_channels, boundaries, light_states: which parts are on.
-    Returns float32 [C,H,W] in {0,1} (add a batch axis with [None]); None when C == 0.
+    box_channels, boundaries, light_states, box_image: which parts are on. image: uint8
+    [H,W,3] RGB, the frame itself (needed for box_image, else unused).
+    Returns float32 [C,H,W] in [0,1] ({0,1} but for the box image; add a batch axis with
+    [None]); None when C == 0.
     """
     label = np.asarray(label)
     if label.ndim != 2:
@@ -225,14 +257,21 @@ def build_conditioning(label: np.ndarray, instances: np.ndarray | None = None, b
                      else instance_boundaries(instances))
     if light_states:
         parts.append(light_state_maps(boxes, height, width))
+    if box_image:
+        if image is None or np.shape(image)[:2] != (height, width):
+            raise ValueError(f"this model's conditioning holds the box image (box_image): pass the frame, uint8 "
+                             f"[H,W,3] of the label's size {label.shape}, as image= (got "
+                             f"{'none' if image is None else np.shape(image)})")
+        parts.append(box_image_maps(image, boxes))
     return np.concatenate(parts, axis=0) if parts else None
 
 
 def build_conditioning_for(contract: Mapping[str, Any], label: np.ndarray, instances: np.ndarray | None = None,
-                           boxes: Iterable[Any] = ()) -> np.ndarray | None:
+                           boxes: Iterable[Any] = (), image: np.ndarray | None = None) -> np.ndarray | None:
     """build_conditioning with the parts an exported model's sidecar JSON names.
 
-    contract: the parsed `model.onnx.json`. Returns float32 [C,H,W], or None for an
+    contract: the parsed `model.onnx.json`; image: uint8 [H,W,3] RGB, the frame (used when the
+    contract's conditioning holds the box image). Returns float32 [C,H,W], or None for an
     unconditioned model (its graph takes the image only). Raises ValueError when the
     sidecar's channel names differ from this file's (a builder from another version).
     """
@@ -241,13 +280,14 @@ def build_conditioning_for(contract: Mapping[str, Any], label: np.ndarray, insta
         return None
     options = {"labels": bool(parts["labels"]), "box_channels": bool(parts["boxes"]),
                "boundaries": bool(parts["boundaries"]), "box_classes": tuple(parts["box_classes"]),
-               "light_states": bool(parts.get("light_states", False))}
+               "light_states": bool(parts.get("light_states", False)),
+               "box_image": bool(parts.get("box_image", False))}
     expected = list(parts["channel_names"])
     if channel_names(options["labels"], options["box_channels"], options["boundaries"],
-                     options["box_classes"], options["light_states"]) != expected:
+                     options["box_classes"], options["light_states"], options["box_image"]) != expected:
         raise ValueError("the sidecar's conditioning channel names differ from this builder's; "
                          "use the conditioning_np.py of the semguard version that exported the model")
-    return build_conditioning(label, instances, boxes, **options)
+    return build_conditioning(label, instances, boxes, **options, image=image)
 
 
 def boxes_from_instances(instances: np.ndarray, label: np.ndarray,
@@ -316,7 +356,7 @@ def graph_inputs(contract: Mapping[str, Any], image: np.ndarray, label: np.ndarr
                          f"{image.shape[1]} (padded {padded[0]}x{padded[1]}); export it with --dynamic or this size")
     pixels = image.transpose(2, 0, 1)[None].astype(np.float32) / np.float32(127.5) - np.float32(1.0)
     feed = {"image": pad_to_multiple(pixels, multiple)}
-    condition = build_conditioning_for(contract, label, instances, boxes)
+    condition = build_conditioning_for(contract, label, instances, boxes, image)
     if condition is not None:
         feed["condition"] = pad_to_multiple(condition[None], multiple)
     return feed

@@ -178,10 +178,11 @@ def frame_inputs(frames: list[dict], spec) -> tuple[np.ndarray, np.ndarray | Non
     instances = torch.from_numpy(np.stack([f["instances"] for f in frames]).astype(np.int64))
     boxes = [[Box(tuple(b["xyxy"]), b["class_id"], attributes=dict(b.get("attributes", {}))) for b in f["boxes"]]
              for f in frames]
-    condition = build_conditioning(label, instances, boxes, spec).numpy()
+    condition = build_conditioning(label, instances, boxes, spec, torch.from_numpy(image)).numpy()
     twin = np.stack([conditioning_np.build_conditioning(
         f["label"], f["instances"], f["boxes"], labels=spec.labels, box_channels=spec.boxes,
-        boundaries=spec.boundaries, box_classes=spec.box_classes, light_states=spec.light_states) for f in frames])
+        boundaries=spec.boundaries, box_classes=spec.box_classes, light_states=spec.light_states,
+        box_image=spec.box_image, image=f["image"]) for f in frames])
     if not np.array_equal(condition, twin):
         raise RuntimeError("semguard.export.conditioning_np differs from semguard.models.conditioning on a "
                            "verification frame; this is a bug in semguard, please report it")
@@ -345,7 +346,7 @@ def _contract(translator, generator_name: str, spec, multiple: int, size, opset:
     metadata = translator.metadata
     names = spec.channel_names() if spec.channels else []
     if spec.channels and names != conditioning_np.channel_names(spec.labels, spec.boxes, spec.boundaries,
-                                                                  spec.box_classes, spec.light_states):
+                                                                  spec.box_classes, spec.light_states, spec.box_image):
         raise RuntimeError("conditioning channel names of semguard and conditioning_np differ; this is a bug")
     dynamic = size is None
     shape = ["batch", None, "height", "width"] if dynamic else [1, None, size[0], size[1]]
@@ -355,6 +356,7 @@ def _contract(translator, generator_name: str, spec, multiple: int, size, opset:
     if spec.channels:
         condition = {"name": "condition", "dtype": "float32", "layout": "NCHW",
                      "shape": [shape[0], spec.channels, shape[2], shape[3]], "values": [0.0, 1.0],
+                     "needs_image": spec.box_image,
                      "channel_names": names, "builder": "semguard/export/conditioning_np.py"}
     return {
         "format": CONTRACT_FORMAT,
@@ -378,7 +380,7 @@ def _contract(translator, generator_name: str, spec, multiple: int, size, opset:
         "normalisation": "instance statistics over the whole frame (as `semguard translate --tile 0`)",
         "conditioning": {"channels": spec.channels, "labels": spec.labels, "boxes": spec.boxes,
                          "boundaries": spec.boundaries, "box_classes": list(spec.box_classes),
-                         "light_states": spec.light_states,
+                         "light_states": spec.light_states, "box_image": spec.box_image,
                          "num_classes": conditioning_np.NUM_CLASSES, "ignore_id": conditioning_np.IGNORE_ID,
                          "channel_names": names,
                          "box_rule": "pixel xyxy half-open; pixel x inside when x + 0.5 in [x1, x2); a box covering "

@@ -39,7 +39,8 @@ def conditioning_spec(model_cfg) -> ConditioningSpec:
     if not getattr(generator_cls, "conditioned", False):
         return UNCONDITIONED
     c = model_cfg.conditioning
-    return ConditioningSpec(labels=c.labels, boxes=c.boxes, boundaries=c.boundaries, light_states=c.light_states)
+    return ConditioningSpec(labels=c.labels, boxes=c.boxes, boundaries=c.boundaries, light_states=c.light_states,
+                            box_image=c.box_image)
 
 
 def build_generator(model_cfg) -> tuple[nn.Module, ConditioningSpec]:

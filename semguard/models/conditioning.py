@@ -18,6 +18,12 @@ Channel layout (in this order; parts that are off take no channels):
               amber; a light without a state, or with another one, is in none of them). The
               simulator knows the state; at 64x128 the lamp is one pixel, below the
               generator's bottleneck, so the decoder is told it at full resolution.
+- box_image (off unless asked): 3 channels, R, G, B: the source image scaled to [0,1]
+              (uint8 / 255) inside the traffic light and traffic sign boxes (BOX_IMAGE_CLASSES),
+              0 elsewhere. A sign's pictogram and a light's lamp are smaller than the
+              generator's stride-4 bottleneck; these channels give the decoder their pixels at
+              every resolution, and only theirs (the rest of the frame still passes the
+              bottleneck, so the translator cannot copy the sim frame through).
 
 Boxes are pixel xyxy, half-open (see semguard.data.sample): pixel column x is inside
 when its centre x + 0.5 lies in [x1, x2), so the integer box x1=3, x2=6 covers columns
@@ -33,9 +39,10 @@ from typing import Sequence
 import torch
 
 from semguard.data.sample import Box, box_pixel_bounds
-from semguard.labels import BOX_CLASSES, IGNORE_ID, LIGHT_STATES, NUM_CLASSES, TRAIN_ID_NAMES
+from semguard.labels import BOX_CLASSES, BOX_IMAGE_CLASSES, IGNORE_ID, LIGHT_STATES, NUM_CLASSES, TRAIN_ID_NAMES
 
 LABEL_CHANNELS = NUM_CLASSES + 1  # 19 train ids + 1 ignore channel
+BOX_IMAGE_CHANNELS = 3             # R, G, B
 
 
 @dataclass(frozen=True)
@@ -44,7 +51,8 @@ class ConditioningSpec:
 
     labels: one-hot label map (20 channels); boxes: per box class filled + edge maps
     (2 * len(box_classes) channels); boundaries: instance boundary map (1 channel);
-    light_states: traffic light boxes by state (3 channels).
+    light_states: traffic light boxes by state (3 channels); box_image: the source image
+    inside traffic light and sign boxes (3 channels; build_conditioning then needs the image).
     """
 
     labels: bool = True
@@ -52,6 +60,7 @@ class ConditioningSpec:
     boundaries: bool = True
     box_classes: tuple[int, ...] = BOX_CLASSES
     light_states: bool = False
+    box_image: bool = False
 
     def __post_init__(self) -> None:
         bad = [c for c in self.box_classes if not 0 <= int(c) < NUM_CLASSES]
@@ -61,12 +70,14 @@ class ConditioningSpec:
 
     @property
     def channels(self) -> int:
-        """C of the conditioning tensor: 20*labels + 2*len(box_classes)*boxes + boundaries + 3*light_states."""
+        """C of the conditioning tensor: 20*labels + 2*len(box_classes)*boxes + boundaries + 3*light_states
+        + 3*box_image."""
         return (
             (LABEL_CHANNELS if self.labels else 0)
             + (2 * len(self.box_classes) if self.boxes else 0)
             + (1 if self.boundaries else 0)
             + (len(LIGHT_STATES) if self.light_states else 0)
+            + (BOX_IMAGE_CHANNELS if self.box_image else 0)
         )
 
     def channel_names(self) -> list[str]:
@@ -81,6 +92,8 @@ class ConditioningSpec:
             names.append("instance_boundary")
         if self.light_states:
             names += [f"light_state:{state}" for state in LIGHT_STATES]
+        if self.box_image:
+            names += [f"box_image:{channel}" for channel in "RGB"]
         return names
 
 
@@ -156,6 +169,20 @@ def light_state_maps(boxes: list[list[Box]], height: int, width: int, out: torch
     return out
 
 
+def box_image_maps(image: torch.Tensor, boxes: list[list[Box]], out: torch.Tensor) -> torch.Tensor:
+    """Fill `out` (float [B,3,H,W], a view is fine) with `image` (float [B,3,H,W] in [-1,1], the
+    generator's input) rescaled to [0,1] inside the boxes of BOX_IMAGE_CLASSES, 0 elsewhere."""
+    height, width = image.shape[-2:]
+    out.zero_()
+    for b, image_boxes in enumerate(boxes):
+        for box in image_boxes:
+            bounds = box_pixel_bounds(box.xyxy, height, width) if int(box.class_id) in BOX_IMAGE_CLASSES else None
+            if bounds is not None:
+                x0, y0, x1, y1 = bounds
+                out[b, :, y0:y1, x0:x1] = (image[b, :, y0:y1, x0:x1] + 1.0) * 0.5
+    return out
+
+
 def instance_boundaries(instances: torch.Tensor, out: torch.Tensor | None = None) -> torch.Tensor:
     """int [B,H,W] instance ids -> float [B,1,H,W]: 1 where a 4-neighbour has another id.
 
@@ -174,17 +201,23 @@ def instance_boundaries(instances: torch.Tensor, out: torch.Tensor | None = None
 
 
 def build_conditioning(label: torch.Tensor, instances: torch.Tensor | None, boxes: list[list[Box]],
-                       spec: ConditioningSpec) -> torch.Tensor | None:
+                       spec: ConditioningSpec, image: torch.Tensor | None = None) -> torch.Tensor | None:
     """The conditioning tensor of a batch.
 
     label: int64 [B,H,W] train ids, 255 = ignore. instances: int64 [B,H,W] (0 = none) or
-    None (no boundaries). boxes: B lists of `Box` (pixel xyxy, half-open).
-    Returns float32 [B, spec.channels, H, W] with values in {0,1} on label's device, in
-    the channel order of the module docstring; None when spec.channels == 0.
+    None (no boundaries). boxes: B lists of `Box` (pixel xyxy, half-open). image: the
+    generator's input, float [B,3,H,W] in [-1,1]; needed when spec.box_image, else unused.
+    Returns float32 [B, spec.channels, H, W] with values in [0,1] ({0,1} but for the box
+    image) on label's device, in the channel order of the module docstring; None when
+    spec.channels == 0.
     """
     if spec.channels == 0:
         return None
     _check_inputs(label, instances, boxes)
+    if spec.box_image and (image is None or tuple(image.shape) != (label.shape[0], 3, *label.shape[1:])):
+        got = "none" if image is None else f"shape {tuple(image.shape)}"
+        raise ValueError(f"this conditioning holds the box image (box_image): build_conditioning needs the source "
+                         f"image float [B,3,H,W] of the label's size {tuple(label.shape)}, got {got}")
     batch, height, width = label.shape
     # every part is written into its slice of one tensor: no per-part copies, no concatenation
     # (measured at 960x528: the part-by-part build peaked at 2.2x the result, and the freed parts fragmented the heap)
@@ -205,4 +238,8 @@ def build_conditioning(label: torch.Tensor, instances: torch.Tensor | None, boxe
         start += 1
     if spec.light_states:
         light_state_maps(boxes, height, width, out=condition[:, start:start + len(LIGHT_STATES)])
+        start += len(LIGHT_STATES)
+    if spec.box_image:
+        box_image_maps(image.to(condition.device, torch.float32), boxes,
+                       out=condition[:, start:start + BOX_IMAGE_CHANNELS])
     return condition

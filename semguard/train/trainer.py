@@ -445,7 +445,7 @@ class Trainer:
         return batch
 
     def _condition(self, batch) -> torch.Tensor | None:
-        condition = build_conditioning(batch.label, batch.instances, batch.boxes, self.spec)
+        condition = build_conditioning(batch.label, batch.instances, batch.boxes, self.spec, batch.image)
         if condition is not None and self.channels_last:
             condition = condition.contiguous(memory_format=torch.channels_last)
         return condition

@@ -24,6 +24,7 @@ from semguard.checkpoints import load_segmenter
 from semguard.common import file_sha256
 from semguard.console import output_console
 from semguard.data.check import check_dataset
+from semguard.data.folder import PNG_COMPRESS_LEVEL
 from semguard.data.formats import open_dataset
 from semguard.data.formats.base import as_bool
 from semguard.data.mapping import UNEXPECTED_IDS
@@ -65,6 +66,10 @@ def register(subparsers) -> None:
                              "with 4 cores or fewer, where the model's own threads use every core)")
     parser.add_argument("--writers", type=int, default=None,
                         help="threads encoding and verifying output PNGs (default 2; 1 on a CPU with 4 cores or fewer)")
+    parser.add_argument("--png-level", type=int, default=PNG_COMPRESS_LEVEL,
+                        help=f"zlib level of the written PNGs, 0 (fastest) .. 9 (smallest files); the pixels are the "
+                             f"same at every level (default {PNG_COMPRESS_LEVEL}: on a 2048x1024 frame 0.29 s against "
+                             "0.42 s at 6, files 10%% larger)")
     parser.add_argument("--shard", default="0/1", help="translate shard i of n (i/n, from 0)")
     parser.add_argument("--temporal", default="none", choices=("none", "clip"),
                         help="clip: a sequence set (NAME = CLIP/FRAME) normalised with each clip's instance-norm "
@@ -151,7 +156,7 @@ def run_translate(args) -> int:
         workers=args.workers, writers=args.writers, judge=judge,
         judge_size_multiple=int(getattr(judge, "size_multiple", 32)) if judge is not None else 32,
         max_flip_rate=args.max_flip_rate, drop_flagged=args.drop_flagged, verify_existing=args.verify_existing,
-        stop_on_failure=args.fail_on_error, shard_by=shard_by,
+        stop_on_failure=args.fail_on_error, shard_by=shard_by, png_level=args.png_level,
         progress=chatty and not args.no_progress,
         dataset_info={"domain": "translated", "source": str(args.input), "source_format": args.format,
                       "checkpoint_sha256": meta.get("sha256"), "temporal": args.temporal},
@@ -240,6 +245,7 @@ def _check_arguments(args) -> dict:
     number(args.batch_size, "--batch-size", low=1, integer=True)
     workers(args.workers, "--workers")
     workers(args.writers, "--writers", low=1)
+    number(args.png_level, "--png-level", low=0, high=9, integer=True)
     device(args.device)
     number(args.max_flip_rate, "--max-flip-rate", low=0.0, high=1.0)
     number(args.check_frames, "--check-frames", low=1, integer=True)

@@ -27,6 +27,7 @@ from semguard.data.folder import (
     IMAGE_DIR,
     INSTANCE_DIR,
     LABEL_DIR,
+    PNG_COMPRESS_LEVEL,
     read_sample,
     write_dataset_info,
     write_sample,
@@ -132,8 +133,8 @@ def _verify_written(out: Path, sample: Sample, written: Sample | None = None) ->
     return files
 
 
-def _write_frame(out: Path, translated: Sample) -> dict:
-    write_sample(out, translated)
+def _write_frame(out: Path, translated: Sample, png_level: int) -> dict:
+    write_sample(out, translated, png_level)
     return _verify_written(out, translated, translated)
 
 
@@ -177,6 +178,7 @@ def translate_dataset(
     progress: bool = True,
     dataset_info: dict | None = None,
     shard_by: Callable[[list[str], tuple[int, int]], list[str]] | None = None,
+    png_level: int = PNG_COMPRESS_LEVEL,
 ) -> TranslateSummary:
     """Translate shard `shard` (i, n) of `dataset` into the folder data set `out`.
 
@@ -190,6 +192,7 @@ def translate_dataset(
     shard_by: (names, shard) -> the shard's names in processing order (default
       translate_manifest.shard_names; semguard.translate.temporal.shard_clips keeps clips whole).
     workers, writers: decode worker processes and PNG writer threads; None: `io_threads`' default.
+    png_level: zlib level of the written PNGs (0 fastest .. 9 smallest; the pixels are the same).
     """
     out = Path(out)
     workers, writers = io_threads(translator.device, workers, writers)
@@ -282,7 +285,7 @@ def translate_dataset(
                             summary.dropped += 1
                             summary.flagged_names.append(sample.name)
                             continue
-                        in_flight.append((pool.submit(_write_frame, out, translated), translated, rate, flagged))
+                        in_flight.append((pool.submit(_write_frame, out, translated, png_level), translated, rate, flagged))
                     # bound the frames waiting for the writers (memory), and settle finished ones in order
                     while in_flight and (len(in_flight) > 2 * max(1, writers) + batch_size or in_flight[0][0].done()):
                         settle(*in_flight.popleft())

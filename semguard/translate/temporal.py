@@ -68,7 +68,8 @@ def _frame_inputs(translator, sample: Sample) -> tuple[torch.Tensor, torch.Tenso
     batch = collate_samples([sample])
     image = batch.image.to(translator.device).float()
     label = batch.label.to(translator.device)
-    condition = build_conditioning(label, batch.instances.to(translator.device), batch.boxes, translator.spec)
+    condition = build_conditioning(label, batch.instances.to(translator.device), batch.boxes, translator.spec,
+                                   image)
     multiple = translator.size_multiple
     return pad_to_multiple(image, multiple), None if condition is None else pad_to_multiple(condition, multiple)
 

@@ -236,7 +236,7 @@ class Translator:
         image = image.to(self.device, non_blocking=True).float()
         label = batch.label.to(self.device, non_blocking=True)
         instances = batch.instances.to(self.device, non_blocking=True) if batch.instances is not None else None
-        condition = build_conditioning(label, instances, batch.boxes, self.spec)
+        condition = build_conditioning(label, instances, batch.boxes, self.spec, image)
         tile = self.plan(image.shape[0], *image.shape[-2:])
         if tile is not None and self.stages:
             output = self._generate_staged(image, condition, tile)

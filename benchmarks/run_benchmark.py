@@ -57,6 +57,8 @@ OPTIONAL_VARIANTS: dict[str, str] = {
     "semguard_lights": "configs/toy.yaml",
     "semguard_no_lights": "configs/toy.yaml",
     "semguard_box_image": "configs/toy.yaml",
+    "semguard_seg2": "configs/toy.yaml",
+    "semguard_seg4": "configs/toy.yaml",
 }
 # variant -> --set overrides of its own, after the profile's (a variant that differs from its config in one key)
 VARIANT_OVERRIDES: dict[str, tuple[str, ...]] = {
@@ -72,22 +74,27 @@ VARIANT_OVERRIDES: dict[str, tuple[str, ...]] = {
     "semguard_no_lights": ("model.conditioning.light_states=false",),
     # semguard handed the source pixels inside traffic light and sign boxes (model.conditioning.box_image)
     "semguard_box_image": ("model.conditioning.box_image=true",),
+    # semguard with the guide's seg term at twice and four times its weight
+    "semguard_seg2": ("loss.seg=2.0",),
+    "semguard_seg4": ("loss.seg=4.0",),
 }
 # variant -> the guide it trains with (default "guide": sim labels on sim images); "guide_real" learns the
 # target labels on target images (another architecture and seed than the judge, never the judge's split)
 GUIDES: dict[str, str] = {"guide_real": "guide_real", "semguard": "guide_real", "semguard_seg16": "guide_real",
                           "semguard_spade2": "guide_real", "semguard_attr": "guide_real",
                           "semguard_lights": "guide_real", "semguard_no_lights": "guide_real",
-                          "semguard_box_image": "guide_real"}
+                          "semguard_box_image": "guide_real", "semguard_seg2": "guide_real",
+                          "semguard_seg4": "guide_real"}
 # these run every seed of the profile (the others seed 0 only)
 MAIN_VARIANTS = ("cut", "semguard", "semguard_seg16", "semguard_attr", "semguard_lights", "semguard_no_lights",
-                 "semguard_box_image")
+                 "semguard_box_image", "semguard_seg2", "semguard_seg4")
 # variants that train with a guide crop classifier (loss.attr): it learns real/train crops with another seed
 # than the instrument (crops.pt)
 CROP_GUIDE_VARIANTS = ("semguard_attr",)
 # variants whose light state and pictogram are also read by a third classifier, trained on the judge split
 # that nothing trains on ("held-out" columns), beside semguard's
-ATTRIBUTE_CHECKED_VARIANTS = ("semguard_attr", "semguard_lights", "semguard_no_lights", "semguard_box_image")
+ATTRIBUTE_CHECKED_VARIANTS = ("semguard_attr", "semguard_lights", "semguard_no_lights", "semguard_box_image",
+                              "semguard_seg2", "semguard_seg4")
 GAP_CLASSES = ("sky", "vegetation", "building", "road", "sidewalk", "traffic sign", "traffic light")
 HEADLINE = ("pixel_flip_rate", "excess_pixel_flip_rate", "reliable_mean_flip_rate", "excess_reliable_mean_flip_rate")
 

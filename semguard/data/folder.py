@@ -73,10 +73,10 @@ def _safe_name(root: Path, name: str) -> str:
     return name
 
 
-# zlib level of the PNGs semguard writes. Measured on 2048x1024 RGB frames (2-core CPU, Pillow 13, best of 3):
-# a real-style toy world frame takes 0.29 s at level 1 against 0.42 s at Pillow's default 6, for a file 10%
-# larger; a smooth gradient image 0.23 s against 1.16 s (18% larger). Encoding runs beside the model on the
-# same cores, so the fast level is the default (translate --png-level chooses another).
+# zlib level of the PNGs semguard writes. Measured on 2048x1024 RGB frames (benchmarks/bench_png.py,
+# results/png.md): a real-style toy world frame takes 0.33 s at level 1 against 0.72 s at Pillow's default 6,
+# for a file 14% larger; a smooth gradient 0.29 s against 1.13 s (18% larger). Encoding runs beside the model
+# on the same cores, so the fast level is the default (translate --png-level chooses another).
 PNG_COMPRESS_LEVEL = 1
 
 

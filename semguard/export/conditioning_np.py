@@ -158,15 +158,14 @@ def box_image_maps(image: np.ndarray, boxes: Iterable[Any]) -> np.ndarray:
     if image.ndim != 3 or image.shape[2] != 3 or image.dtype != np.uint8:
         raise ValueError(f"image must be uint8 [H,W,3] RGB, got {image.dtype} {image.shape}")
     height, width = image.shape[:2]
-    scaled = (image.transpose(2, 0, 1).astype(np.float32) / np.float32(127.5) - np.float32(1.0) + np.float32(1.0)) \
-        * np.float32(0.5)
     maps = np.zeros((3, height, width), np.float32)
     for box in boxes:
         xyxy, class_id = _box_fields(box)
         bounds = box_pixel_bounds(xyxy, height, width) if class_id in BOX_IMAGE_CLASSES else None
         if bounds is not None:
             x0, y0, x1, y1 = bounds
-            maps[:, y0:y1, x0:x1] = scaled[:, y0:y1, x0:x1]
+            pixels = image[y0:y1, x0:x1].transpose(2, 0, 1).astype(np.float32) / np.float32(127.5) - np.float32(1.0)
+            maps[:, y0:y1, x0:x1] = (pixels + np.float32(1.0)) * np.float32(0.5)   # as semguard's torch builder
     return maps
 
 

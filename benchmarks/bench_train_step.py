@@ -12,8 +12,10 @@ other in this same run, so the peak-memory figures do not leak into each other:
         [--sizes 128x256,256x512] [--out benchmarks/results/train_step.md]
 
 Rows: semguard = configs/toy.yaml (spade, conditioned, gan + nce + seg + box, frozen guide), in the
-channels-last layout the trainer uses by default (train.channels_last, CPU and CUDA);
-semguard-nchw = the same in the contiguous layout (train.channels_last=false, the CPU default before);
+trainer's default layout (train.channels_last auto: every network channels-last on CUDA; on CPU the
+discriminators and the guide channels-last, the generator and its batches NCHW);
+semguard-nhwc = every network channels-last (train.channels_last=true, the CPU default before);
+semguard-nchw = the same in the contiguous layout (train.channels_last=false);
 semguard-seg16 = the same with the segmentation discriminator at 16 base channels (32 in toy.yaml);
 semguard-v2 = the same with SPADE version 2; semguard-v1 = the same with model.spade_version=1
 (the SPADE of checkpoints before issue 13: per-norm conditioning embeddings), the before row;
@@ -22,7 +24,10 @@ discriminator, guide, seg + box, no segmentation discriminator);
 spade-cut = configs/toy_cond_only.yaml (spade, conditioned, gan + nce); spade3-cut = the same with
 SPADE version 3 (toy.yaml's generator under CUT's losses: the generator's own cost);
 resnet-cut = configs/toy_cut.yaml (resnet, unconditioned, gan + nce): the CUT baseline at
-equal width, resolution and batch, and the reference of the "x CUT" column. The guide is an
+equal width, resolution and batch, in its default layout, and the reference of the "x CUT"
+column; *-nhwc / *-nchw = the same with every network channels-last / in the contiguous layout; semguard-fp32 / resnet-cut-fp32 = without bf16 autocast (train.amp=false) and
+in NCHW: on CUDA the fp32 rows beside the default bf16 + channels-last ones (on CPU autocast is off
+anyway, so they equal the nchw rows). The guide is an
 untrained segmenter of the benchmark guide's architecture (fpn / resnet18; speed does not depend
 on its weights).
 --breakdown adds a table of where a step's time goes: each part of the step timed alone on the
@@ -36,8 +41,8 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import platform
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -46,13 +51,20 @@ from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
 ROWS = (("semguard", "toy.yaml", ()),
+        ("semguard-nhwc", "toy.yaml", ("train.channels_last=true",)),
         ("semguard-nchw", "toy.yaml", ("train.channels_last=false",)),
         ("semguard-seg16", "toy.yaml", ("model.discriminator.seg_base_channels=16",)),
         ("semguard-v2", "toy.yaml", ("model.spade_version=2",)),
         ("semguard-v1", "toy.yaml", ("model.spade_version=1",)),
         ("semguard-patchd", "toy_v1.yaml", ("model.spade_version=3",)),
+        ("semguard-fp32", "toy.yaml", ("train.amp=false", "train.channels_last=false")),
         ("spade-cut", "toy_cond_only.yaml", ()), ("spade3-cut", "toy_cond_only.yaml", ("model.spade_version=3",)),
-        ("resnet-cut", "toy_cut.yaml", ()))
+        ("spade3-cut-nhwc", "toy_cond_only.yaml", ("model.spade_version=3", "train.channels_last=true")),
+        ("spade3-cut-nchw", "toy_cond_only.yaml", ("model.spade_version=3", "train.channels_last=false")),
+        ("resnet-cut", "toy_cut.yaml", ()),
+        ("resnet-cut-nhwc", "toy_cut.yaml", ("train.channels_last=true",)),
+        ("resnet-cut-nchw", "toy_cut.yaml", ("train.channels_last=false",)),
+        ("resnet-cut-fp32", "toy_cut.yaml", ("train.amp=false", "train.channels_last=false")))
 BASELINE = "resnet-cut"
 
 
@@ -133,8 +145,9 @@ def _measure(args) -> dict:
     return result
 
 
-def _breakdown(trainer, batch, repeats: int) -> dict[str, float]:
-    """Seconds of each part of a train step, each timed alone (mean of `repeats` after one warm-up)."""
+def _breakdown(trainer, batch, repeats: int) -> dict[str, dict[str, float]]:
+    """Each part of a train step alone: {"seconds": mean of `repeats` after one warm-up,
+    "gflop": torch's FLOP count of one call (forward and backward)}, keyed by part."""
     import torch
 
     source, target = (trainer._to_device(part) for part in batch)
@@ -176,16 +189,20 @@ def _breakdown(trainer, batch, repeats: int) -> dict[str, float]:
         parts["guide: seg term"] = seg_term
     if trainer.weights["box"] > 0:
         parts["guide: box term"] = box_term
-    seconds = {}
+    from torch.utils.flop_counter import FlopCounterMode
+
+    seconds, gflop = {}, {}
     for name, part in parts.items():
-        part()
+        with FlopCounterMode(display=False) as flops:   # also the warm-up call
+            part()
+        gflop[name] = flops.get_total_flops() / 1e9
         start = time.perf_counter()
         for _ in range(repeats):
             part()
         seconds[name] = (time.perf_counter() - start) / repeats
     trainer.optimizer_g.zero_grad(set_to_none=True)
     trainer.optimizer_d.zero_grad(set_to_none=True)
-    return seconds
+    return {"seconds": seconds, "gflop": gflop}
 
 
 def main() -> int:
@@ -198,6 +215,9 @@ def main() -> int:
     parser.add_argument("--rows", default=",".join(row for row, _, _ in ROWS),
                         help=f"comma-separated rows to run (default all: {', '.join(row for row, _, _ in ROWS)})")
     parser.add_argument("--breakdown", action="store_true", help="also time each part of the step alone")
+    parser.add_argument("--rounds", type=int, default=1,
+                        help="run the rows of each size round-robin this many times (each in a fresh process) and "
+                             "report medians: on a machine whose speed drifts, rows far apart in time are not comparable")
     parser.add_argument("--out", default=str(REPO / "benchmarks" / "results" / "train_step.md"))
     parser.add_argument("--child", nargs=5, metavar=("ROW", "CONFIG", "H", "W", "WORK"), help=argparse.SUPPRESS)
     args = parser.parse_args()
@@ -211,39 +231,69 @@ def main() -> int:
         print("RESULT " + json.dumps(_measure(args)))
         return 0
 
+    if args.rounds < 1:
+        parser.error(f"--rounds must be at least 1, got {args.rounds}")
     sizes = [tuple(int(v) for v in text.split("x")) for text in args.sizes.split(",")]
+    chosen = [(row, config) for row, config, _ in ROWS if row in args.rows.split(",")]
     results = []
     with tempfile.TemporaryDirectory() as tmp:
         for height, width in sizes:
             work = Path(tmp) / f"{height}x{width}"
             _write_data(work, (height, width), count=max(4, args.batch_size))
-            for row, config, _ in ROWS:
-                if row not in args.rows.split(","):
-                    continue
-                command = [sys.executable, __file__, "--device", args.device, "--steps", str(args.steps),
-                           "--batch-size", str(args.batch_size), "--threads", str(args.threads),
-                           *(["--breakdown"] if args.breakdown else []), "--child", row, config, str(height), str(width), str(work)]
-                done = subprocess.run(command, capture_output=True, text=True, cwd=REPO)
-                lines = [line for line in done.stdout.splitlines() if line.startswith("RESULT ")]
-                if done.returncode != 0 or not lines:
-                    print(done.stdout[-2000:], done.stderr[-4000:], file=sys.stderr)
-                    raise SystemExit(f"benchmark row {row} {height}x{width} failed")
-                results.append(json.loads(lines[-1][len("RESULT "):]))
-                print(json.dumps(results[-1]))
+            rounds: list[dict[str, dict]] = []
+            for round_index in range(args.rounds):
+                rounds.append({})
+                for row, config in chosen:
+                    command = [sys.executable, __file__, "--device", args.device, "--steps", str(args.steps),
+                               "--batch-size", str(args.batch_size), "--threads", str(args.threads),
+                               *(["--breakdown"] if args.breakdown else []), "--child", row, config, str(height),
+                               str(width), str(work)]
+                    done = subprocess.run(command, capture_output=True, text=True, cwd=REPO)
+                    lines = [line for line in done.stdout.splitlines() if line.startswith("RESULT ")]
+                    if done.returncode != 0 or not lines:
+                        print(done.stdout[-2000:], done.stderr[-4000:], file=sys.stderr)
+                        raise SystemExit(f"benchmark row {row} {height}x{width} failed")
+                    rounds[-1][row] = json.loads(lines[-1][len("RESULT "):])
+                    print(f"round {round_index + 1}: " + json.dumps(rounds[-1][row]), flush=True)
+            results += [_combine_rounds([taken[row] for taken in rounds], [taken.get(BASELINE) for taken in rounds])
+                        for row, _ in chosen]
     _write_report(args, results)
     return 0
+
+
+def _combine_rounds(runs: list[dict], baselines: list[dict | None]) -> dict:
+    """One row's result over the rounds: medians of the timings, their min-max, and the time
+    ratio to the baseline as the median of the per-round ratios (each baseline run beside it)."""
+    combined = dict(runs[-1])
+    for key in ("seconds_per_step", "images_per_s", "peak_mib", "step_peak_mib"):
+        if key in combined:
+            combined[key] = statistics.median(run[key] for run in runs)
+    steps = [run["seconds_per_step"] for run in runs]
+    combined["seconds_range"] = (min(steps), max(steps))
+    combined["rounds"] = len(runs)
+    if all(base is not None for base in baselines):
+        combined["x_baseline"] = statistics.median(run["seconds_per_step"] / base["seconds_per_step"]
+                                                   for run, base in zip(runs, baselines))
+    if runs[0].get("breakdown"):
+        combined["breakdown"] = {
+            "seconds": {name: statistics.median(run["breakdown"]["seconds"][name] for run in runs)
+                        for name in runs[0]["breakdown"]["seconds"]},
+            "gflop": runs[0]["breakdown"]["gflop"]}
+    return combined
 
 
 def _write_report(args, results: list[dict]) -> None:
     import torch
 
+    from semguard.common import cpu_description
+
     cuda = args.device.startswith("cuda")
     machine = (torch.cuda.get_device_name(0) if cuda else
-               f"{platform.processor() or platform.machine()}, {os.cpu_count()} logical CPUs "
-               f"(torch threads: {args.threads or torch.get_num_threads()})")
+               f"{cpu_description()} (torch threads: {args.threads or torch.get_num_threads()})")
     command = (f"python benchmarks/bench_train_step.py --device {args.device} --steps {args.steps} "
                f"--batch-size {args.batch_size} --sizes {args.sizes} --rows {args.rows}"
-               + (f" --threads {args.threads}" if args.threads else "") + (" --breakdown" if args.breakdown else ""))
+               + (f" --threads {args.threads}" if args.threads else "") + (" --breakdown" if args.breakdown else "")
+               + (f" --rounds {args.rounds}" if args.rounds > 1 else ""))
     lines = [
         "# Train-step throughput and peak memory: spade vs resnet",
         "",
@@ -253,7 +303,11 @@ def _write_report(args, results: list[dict]) -> None:
         "",
         "One trainer step = generator + PatchNCE heads update, discriminator update, EMA "
         "(+ frozen guide forward for the seg and box losses, and the segmentation discriminator, in the semguard rows), on one fixed "
-        f"batch of {args.batch_size} (data loading excluded); {args.steps} timed steps after one warm-up. "
+        f"batch of {args.batch_size} (data loading excluded); {args.steps} timed steps after one warm-up"
+        + (f"; the rows of each size ran round-robin {args.rounds} times, each in a fresh process: s/step and img/s "
+           "are medians over the rounds (min-max beside them), 'x CUT (time)' the median of the ratios to the CUT "
+           "run of the same round. " if args.rounds > 1 else ". ")
+        + "GFLOP: torch's FLOP counter (forward and backward), the same on every machine. "
         "Model sizes of configs/toy*.yaml (base 32 channels, 4 blocks, 2 downsamplings). "
         + ("Peak memory: torch.cuda.max_memory_allocated." if cuda else
            "Peak memory: process peak RSS (ru_maxrss); 'steps add' = peak RSS growth over the size after building the models (warm-up and timed steps) "
@@ -266,33 +320,49 @@ def _write_report(args, results: list[dict]) -> None:
     else:
         lines += [header + " peak RSS MiB | steps add MiB |", "|---|---|---|---:|---:|---:|---:|---:|---:|---:|"]
     generator = {"semguard": "toy.yaml: spade v3, segmentation D + patch D, seg + box",
+                 "semguard-nhwc": "toy.yaml with every network channels-last (train.channels_last=true)",
                  "semguard-nchw": "toy.yaml in the contiguous (NCHW) layout",
                  "semguard-seg16": "toy.yaml with the segmentation D at 16 channels",
                  "semguard-v2": "toy.yaml with spade v2",
                  "semguard-patchd": "toy_v1.yaml with spade v3: patch D, seg + box", "semguard-v1": "toy.yaml with spade v1",
+                 "semguard-fp32": "toy.yaml without bf16 autocast, NCHW (CUDA: the fp32 row; on CPU the same as semguard-nchw)",
                  "spade-cut": "spade v2, CUT losses only", "spade3-cut": "spade v3, CUT losses only",
-                 "resnet-cut": "resnet (CUT)"}
+                 "spade3-cut-nhwc": "spade v3, CUT losses only, every network channels-last",
+                 "spade3-cut-nchw": "spade v3, CUT losses only, NCHW",
+                 "resnet-cut": "resnet (CUT)", "resnet-cut-nhwc": "resnet (CUT), every network channels-last",
+                 "resnet-cut-nchw": "resnet (CUT), NCHW",
+                 "resnet-cut-fp32": "resnet (CUT) without bf16 autocast, NCHW (CUDA: the fp32 row)"}
     baseline = {r["size"]: r for r in results if r["row"] == BASELINE}
     for r in results:
         base = baseline.get(r["size"])
-        slower = f"{r['seconds_per_step'] / base['seconds_per_step']:.2f}" if base else "n/a"
+        ratio = r.get("x_baseline", r["seconds_per_step"] / base["seconds_per_step"] if base else None)
+        slower = "n/a" if ratio is None else f"{ratio:.2f}"
         costlier = f"{r['gflop_per_step'] / base['gflop_per_step']:.2f}" if base else "n/a"
-        cells = [r["row"], generator[r["row"]], r["size"], f"{r['images_per_s']:.2f}", f"{r['seconds_per_step']:.2f}",
+        low, high = r.get("seconds_range", (r["seconds_per_step"],) * 2)
+        spread = f" ({low:.2f}-{high:.2f})" if r.get("rounds", 1) > 1 else ""
+        cells = [r["row"], generator[r["row"]], r["size"], f"{r['images_per_s']:.2f}", f"{r['seconds_per_step']:.2f}{spread}",
                  slower, f"{r['gflop_per_step']:.1f}", costlier, f"{r['peak_mib']:.0f}"]
         if not cuda:
             cells.append(f"{r['step_peak_mib']:.0f}")
         lines.append("| " + " | ".join(cells) + " |")
     broken_down = [r for r in results if r.get("breakdown")]
     if broken_down:
-        lines += ["", "## Where a step's time goes (each part timed alone on the same batch; seconds)", "",
-                  "| row | size | part | seconds | share of the step |", "|---|---|---|---:|---:|"]
+        lines += ["", "## Where a step's time and FLOPs go (each part run alone on the same batch)", "",
+                  "Seconds: mean of the timed repeats" + (", median over the rounds" if args.rounds > 1 else "")
+                  + "; GFLOP: one call, forward and backward, counted by torch (independent of the machine's load).", "",
+                  "| row | size | part | seconds | share of the step | GFLOP | share of the step's FLOPs |",
+                  "|---|---|---|---:|---:|---:|---:|"]
         for r in broken_down:
-            step = r["seconds_per_step"]
-            for name, seconds in r["breakdown"].items():
-                lines.append(f"| {r['row']} | {r['size']} | {name} | {seconds:.3f} | {seconds / step:.0%} |")
-            rest = step - sum(r["breakdown"].values())
-            lines.append(f"| {r['row']} | {r['size']} | step minus the parts (optimizers, clipping, EMA, checks, and run-to-run noise) | {rest:.3f} "
-                         f"| {rest / step:.0%} |")
+            step, step_gflop = r["seconds_per_step"], r["gflop_per_step"]
+            seconds, gflop = r["breakdown"]["seconds"], r["breakdown"]["gflop"]
+            for name in seconds:
+                lines.append(f"| {r['row']} | {r['size']} | {name} | {seconds[name]:.3f} | {seconds[name] / step:.0%} "
+                             f"| {gflop[name]:.1f} | {gflop[name] / step_gflop:.0%} |")
+            rest = step - sum(seconds.values())
+            rest_gflop = step_gflop - sum(gflop.values())
+            lines.append(f"| {r['row']} | {r['size']} | step minus the parts (optimizers, clipping, EMA, checks; for "
+                         f"the seconds also run-to-run noise) | {rest:.3f} | {rest / step:.0%} | {rest_gflop:.1f} "
+                         f"| {rest_gflop / step_gflop:.0%} |")
     path = Path(args.out)
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text("\n".join(lines) + "\n", encoding="utf-8")

@@ -17,7 +17,7 @@ planner's estimate beside it, the tile it chose, and the FLOPs of the tiled pass
 the whole-frame pass (counted on the meta device: machine-independent).
 
     python benchmarks/bench_translate.py [--sizes 526x957,1024x2048] [--frames 4] [--device auto]
-        [--base-channels 32] [--tiled-budget-share 0.6] [--compare-png-level 6] [--memory-passes 3] [--out benchmarks/results/translate.md]
+        [--base-channels 32] [--tiled-budget-share 0.6] [--compare-png-level 6] [--rounds 1] [--memory-passes 3] [--out benchmarks/results/translate.md]
 
 Random generator weights of the default SPADE generator (speed and memory do not depend
 on training). Tiny check: --sizes 64x128 --frames 2 --base-channels 8.
@@ -28,7 +28,7 @@ from __future__ import annotations
 import argparse
 import copy
 import json
-import platform
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -38,6 +38,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from semguard.common import cpu_description
 from semguard.config import config_from_dict
 from semguard.data.batch import collate_samples
 from semguard.data.folder import IMAGE_DIR, PNG_COMPRESS_LEVEL, FolderDataset, write_sample
@@ -213,6 +214,8 @@ def main() -> None:
     parser.add_argument("--writers", type=int, default=None, help="PNG writers (default: translate's own)")
     parser.add_argument("--compare-png-level", type=int, default=6,
                         help="one more default-budget row writing PNGs at this zlib level (6: Pillow's own default)")
+    parser.add_argument("--rounds", type=int, default=1,
+                        help="run each size's rows this many times in turn and report medians (a drifting machine)")
     parser.add_argument("--skip-memory", action="store_true")
     parser.add_argument("--memory-passes", type=int, default=3,
                         help="passes of the one frame in each memory row; the peak column is the largest (steady state)")
@@ -224,6 +227,8 @@ def main() -> None:
     args = parser.parse_args()
     if args.child_mode:
         return memory_child(args)
+    if args.rounds < 1:
+        parser.error(f"--rounds must be at least 1, got {args.rounds}")
 
     sizes = [tuple(int(v) for v in text.split("x")) for text in args.sizes.split(",")]
     rows, memory_rows = [], []
@@ -240,30 +245,39 @@ def main() -> None:
             auto = Translator.from_checkpoint(checkpoint, device=args.device)
             if auto.device.type == "cpu":
                 reuse_freed_memory()
-            model_s = model_only_seconds(auto, dataset, args.frames)
-            auto_s = pipeline_seconds(auto, dataset, tmp / f"out_auto_{h}x{w}", args.workers, args.writers)
-            level_s = pipeline_seconds(auto, dataset, tmp / f"out_level_{h}x{w}", args.workers, args.writers,
-                                       args.compare_png_level)
-            size_ratio = _image_bytes(tmp / f"out_auto_{h}x{w}") / _image_bytes(tmp / f"out_level_{h}x{w}")
             whole_need = auto.memory_profile().whole_bytes(1, *auto_padded(auto, size))
             budget = int(whole_need * args.tiled_budget_share)
             tiled = Translator.from_checkpoint(checkpoint, device=args.device, memory_budget=budget)
-            tiled_s = pipeline_seconds(tiled, dataset, tmp / f"out_tiled_{h}x{w}", args.workers, args.writers)
+            # each round runs the four rows one after the other: a share is a row against the model-only
+            # run of its own round, so a machine whose speed drifts between rounds does not bias it
+            rounds = []
+            for round_index in range(args.rounds):
+                out = tmp / f"out_{h}x{w}_round{round_index}"
+                rounds.append({
+                    "model": model_only_seconds(auto, dataset, args.frames),
+                    "auto": pipeline_seconds(auto, dataset, out / "auto", args.workers, args.writers),
+                    "level": pipeline_seconds(auto, dataset, out / "level", args.workers, args.writers,
+                                              args.compare_png_level),
+                    "tiled": pipeline_seconds(tiled, dataset, out / "tiled", args.workers, args.writers)})
+                print(f"{w}x{h} round {round_index + 1}: " + json.dumps(rounds[-1]), flush=True)
+            first = tmp / f"out_{h}x{w}_round0"
+            size_ratio = _image_bytes(first / "auto") / _image_bytes(first / "level")
             tile = tiled.plan(1, *size)
             flops = tiled_flop_ratio(tiled, size, tile) if tile else 1.0
-            model_rate = args.frames / model_s
             rows += [
-                (f"{w}x{h}", "model only (generator forward, whole frames)", model_s, model_rate, 1.0, "whole"),
-                (f"{w}x{h}", f"translate, --tile auto, default budget {format_bytes(auto.budget())}", auto_s,
-                 args.frames / auto_s, model_s / auto_s, _plan_text(auto.plan(1, *size))),
+                (f"{w}x{h}", "model only (generator forward, whole frames)", *_row_figures(rounds, "model", args.frames),
+                 "whole"),
+                (f"{w}x{h}", f"translate, --tile auto, default budget {format_bytes(auto.budget())}",
+                 *_row_figures(rounds, "auto", args.frames), _plan_text(auto.plan(1, *size))),
                 (f"{w}x{h}", f"translate, --tile auto, default budget, --png-level {args.compare_png_level} "
-                             f"(default {PNG_COMPRESS_LEVEL}: images x{size_ratio:.2f} the bytes)", level_s,
-                 args.frames / level_s, model_s / level_s, _plan_text(auto.plan(1, *size))),
+                             f"(default {PNG_COMPRESS_LEVEL}: images x{size_ratio:.2f} the bytes)",
+                 *_row_figures(rounds, "level", args.frames), _plan_text(auto.plan(1, *size))),
                 (f"{w}x{h}", f"translate, --tile auto, --memory-budget {format_bytes(budget)} "
-                             f"({args.tiled_budget_share:.0%} of the whole-frame need)", tiled_s,
-                 args.frames / tiled_s, model_s / tiled_s, _plan_text(tile, tiled.stage_plan(1, *size)) + f"; FLOPs x{flops:.3f}"),
+                             f"({args.tiled_budget_share:.0%} of the whole-frame need)",
+                 *_row_figures(rounds, "tiled", args.frames),
+                 _plan_text(tile, tiled.stage_plan(1, *size)) + f"; FLOPs x{flops:.3f}"),
             ]
-            print(json.dumps(rows[-3:]))
+            print(json.dumps(rows[-4:]))
             if not args.skip_memory:
                 for mode, mode_budget in (("whole", "auto"), ("budget", budget)):
                     result = _memory(args, checkpoint, size, mode, mode_budget)
@@ -273,7 +287,7 @@ def main() -> None:
 
     device = auto.device
     machine = (torch.cuda.get_device_name(device) if device.type == "cuda"
-               else f"{platform.processor() or platform.machine()} CPU, {torch.get_num_threads()} torch threads")
+               else f"{cpu_description()}, {torch.get_num_threads()} torch threads")
     lines = [
         "# semguard translate benchmark",
         "",
@@ -285,11 +299,14 @@ def main() -> None:
         "",
         "## Throughput: pipeline vs the model's own speed (same run)",
         "",
+        *([f"Each frame size ran its four rows one after the other, {args.rounds} times: seconds and img/s are "
+           "medians over the rounds, the share is the median of each round's share of its own model-only run "
+           "(min-max over the rounds beside it).", ""] if args.rounds > 1 else []),
         "| frame | what | seconds | img/s | share of model-only | pass |",
         "| --- | --- | ---: | ---: | ---: | --- |",
     ]
-    lines += [f"| {size} | {what} | {s:.2f} | {rate:.3f} | {share:.0%} | {plan} |"
-              for size, what, s, rate, share, plan in rows]
+    lines += [f"| {size} | {what} | {s:.2f} | {rate:.3f} | {_share_text(shares)} | {plan} |"
+              for size, what, s, rate, shares, plan in rows]
     if memory_rows:
         kind = "CUDA max_memory_allocated" if device.type == "cuda" else "CPU peak RSS growth over the process"
         lines += [
@@ -307,6 +324,18 @@ def main() -> None:
     Path(args.out).parent.mkdir(parents=True, exist_ok=True)
     Path(args.out).write_text("\n".join(lines) + "\n", encoding="utf-8")
     print("\n".join(lines))
+
+
+def _row_figures(rounds: list[dict[str, float]], key: str, frames: int) -> tuple[float, float, list[float]]:
+    """(median seconds, img/s at that median, each round's share of its own model-only run)."""
+    seconds = statistics.median(taken[key] for taken in rounds)
+    return seconds, frames / seconds, [taken["model"] / taken[key] for taken in rounds]
+
+
+def _share_text(shares: list[float]) -> str:
+    if len(shares) == 1:
+        return f"{shares[0]:.0%}"
+    return f"{statistics.median(shares):.0%} ({min(shares):.0%}-{max(shares):.0%})"
 
 
 def _image_bytes(out: Path) -> int:

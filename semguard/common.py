@@ -70,3 +70,21 @@ def parse_hw(text: str, what: str, minimum: int = 1) -> tuple[int, int]:
     if height < minimum or width < minimum:
         raise ConfigError(f"{what} {text}: both sides must be at least {minimum} pixels")
     return height, width
+
+
+def cpu_description() -> str:
+    """'AMD EPYC, AVX2, 2 logical CPUs': the CPU's model name (Linux /proc/cpuinfo; else
+    platform's), the vector instructions torch's CPU kernels use, and the logical CPU count,
+    for benchmark reports (timings differ between CPUs far more than between runs)."""
+    import platform
+
+    name = ""
+    try:
+        for line in Path("/proc/cpuinfo").read_text(encoding="utf-8", errors="replace").splitlines():
+            if line.lower().startswith("model name"):
+                name = line.split(":", 1)[1].strip()
+                break
+    except OSError:
+        pass
+    name = name or platform.processor() or platform.machine() or "unknown CPU"
+    return f"{name}, {torch.backends.cpu.get_cpu_capability()}, {os.cpu_count()} logical CPUs"

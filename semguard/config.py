@@ -151,7 +151,11 @@ class TrainConfig:
     ema_decay: float = 0.999
     grad_clip: float = 0.0          # 0 = no clipping
     amp: bool = True                # bf16 autocast on CUDA; ignored on CPU
-    channels_last: bool = True       # NHWC models and batches (CUDA and CPU)
+    # NHWC layout. auto: on CUDA every network; on CPU the discriminators, the guide and the crop
+    # classifier, with the generator and its batches in NCHW (oneDNN's NHWC kernels ran the generators'
+    # steps 1.2-1.4x slower on one CPU, no faster on another: benchmarks/results/train_step_layout.md).
+    # true: every network NHWC on every device; false: none.
+    channels_last: bool | Literal["auto"] = "auto"
     device: str = "auto"            # auto | cpu | cuda | cuda:N
     seed: int = 0
     out: str = "runs/toy"

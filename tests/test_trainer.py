@@ -144,15 +144,42 @@ def test_save_load_gives_identical_outputs(data_root, tmp_path):
         from semguard.models.conditioning import build_conditioning
 
         condition = build_conditioning(label, torch.zeros_like(label), [[], []], spec)
-        # the same weights in the trainer's memory layout (channels-last) give the same bits
-        assert trainer.channels_last
-        layout = torch.channels_last
+        # the same weights in the trainer's memory layout give the same bits (train.channels_last auto
+        # on CPU: the generator in NCHW, the discriminator in channels-last)
+        assert trainer.channels_last and not trainer.generator_channels_last
+        assert _conv_weight(trainer.discriminator).is_contiguous(memory_format=torch.channels_last)
+        assert not _conv_weight(trainer.generator).is_contiguous(memory_format=torch.channels_last)
+        layout = torch.contiguous_format
         rebuilt = rebuilt.to(memory_format=layout)
         image, condition = image.contiguous(memory_format=layout), condition.contiguous(memory_format=layout)
         with torch.no_grad():
             assert torch.equal(rebuilt(image, condition), trainer.ema.model(image, condition))
     finally:
         trainer.close()
+
+
+def _conv_weight(module: torch.nn.Module) -> torch.Tensor:
+    return next(p for p in module.parameters() if p.ndim == 4 and p.shape[-1] > 1)
+
+
+@pytest.mark.parametrize("setting, generator_nhwc, others_nhwc", [("true", True, True), ("false", False, False)])
+def test_channels_last_true_and_false_set_every_network(data_root, tmp_path, setting, generator_nhwc, others_nhwc):
+    config = _config(data_root, tmp_path / "run", f"train.channels_last={setting}")
+    trainer = Trainer(config, show_progress=False)
+    try:
+        assert (trainer.generator_channels_last, trainer.channels_last) == (generator_nhwc, others_nhwc)
+        assert _conv_weight(trainer.generator).is_contiguous(memory_format=torch.channels_last) == generator_nhwc
+        assert _conv_weight(trainer.discriminator).is_contiguous(memory_format=torch.channels_last) == others_nhwc
+        source, _ = trainer.stream.next()
+        image = trainer._to_device(source).image
+        assert image.is_contiguous(memory_format=torch.channels_last) == generator_nhwc
+    finally:
+        trainer.close()
+
+
+def test_channels_last_refuses_other_values(data_root, tmp_path):
+    with pytest.raises(ConfigError, match="train.channels_last"):
+        _config(data_root, tmp_path / "run", "train.channels_last=sideways")
 
 
 def test_resume_after_a_kill_equals_an_uninterrupted_run(finished_run, data_root, tmp_path, monkeypatch):

@@ -132,10 +132,12 @@ class Trainer:
         self.show_progress = show_progress and self.context.is_main
         self.cuda = self.device.type == "cuda"
         self.amp = self.cuda and config.train.amp
-        # channels-last on CPU too (one layout on every device): oneDNN runs the segmentation
-        # discriminator's and the guide's convolutions faster in it; a whole semguard step gains 2-30%
-        # in benchmarks/bench_train_step.py, within noise in the full benchmark's training runs
-        self.channels_last = config.train.channels_last
+        # train.channels_last (config.py): the discriminators, the guide and the crop classifier in
+        # channels-last, and the generator with its batches in channels-last too on CUDA ("auto") or
+        # as set; on CPU "auto" keeps the generator in NCHW (benchmarks/results/train_step_layout.md)
+        layout = config.train.channels_last
+        self.channels_last = layout is True or layout == "auto"
+        self.generator_channels_last = self.cuda if layout == "auto" else bool(layout)
         self._previous_determinism = torch.are_deterministic_algorithms_enabled()
         self._previous_fill = torch.utils.deterministic.fill_uninitialized_memory
         if not self.cuda:
@@ -218,7 +220,8 @@ class Trainer:
         discriminator = build_discriminator(config.model)
         texture_discriminator = build_texture_discriminator(config.model)
         memory_format = torch.channels_last if self.channels_last else torch.contiguous_format
-        generator = generator.to(device, memory_format=memory_format)
+        generator = generator.to(device, memory_format=(torch.channels_last if self.generator_channels_last
+                                                        else torch.contiguous_format))
         discriminator = discriminator.to(device, memory_format=memory_format)
         if texture_discriminator is not None:
             texture_discriminator = texture_discriminator.to(device, memory_format=memory_format)
@@ -440,13 +443,13 @@ class Trainer:
 
     def _to_device(self, batch):
         batch = batch.to(self.device, non_blocking=True)
-        if self.channels_last:
+        if self.generator_channels_last:   # batches in the generator's layout; the other networks convert
             batch.image = batch.image.contiguous(memory_format=torch.channels_last)
         return batch
 
     def _condition(self, batch) -> torch.Tensor | None:
         condition = build_conditioning(batch.label, batch.instances, batch.boxes, self.spec, batch.image)
-        if condition is not None and self.channels_last:
+        if condition is not None and self.generator_channels_last:
             condition = condition.contiguous(memory_format=torch.channels_last)
         return condition
 

@@ -1,0 +1,61 @@
+"""The benchmarks' round-robin summaries: medians over rounds, and each row's ratio to the
+baseline run of its own round (so a machine whose speed drifts between rounds does not bias it)."""
+
+from __future__ import annotations
+
+import importlib.util
+import sys
+from pathlib import Path
+
+import pytest
+
+BENCHMARKS = Path(__file__).resolve().parents[1] / "benchmarks"
+
+
+def _load(name: str):
+    spec = importlib.util.spec_from_file_location(f"_bench_{name}", BENCHMARKS / f"{name}.py")
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[spec.name] = module
+    spec.loader.exec_module(module)
+    return module
+
+
+def _run(seconds: float, peak: float) -> dict:
+    return {"row": "semguard", "size": "64x128", "seconds_per_step": seconds, "images_per_s": 2 / seconds,
+            "peak_mib": peak, "step_peak_mib": peak / 2, "gflop_per_step": 10.0,
+            "breakdown": {"seconds": {"a": seconds / 2}, "gflop": {"a": 4.0}}}
+
+
+def test_train_step_rounds_take_medians_and_same_round_ratios():
+    bench = _load("bench_train_step")
+    # the machine runs at half speed in round 2: both rows slow down together
+    runs = [_run(3.0, 100.0), _run(6.0, 300.0), _run(3.3, 200.0)]
+    baselines = [_run(1.0, 50.0), _run(2.0, 50.0), _run(1.0, 50.0)]
+    combined = bench._combine_rounds(runs, baselines)
+    assert combined["seconds_per_step"] == 3.3
+    assert combined["images_per_s"] == pytest.approx(2 / 3.3)
+    assert combined["peak_mib"] == 200.0
+    assert combined["seconds_range"] == (3.0, 6.0)
+    assert combined["rounds"] == 3
+    # per-round ratios 3.0, 3.0, 3.3: median 3.0 (the median seconds over the median baseline would say 3.3)
+    assert combined["x_baseline"] == pytest.approx(3.0)
+    assert combined["breakdown"]["seconds"]["a"] == pytest.approx(1.65)
+    assert combined["breakdown"]["gflop"] == {"a": 4.0}
+
+
+def test_train_step_rounds_without_a_baseline_leave_the_ratio_out():
+    bench = _load("bench_train_step")
+    combined = bench._combine_rounds([_run(2.0, 1.0)], [None])
+    assert "x_baseline" not in combined
+    assert combined["seconds_per_step"] == 2.0
+
+
+def test_translate_rounds_share_each_round_against_its_own_model_run():
+    bench = _load("bench_translate")
+    rounds = [{"model": 10.0, "auto": 11.0}, {"model": 20.0, "auto": 21.0}, {"model": 10.0, "auto": 12.5}]
+    seconds, rate, shares = bench._row_figures(rounds, "auto", frames=4)
+    assert seconds == 12.5
+    assert rate == pytest.approx(4 / 12.5)
+    assert shares == pytest.approx([10 / 11, 20 / 21, 10 / 12.5])
+    assert bench._share_text(shares) == "91% (80%-95%)"
+    assert bench._share_text([0.5]) == "50%"

@@ -35,6 +35,10 @@ same batch (forward and backward as the step runs it), and the step minus those 
 steps, clipping, EMA, the finiteness checks, and the run-to-run noise of both timings).
 GFLOP/step: torch's FLOP counter over one more (untimed) step, forward and backward:
 independent of the machine and its load.
+--ops adds a table of where one more step's time goes by operator (torch.profiler, self time of
+each operator; CPU time on CPU, device time on CUDA): convolution forward and backward, matrix
+products, and everything else (elementwise ops, reductions, norms, copies, autograd bookkeeping:
+the part that fusing, e.g. torch.compile, could shrink), with the largest operators of the rest.
 """
 
 from __future__ import annotations
@@ -130,6 +134,7 @@ def _measure(args) -> dict:
         trainer.train_step()
     result = {
         "breakdown": _breakdown(trainer, batch, args.steps) if args.breakdown else None,
+        "ops": _profile_ops(trainer, cuda) if args.ops else None,
         "gflop_per_step": flops.get_total_flops() / 1e9,
         "row": args.row, "size": f"{height}x{width}", "batch": args.batch_size,
         "images_per_s": args.steps * args.batch_size / elapsed, "seconds_per_step": elapsed / args.steps,
@@ -143,6 +148,54 @@ def _measure(args) -> dict:
         result["step_peak_mib"] = peak - rss_before
     trainer.close()
     return result
+
+
+OP_CATEGORIES = ("convolution forward", "convolution backward", "matrix products", "everything else")
+MATRIX_PRODUCTS = {"mm", "bmm", "addmm", "baddbmm", "matmul", "linear"}
+
+
+def _op_category(name: str) -> str:
+    """One of OP_CATEGORIES for a profiler event name (e.g. 'aten::mkldnn_convolution')."""
+    lower = name.lower()
+    if "conv" in lower:
+        return "convolution backward" if "backward" in lower else "convolution forward"
+    if lower.split("::")[-1] in MATRIX_PRODUCTS:
+        return "matrix products"
+    return "everything else"
+
+
+def _op_shares(events: list[tuple[str, float]], top: int = 6) -> dict:
+    """(operator name, self time in us) pairs of one profiled step -> {"total_ms", "categories":
+    {category: share of the total}, "top_rest": [[name, share], ...] (the largest operators of
+    "everything else", at most `top`)}. Self times add up to the step's profiled time, so the
+    shares sum to 1."""
+    total = sum(max(0.0, us) for _, us in events)
+    if total <= 0:
+        raise ValueError("the profiled step recorded no operator time")
+    categories = dict.fromkeys(OP_CATEGORIES, 0.0)
+    rest: dict[str, float] = {}
+    for name, us in events:
+        category = _op_category(name)
+        categories[category] += max(0.0, us) / total
+        if category == "everything else":
+            rest[name] = rest.get(name, 0.0) + max(0.0, us) / total
+    largest = sorted(rest.items(), key=lambda item: -item[1])[:top]
+    return {"total_ms": total / 1000, "categories": categories, "top_rest": [list(item) for item in largest]}
+
+
+def _profile_ops(trainer, cuda: bool) -> dict:
+    """_op_shares of one more train step under torch.profiler."""
+    import torch
+    from torch.profiler import ProfilerActivity, profile
+
+    activities = [ProfilerActivity.CPU] + ([ProfilerActivity.CUDA] if cuda else [])
+    with profile(activities=activities) as profiled:
+        trainer.train_step()
+        if cuda:
+            torch.cuda.synchronize()
+    events = profiled.key_averages()
+    return _op_shares([(event.key, event.self_device_time_total if cuda else event.self_cpu_time_total)
+                       for event in events])
 
 
 def _breakdown(trainer, batch, repeats: int) -> dict[str, dict[str, float]]:
@@ -215,6 +268,8 @@ def main() -> int:
     parser.add_argument("--rows", default=",".join(row for row, _, _ in ROWS),
                         help=f"comma-separated rows to run (default all: {', '.join(row for row, _, _ in ROWS)})")
     parser.add_argument("--breakdown", action="store_true", help="also time each part of the step alone")
+    parser.add_argument("--ops", action="store_true",
+                        help="also profile one step and report its time by operator category (torch.profiler)")
     parser.add_argument("--rounds", type=int, default=1,
                         help="run the rows of each size round-robin this many times (each in a fresh process) and "
                              "report medians: on a machine whose speed drifts, rows far apart in time are not comparable")
@@ -246,7 +301,8 @@ def main() -> int:
                 for row, config in chosen:
                     command = [sys.executable, __file__, "--device", args.device, "--steps", str(args.steps),
                                "--batch-size", str(args.batch_size), "--threads", str(args.threads),
-                               *(["--breakdown"] if args.breakdown else []), "--child", row, config, str(height),
+                               *(["--breakdown"] if args.breakdown else []), *(["--ops"] if args.ops else []),
+                               "--child", row, config, str(height),
                                str(width), str(work)]
                     done = subprocess.run(command, capture_output=True, text=True, cwd=REPO)
                     lines = [line for line in done.stdout.splitlines() if line.startswith("RESULT ")]
@@ -279,6 +335,12 @@ def _combine_rounds(runs: list[dict], baselines: list[dict | None]) -> dict:
             "seconds": {name: statistics.median(run["breakdown"]["seconds"][name] for run in runs)
                         for name in runs[0]["breakdown"]["seconds"]},
             "gflop": runs[0]["breakdown"]["gflop"]}
+    if runs[0].get("ops"):
+        combined["ops"] = {
+            "total_ms": statistics.median(run["ops"]["total_ms"] for run in runs),
+            "categories": {name: statistics.median(run["ops"]["categories"][name] for run in runs)
+                           for name in OP_CATEGORIES},
+            "top_rest": runs[-1]["ops"]["top_rest"]}
     return combined
 
 
@@ -292,7 +354,7 @@ def _write_report(args, results: list[dict]) -> None:
                f"{cpu_description()} (torch threads: {args.threads or torch.get_num_threads()})")
     command = (f"python benchmarks/bench_train_step.py --device {args.device} --steps {args.steps} "
                f"--batch-size {args.batch_size} --sizes {args.sizes} --rows {args.rows}"
-               + (f" --threads {args.threads}" if args.threads else "") + (" --breakdown" if args.breakdown else "")
+               + (f" --threads {args.threads}" if args.threads else "") + (" --breakdown" if args.breakdown else "") + (" --ops" if args.ops else "")
                + (f" --rounds {args.rounds}" if args.rounds > 1 else ""))
     lines = [
         "# Train-step throughput and peak memory: spade vs resnet",
@@ -363,6 +425,24 @@ def _write_report(args, results: list[dict]) -> None:
             lines.append(f"| {r['row']} | {r['size']} | step minus the parts (optimizers, clipping, EMA, checks; for "
                          f"the seconds also run-to-run noise) | {rest:.3f} | {rest / step:.0%} | {rest_gflop:.1f} "
                          f"| {rest_gflop / step_gflop:.0%} |")
+    profiled = [r for r in results if r.get("ops")]
+    if profiled:
+        clock = "device" if cuda else "CPU"
+        lines += ["", f"## Where a step's {clock} time goes, by operator (torch.profiler, one more step)", "",
+                  f"Share of the profiled step's {clock} time (the operators' self times, which add up to it)"
+                  + (", median over the rounds" if args.rounds > 1 else "") + ". The profiler adds a cost to every operator "
+                  "call, which weighs most on the small ones, so the profiled step is longer than the timed one (both "
+                  "columns below) and 'everything else' is an upper bound. 'Everything else' is what fusing "
+                  "(e.g. torch.compile) could shrink; its largest operators are listed"
+                  + (" (last round)" if args.rounds > 1 else "") + ".", "",
+                  "| row | size | timed step ms | profiled step ms | " + " | ".join(OP_CATEGORIES) + " | largest of everything else |",
+                  "|---|---|---:|---:|" + "---:|" * len(OP_CATEGORIES) + "---|"]
+        for r in profiled:
+            ops = r["ops"]
+            largest = ", ".join(f"{name} {share:.0%}" for name, share in ops["top_rest"])
+            lines.append(f"| {r['row']} | {r['size']} | {r['seconds_per_step'] * 1000:.0f} | {ops['total_ms']:.0f} | "
+                         + " | ".join(f"{ops['categories'][name]:.0%}" for name in OP_CATEGORIES)
+                         + f" | {largest} |")
     path = Path(args.out)
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text("\n".join(lines) + "\n", encoding="utf-8")

@@ -59,3 +59,45 @@ def test_translate_rounds_share_each_round_against_its_own_model_run():
     assert shares == pytest.approx([10 / 11, 20 / 21, 10 / 12.5])
     assert bench._share_text(shares) == "91% (80%-95%)"
     assert bench._share_text([0.5]) == "50%"
+
+
+def test_train_step_ops_sort_operators_into_categories():
+    bench = _load("bench_train_step")
+    assert bench._op_category("aten::mkldnn_convolution") == "convolution forward"
+    assert bench._op_category("aten::_slow_conv2d_forward") == "convolution forward"
+    assert bench._op_category("aten::convolution_backward") == "convolution backward"
+    assert bench._op_category("ConvolutionBackward0") == "convolution backward"
+    assert bench._op_category("aten::mm") == "matrix products"
+    assert bench._op_category("aten::bmm") == "matrix products"
+    assert bench._op_category("aten::leaky_relu") == "everything else"
+    assert bench._op_category("aten::mul") == "everything else"   # not a matrix product by substring
+
+
+def test_train_step_ops_shares_sum_to_one_and_list_the_largest_of_the_rest():
+    bench = _load("bench_train_step")
+    events = [("aten::mkldnn_convolution", 300.0), ("aten::convolution_backward", 500.0), ("aten::mm", 100.0),
+              ("aten::add_", 60.0), ("aten::mul", 30.0), ("aten::add_", 10.0), ("aten::empty", -1.0)]
+    shares = bench._op_shares(events, top=2)
+    assert shares["total_ms"] == pytest.approx(1.0)
+    assert shares["categories"] == pytest.approx({"convolution forward": 0.3, "convolution backward": 0.5,
+                                                  "matrix products": 0.1, "everything else": 0.1})
+    assert sum(shares["categories"].values()) == pytest.approx(1.0)
+    # the same operator's events add up; a negative self time (profiler rounding) counts as 0
+    assert shares["top_rest"] == [["aten::add_", pytest.approx(0.07)], ["aten::mul", pytest.approx(0.03)]]
+    with pytest.raises(ValueError, match="no operator time"):
+        bench._op_shares([("aten::empty", 0.0)])
+
+
+def test_train_step_rounds_take_the_median_share_of_each_category():
+    bench = _load("bench_train_step")
+    runs = []
+    for conv_forward, total in ((0.2, 900.0), (0.3, 1000.0), (0.4, 2000.0)):
+        run = _run(1.0, 1.0)
+        run["ops"] = {"total_ms": total, "top_rest": [["aten::add_", 0.05]],
+                      "categories": {"convolution forward": conv_forward, "convolution backward": 0.5,
+                                     "matrix products": 0.1, "everything else": 0.4 - conv_forward}}
+        runs.append(run)
+    combined = bench._combine_rounds(runs, [None] * 3)
+    assert combined["ops"]["total_ms"] == 1000.0
+    assert combined["ops"]["categories"]["convolution forward"] == pytest.approx(0.3)
+    assert combined["ops"]["categories"]["everything else"] == pytest.approx(0.1)

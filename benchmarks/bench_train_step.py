@@ -430,9 +430,10 @@ def _write_report(args, results: list[dict]) -> None:
         clock = "device" if cuda else "CPU"
         lines += ["", f"## Where a step's {clock} time goes, by operator (torch.profiler, one more step)", "",
                   f"Share of the profiled step's {clock} time (the operators' self times, which add up to it)"
-                  + (", median over the rounds" if args.rounds > 1 else "") + ". The profiler adds a cost to every operator "
-                  "call, which weighs most on the small ones, so the profiled step is longer than the timed one (both "
-                  "columns below) and 'everything else' is an upper bound. 'Everything else' is what fusing "
+                  + (", median over the rounds" if args.rounds > 1 else "") + ". The self times leave out the Python between "
+                  "operator calls and include the profiler's own cost per call (which weighs most on the small "
+                  "operators), so the profiled step is not the timed one (both columns below). 'Everything else' is "
+                  "what fusing "
                   "(e.g. torch.compile) could shrink; its largest operators are listed"
                   + (" (last round)" if args.rounds > 1 else "") + ".", "",
                   "| row | size | timed step ms | profiled step ms | " + " | ".join(OP_CATEGORIES) + " | largest of everything else |",

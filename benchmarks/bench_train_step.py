@@ -152,12 +152,13 @@ def _measure(args) -> dict:
 
 OP_CATEGORIES = ("convolution forward", "convolution backward", "matrix products", "everything else")
 MATRIX_PRODUCTS = {"mm", "bmm", "addmm", "baddbmm", "matmul", "linear"}
+CONVOLUTION_MARKS = ("convolution", "conv2d", "conv_depthwise", "conv_transpose")
 
 
 def _op_category(name: str) -> str:
     """One of OP_CATEGORIES for a profiler event name (e.g. 'aten::mkldnn_convolution')."""
     lower = name.lower()
-    if "conv" in lower:
+    if any(mark in lower for mark in CONVOLUTION_MARKS):
         return "convolution backward" if "backward" in lower else "convolution forward"
     if lower.split("::")[-1] in MATRIX_PRODUCTS:
         return "matrix products"
@@ -169,16 +170,17 @@ def _op_shares(events: list[tuple[str, float]], top: int = 6) -> dict:
     {category: share of the total}, "top_rest": [[name, share], ...] (the largest operators of
     "everything else", at most `top`)}. Self times add up to the step's profiled time, so the
     shares sum to 1."""
-    total = sum(max(0.0, us) for _, us in events)
+    events = [(name, max(0.0, us)) for name, us in events]   # profiler rounding can give -0.x us
+    total = sum(us for _, us in events)
     if total <= 0:
         raise ValueError("the profiled step recorded no operator time")
     categories = dict.fromkeys(OP_CATEGORIES, 0.0)
     rest: dict[str, float] = {}
     for name, us in events:
         category = _op_category(name)
-        categories[category] += max(0.0, us) / total
+        categories[category] += us / total
         if category == "everything else":
-            rest[name] = rest.get(name, 0.0) + max(0.0, us) / total
+            rest[name] = rest.get(name, 0.0) + us / total
     largest = sorted(rest.items(), key=lambda item: -item[1])[:top]
     return {"total_ms": total / 1000, "categories": categories, "top_rest": [list(item) for item in largest]}
 

@@ -71,6 +71,8 @@ def test_train_step_ops_sort_operators_into_categories():
     assert bench._op_category("aten::bmm") == "matrix products"
     assert bench._op_category("aten::leaky_relu") == "everything else"
     assert bench._op_category("aten::mul") == "everything else"   # not a matrix product by substring
+    assert bench._op_category("aten::_convert_indices_from_coo_to_csr") == "everything else"   # "conv", not a convolution
+    assert bench._op_category("aten::_conv_depthwise2d") == "convolution forward"
 
 
 def test_train_step_ops_shares_sum_to_one_and_list_the_largest_of_the_rest():

@@ -118,6 +118,16 @@ class LossConfig:
     box_class_weights: dict[str, float] = field(default_factory=dict)
     attr: float = 0.0                     # guide.crop_classifier must read each box's source attribute (light
                                           # state, sign pictogram) off the translation (losses.attribute_consistency)
+    # The guide's reading as a constraint (GECO-style Lagrange multiplier, losses.constraint): with
+    # seg_target set, the seg term's weight starts at `seg` and is multiplied by exp(rate * (CE_avg - target))
+    # every step (CE_avg: a running mean of the seg term with factor seg_target_smoothing), so it rises while
+    # the guide's cross-entropy is above the target and falls below it, within [seg_weight_min, seg_weight_max].
+    # null: a fixed weight `seg`.
+    seg_target: float | None = None
+    seg_target_rate: float = 0.05
+    seg_target_smoothing: float = 0.9
+    seg_weight_min: float = 0.1
+    seg_weight_max: float = 100.0
 
 
 # the generator's named loss terms: LossConfig's weight keys (semguard.train.objective computes them)
@@ -133,7 +143,11 @@ class GuideConfig:
     # cotrain_target: keeps learning the target labels on target images only (needs target labels)
     mode: Literal["frozen", "cotrain", "cotrain_target"] = "frozen"
     lr: float = 1e-4
-    ensemble: tuple[str, ...] = ()                   # more guide checkpoints; the seg term is their mean
+    ensemble: tuple[str, ...] = ()                   # more guide checkpoints read the translation beside the first
+    # how the guides' readings combine into the seg term: mean (of each guide's cross-entropy) or max (per pixel,
+    # the worst guide's cross-entropy: every guide must read the source label, so a pattern that games one
+    # guide is still penalised by another)
+    ensemble_reduce: Literal["mean", "max"] = "mean"
     crop_classifier: str | None = None               # a `semguard segmenter train-crops` output for loss.attr
                                                      # (not the one `semguard eval --crop-classifier` reports with)
     perturb: float = 0.0                             # strength of random photometric/noise/resampling
@@ -319,6 +333,11 @@ VALUE_RANGES: dict[str, tuple] = {
     "loss.box": (0, None, False, False),
     "loss.box_class_weights{}": (0, None, False, False),
     "loss.attr": (0, None, False, False),
+    "loss.seg_target": (0, None, True, False),
+    "loss.seg_target_rate": (0, None, False, False),
+    "loss.seg_target_smoothing": (0, 1, False, True),
+    "loss.seg_weight_min": (0, None, False, False),
+    "loss.seg_weight_max": (0, None, True, False),
     "guide.lr": (0, None, True, False),
     "guide.perturb": (0, None, False, False),
     "train.steps": (1, None, False, False),

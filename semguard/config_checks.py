@@ -85,6 +85,15 @@ def check_config(config: RunConfig) -> None:
     if config.guide.ensemble and loss.seg <= 0:
         raise ConfigError("guide.ensemble adds guides to the seg-consistency term, but loss.seg is 0; "
                           "set loss.seg > 0 or guide.ensemble: []")
+    if loss.seg_target is not None and loss.seg <= 0:
+        raise ConfigError(f"loss.seg_target {loss.seg_target} makes the seg term a constraint, but loss.seg is 0 "
+                          "(the term is off); set loss.seg > 0 (the multiplier's starting weight) or seg_target: null")
+    if loss.seg_target is not None and not loss.seg_weight_min <= loss.seg <= loss.seg_weight_max:
+        raise ConfigError(f"loss.seg {loss.seg} (the multiplier's starting weight) must lie in [loss.seg_weight_min, "
+                          f"loss.seg_weight_max] = [{loss.seg_weight_min}, {loss.seg_weight_max}]")
+    if config.guide.ensemble_reduce != "mean" and not config.guide.ensemble:
+        raise ConfigError(f"guide.ensemble_reduce '{config.guide.ensemble_reduce}' combines several guides, but "
+                          "guide.ensemble is empty; add guide checkpoints to guide.ensemble or use ensemble_reduce: mean")
     if config.guide.ensemble and config.guide.mode != "frozen":
         raise ConfigError(f"guide.ensemble takes frozen guides only; guide.mode is '{config.guide.mode}': "
                           "use guide.mode: frozen or drop the ensemble")

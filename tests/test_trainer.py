@@ -443,6 +443,10 @@ NEW_OPTIONS = {
                                       "model.discriminator.agreement_mask=true", "loss.seg=1.0", "guide.perturb=0.3",
                                       "GUIDE", "ENSEMBLE"),
     "segmentation+cotrain_target": (*SEGMENTATION_D, "loss.seg=1.0", "guide.mode=cotrain_target", "TARGET_GUIDE"),
+    # issue 28: the seg term as a constraint (its multiplier is checkpoint state) and the worst guide's reading
+    "seg_target+ensemble_max": (*SEGMENTATION_D, "loss.seg=1.0",
+                                "loss.seg_target=0.05", "loss.seg_target_rate=0.5", "guide.ensemble_reduce=max",
+                                "GUIDE", "ENSEMBLE"),
 }
 
 
@@ -501,6 +505,27 @@ def test_new_options_log_their_terms_and_record_the_guides(data_root, guide_path
     guides = load_checkpoint(out / "final.pt")["guides"]
     assert [g["checkpoint"] for g in guides] == [str(guide_path), str(target_guide_path)]
     assert guides[1]["domain"] == "target" and guides[1]["data"]["root"] == str(data_root / "target")
+
+
+def test_the_seg_multiplier_is_logged_and_moves_with_the_guides_reading(data_root, guide_path, target_guide_path,
+                                                                        tmp_path):
+    """The weight each step used is logged; it follows ConstraintMultiplier's rule from the logged seg term."""
+    import math
+
+    out = tmp_path / "run"
+    _run(_config(data_root, out, *_options("seg_target+ensemble_max", guide_path, target_guide_path),
+                 "train.steps=3", "train.log_every=1", "train.sample_every=0", "train.checkpoint_every=0"))
+    records = [record["terms"] for record in _records(out)]
+    assert records[0]["seg_weight"] == 1.0                      # the starting weight is loss.seg
+    average = records[0]["seg"]
+    expected = math.exp(0.5 * (average - 0.05))
+    assert records[1]["seg_weight"] == pytest.approx(expected, rel=1e-9)
+    average = 0.9 * average + 0.1 * records[1]["seg"]
+    assert records[2]["seg_weight"] == pytest.approx(expected * math.exp(0.5 * (average - 0.05)), rel=1e-9)
+    assert records[0]["seg"] > 0.05 and records[2]["seg_weight"] > records[1]["seg_weight"] > 1.0
+    for terms in records:   # loss_g weights the seg term by the step's multiplier
+        assert terms["loss_g"] == pytest.approx(terms["gan"] + terms["nce"] + terms["seg_weight"] * terms["seg"])
+    assert load_checkpoint(out / "final.pt")["seg_multiplier"]["value"] > records[2]["seg_weight"]
 
 
 def test_a_target_without_labels_is_refused_with_the_option_to_use_instead(data_root, tmp_path):

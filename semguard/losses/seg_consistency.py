@@ -21,16 +21,12 @@ from semguard.labels import IGNORE_ID
 from semguard.losses.class_weights import class_weight_vector
 
 
-def seg_consistency_loss(logits: torch.Tensor, label: torch.Tensor,
-                         class_weights: torch.Tensor | Mapping[str | int, float] | None = None,
-                         ignore_index: int = IGNORE_ID) -> torch.Tensor:
-    """Cross-entropy of the guide's logits on the translated image against the source labels.
+def seg_consistency_pixels(logits: torch.Tensor, label: torch.Tensor,
+                           class_weights: torch.Tensor | Mapping[str | int, float] | None = None,
+                           ignore_index: int = IGNORE_ID) -> tuple[torch.Tensor, torch.Tensor]:
+    """Per-pixel cross-entropy and per-pixel weight (0 where ignored): float [B,H,W] each.
 
-    logits: float [B,K,h,w] (the guide segmenter's output; resized bilinearly to H,W when
-    h,w differ). label: int64 [B,H,W] source train ids, `ignore_index` = ignore.
-    class_weights: float [K], or {class name or id: weight} (others 1), or None.
-    Returns a scalar; 0 (still attached to the graph) when every pixel is ignored or has
-    weight 0.
+    Arguments as seg_consistency_loss, which is (ce * weight).sum() / weight.sum().
     """
     if logits.ndim != 4 or label.ndim != 3 or logits.shape[0] != label.shape[0]:
         raise ValueError(f"logits must be [B,K,h,w] and label [B,H,W] with the same B, got "
@@ -52,5 +48,23 @@ def seg_consistency_loss(logits: torch.Tensor, label: torch.Tensor,
     pixel_weight = valid.to(per_pixel.dtype)
     if weight is not None:
         pixel_weight = pixel_weight * weight[target]
-    # Weighted mean as in F.cross_entropy, without a device sync; 0 when nothing counts.
+    return per_pixel, pixel_weight
+
+
+def weighted_pixel_mean(per_pixel: torch.Tensor, pixel_weight: torch.Tensor) -> torch.Tensor:
+    """Weighted mean as in F.cross_entropy, without a device sync; 0 (attached) when nothing counts."""
     return (per_pixel * pixel_weight).sum() / pixel_weight.sum().clamp_min(1e-12)
+
+
+def seg_consistency_loss(logits: torch.Tensor, label: torch.Tensor,
+                         class_weights: torch.Tensor | Mapping[str | int, float] | None = None,
+                         ignore_index: int = IGNORE_ID) -> torch.Tensor:
+    """Cross-entropy of the guide's logits on the translated image against the source labels.
+
+    logits: float [B,K,h,w] (the guide segmenter's output; resized bilinearly to H,W when
+    h,w differ). label: int64 [B,H,W] source train ids, `ignore_index` = ignore.
+    class_weights: float [K], or {class name or id: weight} (others 1), or None.
+    Returns a scalar; 0 (still attached to the graph) when every pixel is ignored or has
+    weight 0.
+    """
+    return weighted_pixel_mean(*seg_consistency_pixels(logits, label, class_weights, ignore_index))

@@ -112,3 +112,29 @@ class SegmentationDiscriminator(nn.Module):
                 x = torch.cat([x, skips[-1 - index]], dim=1)
             x = block(x)
         return self.head(F.leaky_relu(x, 0.2))[:, :, :height, :width]
+
+
+def receptive_field(n_levels: int, base_channels: int = 8, probe: int = 256) -> tuple[int, int]:
+    """(height, width) in input pixels that one output pixel of an `n_levels` discriminator can see.
+
+    Measured, not derived: the support of the input gradient of one output logit near the
+    centre of a `probe` x `probe` input (float64, fixed random weights, no spectral norm; the
+    support depends on the architecture only). It grows about 2x per level (the deepest level's
+    3x3 convolutions act on 2**n_levels-pixel cells) and does not depend on the frame size: to
+    bound it to the same share of the layout on frames k times larger, add log2(k) levels.
+    """
+    generator = torch.Generator().manual_seed(0)
+    network = SegmentationDiscriminator(num_classes=2, base_channels=base_channels, n_levels=n_levels,
+                                        spectral_norm=False).double()
+    with torch.no_grad():
+        for parameter in network.parameters():
+            parameter.copy_(torch.randn(parameter.shape, generator=generator, dtype=torch.float64) * 0.3)
+    image = torch.zeros(1, 3, probe, probe, dtype=torch.float64, requires_grad=True)
+    centre = probe // 2 + 1   # off the 2**k cell boundaries' symmetric point
+    network(image)[0, 0, centre, centre].backward()
+    support = image.grad.abs().sum(dim=(0, 1)) > 0
+    rows = torch.nonzero(support.any(dim=1)).flatten()
+    columns = torch.nonzero(support.any(dim=0)).flatten()
+    if rows.numel() == 0:
+        return 0, 0
+    return int(rows[-1] - rows[0] + 1), int(columns[-1] - columns[0] + 1)

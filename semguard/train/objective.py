@@ -32,7 +32,7 @@ from semguard.config import GENERATOR_TERMS, LossConfig
 from semguard.losses.adversary import PatchAdversary
 from semguard.losses.guide_perturbation import perturb_for_guide
 from semguard.losses.patchnce import multilayer_patchnce_loss
-from semguard.losses.seg_consistency import seg_consistency_loss
+from semguard.losses.seg_consistency import seg_consistency_pixels, weighted_pixel_mean
 
 
 def term_weights(loss: LossConfig) -> dict[str, float]:
@@ -54,6 +54,7 @@ class FrozenHelpers:
     texture_adversary: Any = None
     extra_guides: tuple = ()                       # guide.ensemble: more frozen guides, same role
     guide_perturb: float = 0.0
+    ensemble_reduce: str = "mean"                  # guide.ensemble_reduce: mean | max
 
 
 class GeneratorObjective(nn.Module):
@@ -93,13 +94,19 @@ class GeneratorObjective(nn.Module):
                                         num_patches=self.loss.nce_patches, temperature=self.loss.nce_temperature)
 
     def seg_term(self, translated: torch.Tensor, source_label: torch.Tensor) -> torch.Tensor:
-        """The "seg" term: each guide's cross-entropy of the source labels on (a perturbed copy of)
-        the translation, averaged over the guide ensemble."""
+        """The "seg" term: the guides' cross-entropy of the source labels on (a perturbed copy of) the
+        translation; with an ensemble, the mean of each guide's CE (ensemble_reduce mean) or the per-pixel
+        worst guide's CE (max)."""
         helpers = self.helpers
         guides = (helpers.guide, *helpers.extra_guides)
-        readings = [seg_consistency_loss(guide(perturb_for_guide(translated, helpers.guide_perturb)).float(),
-                                         source_label, helpers.seg_class_weights) for guide in guides]
-        return readings[0] if len(readings) == 1 else torch.stack(readings).mean()
+        readings = [seg_consistency_pixels(guide(perturb_for_guide(translated, helpers.guide_perturb)).float(),
+                                           source_label, helpers.seg_class_weights) for guide in guides]
+        if len(readings) == 1:
+            return weighted_pixel_mean(*readings[0])
+        if helpers.ensemble_reduce == "max":
+            worst = torch.stack([per_pixel for per_pixel, _ in readings]).amax(dim=0)
+            return weighted_pixel_mean(worst, readings[0][1])   # the pixel weights depend on the labels only
+        return torch.stack([weighted_pixel_mean(*reading) for reading in readings]).mean()
 
     def forward(self, source_image: torch.Tensor, condition: torch.Tensor | None, source_label: torch.Tensor,
                 source_boxes: list, target_image: torch.Tensor, target_condition: torch.Tensor | None,

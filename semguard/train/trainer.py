@@ -63,6 +63,7 @@ from semguard.losses.adversary import build_adversary
 from semguard.losses.attribute_consistency import AttributeConsistencyLoss
 from semguard.losses.box_perceptual import BoxPerceptualLoss, guide_feature_extractor, lpips_feature_extractor
 from semguard.losses.class_weights import class_weight_vector
+from semguard.losses.constraint import ConstraintMultiplier
 from semguard.losses.patchnce import PatchSampler
 from semguard.losses.seg_consistency import seg_consistency_loss
 from semguard.losses.total import weighted_sum
@@ -266,13 +267,21 @@ class Trainer:
                                 attr_loss=attr_loss,
                                 seg_class_weights=seg_class_weights, adversary=self.adversary,
                                 texture_discriminator=texture_discriminator, texture_adversary=self.texture_adversary,
-                                extra_guides=tuple(self.extra_guides), guide_perturb=float(config.guide.perturb))
+                                extra_guides=tuple(self.extra_guides), guide_perturb=float(config.guide.perturb),
+                                ensemble_reduce=config.guide.ensemble_reduce)
         self.generator = generator
         self.discriminator = discriminator
         self.texture_discriminator = texture_discriminator
         self.patch_sampler = patch_sampler
         self.objective = GeneratorObjective(generator, patch_sampler, config.loss, helpers)
         self.weights = term_weights(config.loss)
+        # loss.seg_target: the seg term's weight is a Lagrange multiplier (semguard.losses.constraint)
+        self.seg_multiplier = None
+        if config.loss.seg_target is not None and self.weights["seg"] > 0:
+            loss = config.loss
+            self.seg_multiplier = ConstraintMultiplier(loss.seg, loss.seg_target, rate=loss.seg_target_rate,
+                                                       smoothing=loss.seg_target_smoothing, low=loss.seg_weight_min,
+                                                       high=loss.seg_weight_max)
         self.ema = ModelEma(generator, config.train.ema_decay)
 
         self.objective_model: nn.Module = self.objective
@@ -356,6 +365,8 @@ class Trainer:
         )
         if self.texture_discriminator is not None:
             state["texture_discriminator"] = self.texture_discriminator.state_dict()
+        if self.seg_multiplier is not None:
+            state["seg_multiplier"] = self.seg_multiplier.state_dict()
         if self.guide_trains:
             state["guide"] = self.guide.state_dict()
             state["optimizers"]["guide"] = self.optimizer_guide.state_dict()
@@ -388,6 +399,8 @@ class Trainer:
             if self.guide_trains:
                 self.guide.load_state_dict(state["guide"])
                 self.optimizer_guide.load_state_dict(state["optimizers"]["guide"])
+            if self.seg_multiplier is not None:
+                self.seg_multiplier.load_state_dict(state["seg_multiplier"])
         except (KeyError, RuntimeError, ValueError) as err:
             raise SemguardError(f"checkpoint {source} does not fit this run's models ({type(err).__name__}: "
                                 f"{str(err).splitlines()[0]}); it was written by another semguard version or config") from None
@@ -483,12 +496,17 @@ class Trainer:
         agreement = self._agreement(source, target)
 
         # generator (and PatchNCE heads)
+        if self.seg_multiplier is not None:
+            self.weights["seg"] = self.seg_multiplier.value
         self.generator.train()
         with self._autocast():
             translated, generator_terms = self.objective_model(source.image, condition, source.label, source.boxes,
                                                                target.image, target_condition, agreement)
             generator_loss, _ = weighted_sum(generator_terms, self.weights)
         logged = self._check_finite(generator_terms)
+        if self.seg_multiplier is not None:   # the rank mean of the term: the same multiplier on every rank
+            logged["seg_weight"] = self.weights["seg"]
+            self.seg_multiplier.update(logged["seg"])
         self.optimizer_g.zero_grad(set_to_none=True)
         generator_loss.backward()
         self._clip(self.objective.parameters())

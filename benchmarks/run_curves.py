@@ -1,0 +1,309 @@
+"""Label fidelity against training budget: every headline figure at every checkpoint of long runs.
+
+The benchmark (run_benchmark.py) scores each translator at one budget; a method that keeps labels
+true at 300 steps and paints the sky by 1,200 passes it. This script trains each variant once per
+seed to the longest budget, keeps a checkpoint every --every steps, evaluates every one of them with
+the same judge (semguard eval --flip-report), and writes the curves:
+
+    benchmarks/results/budget.json   curves.NAME: records {steps, seconds, seed, <figure keys>};
+                                     variants.NAME: per-seed records at the largest budget;
+                                     references: the untranslated frames and the paired truth (floor);
+                                     equal_wallclock.cut: CUT at the step whose training seconds are
+                                     nearest semguard's at the largest budget (when both ran)
+    benchmarks/results/budget.md     the tables and the command
+    benchmarks/results/budget.png    pixel and sky flip against steps, untranslated and floor as lines
+
+Every stage is the user's own command in a subprocess; a rerun with the same --work skips what
+finished (training resumes from its last checkpoint, finished evaluations are read back), so the
+profile can span several sittings. Runs are scheduled onto the cores: --parallel runs at a time,
+each with --threads threads (two 1-thread runs gave more throughput than one 2-thread run on a
+2-core machine). Seconds are each run's own training time (log.jsonl); they are only comparable
+between runs that shared the machine the same way.
+
+    python benchmarks/run_curves.py --work runs/curves --steps 2400 --every 300 \\
+        --variants cut semguard semguard_fidelity --seeds 0 --parallel 2 --threads 1
+"""
+
+from __future__ import annotations
+
+import argparse
+import concurrent.futures
+import datetime as dt
+import json
+import os
+import shlex
+import statistics
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from run_benchmark import machine, summarise_report  # noqa: E402
+
+REPO = Path(__file__).resolve().parent.parent
+RESULTS = REPO / "benchmarks" / "results"
+
+# name -> (config, guide names (the first is guide.checkpoint, the others guide.ensemble), overrides)
+CURVE_VARIANTS: dict[str, tuple[str, tuple[str, ...], tuple[str, ...]]] = {
+    "cut": ("configs/toy_cut.yaml", (), ()),
+    # toy.yaml as it was before issue 28 (4-level segmentation discriminator, fixed seg weight)
+    "semguard_seg4": ("configs/toy.yaml", ("guide_real",), ("model.discriminator.seg_levels=4",)),
+    # the lead of issue 28: the segmentation discriminator's field of view bounded to 28 px (2 levels)
+    "semguard_seg2": ("configs/toy.yaml", ("guide_real",), ("model.discriminator.seg_levels=2",)),
+    # + the guide's reading as a constraint and a second guide of another architecture whose worst reading counts
+    "semguard_fidelity": ("configs/toy.yaml", ("guide_real", "guide_linknet"),
+                          ("model.discriminator.seg_levels=2", "loss.seg_target=0.35", "guide.ensemble_reduce=max")),
+    # toy.yaml as it is now
+    "semguard": ("configs/toy.yaml", ("guide_real", "guide_linknet"), ()),
+}
+# guide name -> (architecture, seed); every guide learns the target labels on real/train (never the judge split)
+GUIDES = {"guide_real": ("fpn", 2), "guide_linknet": ("linknet", 5)}
+FIGURES = ("pixel_flip_rate", "excess_pixel_flip_rate", "reliable_mean_flip_rate", "flip_rate",
+           "light_state_preserved", "pictogram_preserved", "kid_judge_to_paired_mean", "kid_judge_mean")
+
+
+def log(message: str) -> None:
+    print(f"[{dt.datetime.now():%H:%M:%S}] {message}", flush=True)
+
+
+def semguard(args: list[str], log_path: Path, threads: int) -> None:
+    """`semguard ARGS` in a subprocess with `threads` torch threads; raises naming the log on failure."""
+    log_path.parent.mkdir(parents=True, exist_ok=True)
+    env = {**os.environ, "OMP_NUM_THREADS": str(threads), "MKL_NUM_THREADS": str(threads)}
+    log(f"semguard {shlex.join(args)}")
+    with log_path.open("a") as handle:
+        status = subprocess.run([sys.executable, "-m", "semguard.cli", *args], stdout=handle,
+                                stderr=subprocess.STDOUT, cwd=REPO, env=env).returncode
+    if status != 0:
+        tail = "".join(log_path.read_text(errors="replace").splitlines(keepends=True)[-15:])
+        raise RuntimeError(f"semguard {args[0]} failed (exit {status}); log {log_path}:\n{tail}")
+
+
+def prepare(work: Path, threads: int, variants: list[str]) -> None:
+    """The quick start's world, guides, judge and crop classifier (skipped where the file exists)."""
+    toy, logs = work / "toy", work / "logs"
+    if not (toy / "judge/train/dataset.json").exists():
+        semguard(["data", "make-toy", "--out", str(toy), "--train", "300", "--val", "64", "--judge", "300",
+                  "--size", "64x128", "--seed", "0", "--workers", "2", "--overwrite"], logs / "make_toy.log", threads)
+    needed = {guide for name in variants for guide in CURVE_VARIANTS[name][1]}
+    for guide in sorted(needed):
+        arch, seed = GUIDES[guide]
+        if not (work / f"{guide}.pt").exists():
+            semguard(["segmenter", "train", "--role", "guide", "--data", str(toy / "real/train"), "--val",
+                      str(toy / "real/val"), "--out", str(work / f"{guide}.pt"), "--arch", arch, "--seed", str(seed),
+                      "--steps", "300", "--crop", "64x128", "--quiet"], logs / f"{guide}.log", threads)
+    if not (work / "judge.pt").exists():
+        semguard(["segmenter", "train", "--role", "judge", "--data", str(toy / "judge/train"), "--val",
+                  str(toy / "real/val"), "--floor-data", str(toy / "paired/val"), "--out", str(work / "judge.pt"),
+                  "--steps", "600", "--seed", "7", "--crop", "64x128", "--quiet"], logs / "judge.log", threads)
+    if not (work / "crops.pt").exists():
+        semguard(["segmenter", "train-crops", "--data", str(toy / "real/train"), "--val", str(toy / "real/val"),
+                  "--out", str(work / "crops.pt"), "--epochs", "10", "--quiet"], logs / "crops.log", threads)
+
+
+def checkpoint_steps(steps: int, every: int) -> list[int]:
+    """The budgets on the curve: every `every` steps up to `steps` (which is always one)."""
+    budgets = list(range(every, steps, every)) if every > 0 else []
+    return budgets + [steps]
+
+
+def train_and_evaluate(work: Path, name: str, seed: int, steps: int, every: int, threads: int) -> list[dict]:
+    """Train (or resume) one run to `steps`, evaluate every kept checkpoint; returns its curve records."""
+    config, guides, overrides = CURVE_VARIANTS[name]
+    run = work / "runs" / f"{name}_seed{seed}"
+    toy = work / "toy"
+    sets = [f"data.source={toy / 'sim/train'}", f"data.target={toy / 'real/train'}", "data.crop=[64,128]",
+            f"train.steps={steps}", f"train.seed={seed}", f"train.out={run}", f"train.checkpoint_every={every}",
+            "train.keep_last=0", "train.sample_every=300", *overrides]
+    if guides:
+        sets.append(f"guide.checkpoint={work / (guides[0] + '.pt')}")
+        sets.append("guide.ensemble=[" + ",".join(str(work / (g + ".pt")) for g in guides[1:]) + "]")
+    if not (run / "final.pt").exists():
+        args = ["train", "--config", config, "--no-progress", "--resume"]
+        for value in sets:
+            args += ["--set", value]
+        semguard(args, work / "logs" / f"train_{name}_seed{seed}.log", threads)
+    seconds = training_seconds(run / "log.jsonl")
+    records = []
+    for budget in checkpoint_steps(steps, every):
+        checkpoint = run / "checkpoints" / f"step_{budget:08d}.pt"
+        if budget == steps:
+            checkpoint = run / "final.pt"
+        report_dir = work / "reports" / f"{name}_seed{seed}" / f"step_{budget:08d}"
+        if not (report_dir / "report.json").exists():
+            semguard(["eval", "--checkpoint", str(checkpoint), "--data", str(toy), "--judge", str(work / "judge.pt"),
+                      "--crop-classifier", str(work / "crops.pt"), "--flip-report", "--out", str(report_dir),
+                      "--seed", str(seed), "--no-lpips"], work / "logs" / f"eval_{name}_seed{seed}.log", threads)
+        report = json.loads((report_dir / "report.json").read_text())
+        record = {"steps": budget, "seconds": seconds.get(budget), "seed": seed, **summarise_report(report)}
+        record["references"] = {variant: summarise_report(report, variant)
+                                for variant in ("source", "paired_truth") if variant in report["variants"]}
+        records.append(record)
+    return records
+
+
+def training_seconds(log_path: Path) -> dict[int, float]:
+    """step -> training seconds so far, from log.jsonl (each resumed sitting's time added to the last)."""
+    seconds: dict[int, float] = {}
+    offset, previous = 0.0, 0.0
+    for line in log_path.read_text().splitlines():
+        record = json.loads(line)
+        if record["time"] < previous:   # a resumed sitting restarts its clock
+            offset += previous
+        previous = record["time"]
+        seconds[int(record["step"])] = round(offset + record["time"], 1)
+    return seconds
+
+
+def equal_wallclock(cut: list[dict], seconds: float) -> dict | None:
+    """The CUT record whose training seconds are nearest `seconds` (None when CUT has no timed record)."""
+    timed = [record for record in cut if record.get("seconds") is not None]
+    if not timed:
+        return None
+    return min(timed, key=lambda record: (abs(record["seconds"] - seconds), record["steps"]))
+
+
+def summarise(curves: dict[str, list[dict]], steps: int) -> dict:
+    variants = {name: [r for r in records if r["steps"] == steps] for name, records in curves.items()}
+    first = next((r for records in curves.values() for r in records), None)
+    references = first["references"] if first else {}
+    result = {"variants": variants, "references": references,
+              "curves": {name: [{k: v for k, v in r.items() if k != "references"} for r in records]
+                         for name, records in curves.items()}}
+    for records in variants.values():
+        for record in records:
+            record.pop("references", None)
+    semguard_final = [r for name in ("semguard", "semguard_fidelity") for r in variants.get(name, [])]
+    if "cut" in curves and semguard_final and semguard_final[0].get("seconds"):
+        match = equal_wallclock(curves["cut"], semguard_final[0]["seconds"])
+        if match is not None:
+            result["equal_wallclock"] = {"cut": {k: v for k, v in match.items() if k != "references"},
+                                         "semguard_seconds": semguard_final[0]["seconds"]}
+    return result
+
+
+def _mean(records: list[dict], key: str, sub: str | None = None) -> str:
+    values = [r[key][sub] if sub else r[key] for r in records]
+    values = [v for v in values if isinstance(v, (int, float))]
+    if not values:
+        return "-"
+    if len(values) == 1:
+        return f"{values[0]:.3f}"
+    return f"{statistics.fmean(values):.3f} ± {statistics.stdev(values):.3f}"
+
+
+def to_markdown(result: dict, command: str) -> str:
+    lines = ["# Label fidelity against training budget", "",
+             f"- command: `{command}`", f"- date: {result['date']}; machine: {json.dumps(result['machine'])}",
+             f"- world: the quick start's (64x128, 300 train / 64 val frames per domain); judge floor pixel flip "
+             f"{result['references'].get('paired_truth', {}).get('pixel_flip_rate', float('nan')):.3f}, "
+             f"untranslated {result['references'].get('source', {}).get('pixel_flip_rate', float('nan')):.3f}",
+             f"- seeds {result['seeds']}; seconds are each run's training time with {result['parallel']} runs at "
+             f"{result['threads']} thread(s) side by side", "",
+             "| variant | steps | seconds | pixel flip | sky flip | vegetation flip | reliable mean | light state kept | "
+             "pictogram kept | KID to paired truth |", "|---|---|---|---|---|---|---|---|---|---|"]
+    for name, records in result["curves"].items():
+        for steps in sorted({r["steps"] for r in records}):
+            rows = [r for r in records if r["steps"] == steps]
+            seconds = _mean(rows, "seconds")
+            lines.append(f"| {name} | {steps} | {seconds} | {_mean(rows, 'pixel_flip_rate')} | "
+                         f"{_mean(rows, 'flip_rate', 'sky')} | {_mean(rows, 'flip_rate', 'vegetation')} | "
+                         f"{_mean(rows, 'reliable_mean_flip_rate')} | {_mean(rows, 'light_state_preserved')} | "
+                         f"{_mean(rows, 'pictogram_preserved')} | {_mean(rows, 'kid_judge_to_paired_mean')} |")
+    for name, reference in result["references"].items():
+        lines.append(f"| {name} (reference) | | | {reference.get('pixel_flip_rate', 0):.3f} | "
+                     f"{(reference.get('flip_rate') or {}).get('sky') or 0:.3f} | "
+                     f"{(reference.get('flip_rate') or {}).get('vegetation') or 0:.3f} | "
+                     f"{reference.get('reliable_mean_flip_rate') or 0:.3f} | | | |")
+    if "equal_wallclock" in result:
+        match = result["equal_wallclock"]
+        lines += ["", f"CUT at semguard's wall clock ({match['semguard_seconds']} s): step {match['cut']['steps']} "
+                  f"({match['cut']['seconds']} s), pixel flip {match['cut']['pixel_flip_rate']:.3f}"]
+    return "\n".join(lines) + "\n"
+
+
+def draw_curves(result: dict, path: Path, keys=(("pixel_flip_rate", None), ("flip_rate", "sky"))) -> None:
+    """A PNG: one panel per figure, flip against steps per variant (seed mean), references dashed."""
+    from PIL import Image, ImageDraw
+
+    colours = [(200, 60, 60), (60, 120, 200), (60, 160, 80), (160, 90, 200), (230, 150, 30), (90, 90, 90)]
+    panel_w, panel_h, margin = 420, 300, 50
+    image = Image.new("RGB", (panel_w * len(keys), panel_h + 70), "white")
+    draw = ImageDraw.Draw(image)
+    max_steps = max(r["steps"] for records in result["curves"].values() for r in records)
+    for panel, (key, sub) in enumerate(keys):
+        x0 = panel * panel_w + margin
+        width, height = panel_w - margin - 15, panel_h - margin
+
+        def value(record):
+            v = record.get(key)
+            return v.get(sub) if sub and isinstance(v, dict) else v
+
+        top = max([value(r) or 0 for records in result["curves"].values() for r in records]
+                  + [value(ref) or 0 for ref in result["references"].values()] + [0.05]) * 1.1
+
+        def point(steps, v):
+            return x0 + width * steps / max_steps, 20 + height * (1 - v / top)
+        draw.rectangle([x0, 20, x0 + width, 20 + height], outline=(0, 0, 0))
+        draw.text((x0, 4), f"{key}{'/' + sub if sub else ''} (judge) vs steps; max {top:.2f}", fill=(0, 0, 0))
+        draw.text((x0, 24 + height), f"0 .. {max_steps} steps", fill=(0, 0, 0))
+        for index, (name, ref) in enumerate(result["references"].items()):
+            if value(ref) is None:
+                continue
+            y = point(0, value(ref))[1]
+            for x in range(int(x0), int(x0 + width), 8):
+                draw.line([x, y, x + 4, y], fill=(120, 120, 120))
+            draw.text((x0 + width - 90, y - 12), name, fill=(120, 120, 120))
+        for index, (name, records) in enumerate(result["curves"].items()):
+            colour = colours[index % len(colours)]
+            steps = sorted({r["steps"] for r in records})
+            points = [point(s, statistics.fmean(value(r) for r in records if r["steps"] == s)) for s in steps]
+            if len(points) > 1:
+                draw.line(points, fill=colour, width=2)
+            for x, y in points:
+                draw.ellipse([x - 3, y - 3, x + 3, y + 3], fill=colour)
+            draw.text((x0 + 5 + 130 * (index % 3), panel_h + 22 + 14 * (index // 3)), name, fill=colour)
+    image.save(path)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--work", type=Path, required=True)
+    parser.add_argument("--steps", type=int, default=2400)
+    parser.add_argument("--every", type=int, default=300)
+    parser.add_argument("--variants", nargs="+", default=["cut", "semguard"], choices=sorted(CURVE_VARIANTS))
+    parser.add_argument("--seeds", nargs="+", type=int, default=[0])
+    parser.add_argument("--parallel", type=int, default=2, help="runs at a time")
+    parser.add_argument("--threads", type=int, default=1, help="torch threads per run")
+    parser.add_argument("--results", type=Path, default=RESULTS)
+    parser.add_argument("--name", default="budget", help="results file stem")
+    args = parser.parse_args(argv)
+    start = time.perf_counter()
+    prepare(args.work, max(args.threads * args.parallel, 1), args.variants)
+    jobs = [(name, seed) for seed in args.seeds for name in args.variants]
+    curves: dict[str, list[dict]] = {}
+    with concurrent.futures.ThreadPoolExecutor(max_workers=args.parallel) as pool:
+        futures = {pool.submit(train_and_evaluate, args.work, name, seed, args.steps, args.every, args.threads):
+                   (name, seed) for name, seed in jobs}
+        for future in concurrent.futures.as_completed(futures):
+            name, seed = futures[future]
+            curves.setdefault(name, []).extend(future.result())
+            log(f"{name} seed {seed}: done")
+    curves = {name: sorted(curves[name], key=lambda r: (r["seed"], r["steps"])) for name in args.variants}
+    result = summarise(curves, args.steps)
+    result.update(date=dt.date.today().isoformat(), machine=machine(), seeds=args.seeds, parallel=args.parallel,
+                  threads=args.threads, steps=args.steps, every=args.every,
+                  total_seconds=round(time.perf_counter() - start, 1))
+    command = "python benchmarks/run_curves.py " + shlex.join(sys.argv[1:] if argv is None else argv)
+    result["command"] = command
+    args.results.mkdir(parents=True, exist_ok=True)
+    (args.results / f"{args.name}.json").write_text(json.dumps(result, indent=1))
+    (args.results / f"{args.name}.md").write_text(to_markdown(result, command))
+    draw_curves(result, args.results / f"{args.name}.png")
+    log(f"curves written to {args.results / args.name}.{{json,md,png}}")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

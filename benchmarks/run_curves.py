@@ -53,7 +53,8 @@ CURVE_VARIANTS: dict[str, tuple[str, tuple[str, ...], tuple[str, ...]]] = {
     "semguard_seg2": ("configs/toy.yaml", ("guide_real",), ("model.discriminator.seg_levels=2",)),
     # + the guide's reading as a constraint and a second guide of another architecture whose worst reading counts
     "semguard_fidelity": ("configs/toy.yaml", ("guide_real", "guide_linknet"),
-                          ("model.discriminator.seg_levels=2", "loss.seg_target=0.35", "guide.ensemble_reduce=max")),
+                          ("model.discriminator.seg_levels=2", "loss.seg_target=0.4", "loss.seg_target_rate=0.01",
+                           "loss.seg_weight_max=10", "guide.ensemble_reduce=max")),
     # toy.yaml as it is now
     "semguard": ("configs/toy.yaml", ("guide_real", "guide_linknet"), ()),
 }

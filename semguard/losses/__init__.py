@@ -4,7 +4,7 @@
 - patchnce: PatchSampler, patchnce_loss, multilayer_patchnce_loss (CUT)
 - seg_consistency: seg_consistency_loss (guide segmenter vs source labels)
 - box_perceptual: BoxPerceptualLoss, lpips_feature_extractor, guide_feature_extractor
-- total: weighted_sum (the one place terms are summed), nonfinite_terms
+- total: weighted_sum (the one place terms are summed)
 """
 
 from semguard.losses.adversarial import GAN_MODES, discriminator_loss, generator_loss
@@ -14,11 +14,11 @@ from semguard.losses.box_perceptual import (
 from semguard.losses.class_weights import class_weight_vector, resolve_class_weights
 from semguard.losses.patchnce import PatchSampler, multilayer_patchnce_loss, patchnce_loss
 from semguard.losses.seg_consistency import seg_consistency_loss
-from semguard.losses.total import nonfinite_terms, weighted_sum
+from semguard.losses.total import weighted_sum
 
 __all__ = [
     "GAN_MODES", "generator_loss", "discriminator_loss",
     "PatchSampler", "patchnce_loss", "multilayer_patchnce_loss",
     "seg_consistency_loss", "BoxPerceptualLoss", "lpips_feature_extractor", "guide_feature_extractor",
-    "LPIPS_WEIGHT_FILES", "class_weight_vector", "resolve_class_weights", "weighted_sum", "nonfinite_terms",
+    "LPIPS_WEIGHT_FILES", "class_weight_vector", "resolve_class_weights", "weighted_sum",
 ]

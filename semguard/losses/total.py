@@ -5,26 +5,24 @@ Every trainer step builds a dict of named, unweighted terms ({"gan": ..., "nce":
 
     total = sum_k weights[k] * terms[k]
 
-and returns, for logging, every unweighted term and the total as plain floats (one
-device sync for all of them).
+for the generator's, the discriminator's and a training guide's step alike.
 """
 
 from __future__ import annotations
 
-import math
 from typing import Mapping
 
 import torch
 
 
-def weighted_sum(terms: Mapping[str, torch.Tensor], weights: Mapping[str, float]) -> tuple[torch.Tensor, dict[str, float]]:
-    """total = sum_k weights[k] * terms[k]; returns (total, {name: float(term), ..., "total": float}).
+def weighted_sum(terms: Mapping[str, torch.Tensor], weights: Mapping[str, float]) -> torch.Tensor:
+    """total = sum_k weights[k] * terms[k], a scalar tensor in the terms' graph.
 
     terms: name -> scalar tensor (unweighted). weights: name -> float; every term must have
     a weight (a missing one is a ValueError naming it; extra weights are fine: terms that
-    were switched off are simply not computed). Terms whose weight is 0 are logged but
-    not added, so a NaN in a switched-off term cannot poison the total.
-    Logged floats are the unweighted terms; check them with `nonfinite_terms`.
+    were switched off are simply not computed). Terms whose weight is 0 are not added, so a
+    NaN in a switched-off term cannot poison the total. No device sync: the trainer logs the
+    unweighted terms itself (one reduction over ranks for all of them).
     """
     if not terms:
         raise ValueError("weighted_sum needs at least one loss term")
@@ -40,13 +38,4 @@ def weighted_sum(terms: Mapping[str, torch.Tensor], weights: Mapping[str, float]
             continue
         contribution = value * weight
         total = contribution if total is None else total + contribution
-    if total is None:
-        total = next(iter(terms.values())) * 0.0
-    names = list(terms) + ["total"]
-    values = torch.stack([v.detach().float() for v in terms.values()] + [total.detach().float()]).cpu().tolist()
-    return total, dict(zip(names, values))
-
-
-def nonfinite_terms(logged: Mapping[str, float]) -> list[str]:
-    """Names of logged terms that are NaN or infinite (the trainer stops on any)."""
-    return [name for name, value in logged.items() if not math.isfinite(value)]
+    return next(iter(terms.values())) * 0.0 if total is None else total

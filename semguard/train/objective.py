@@ -29,7 +29,6 @@ import torch
 from torch import nn
 
 from semguard.config import GENERATOR_TERMS, LossConfig
-from semguard.losses.adversary import PatchAdversary
 from semguard.losses.guide_perturbation import perturb_for_guide
 from semguard.losses.patchnce import multilayer_patchnce_loss
 from semguard.losses.seg_consistency import seg_consistency_pixels, weighted_pixel_mean
@@ -49,7 +48,7 @@ class FrozenHelpers:
     box_loss: Any = None
     attr_loss: Any = None                          # semguard.losses.attribute_consistency
     seg_class_weights: torch.Tensor | None = None
-    adversary: Any = None                          # semguard.losses.adversary (default: patch, loss.gan_mode)
+    adversary: Any = None                          # semguard.losses.adversary (build_adversary); needed when gan > 0
     texture_discriminator: nn.Module | None = None
     texture_adversary: Any = None
     extra_guides: tuple = ()                       # guide.ensemble: more frozen guides, same role
@@ -121,10 +120,7 @@ class GeneratorObjective(nn.Module):
         terms: dict[str, torch.Tensor] = {}
         helpers = self.helpers
         if self.weights["gan"] > 0:
-            adversary = helpers.adversary
-            if adversary is None:
-                adversary = PatchAdversary(self.loss.gan_mode)
-            terms["gan"] = adversary.generator_term(helpers.discriminator(translated), source_label, agreement)
+            terms["gan"] = helpers.adversary.generator_term(helpers.discriminator(translated), source_label, agreement)
         if helpers.texture_discriminator is not None and self.weights["gan_patch"] > 0:
             terms["gan_patch"] = helpers.texture_adversary.generator_term(
                 helpers.texture_discriminator(translated), source_label, agreement)

@@ -80,7 +80,7 @@ from semguard.train.distributed import (
     shutdown_distributed,
 )
 from semguard.train.ema import ModelEma
-from semguard.train.objective import FrozenHelpers, GeneratorObjective, term_weights
+from semguard.train.objective import FrozenHelpers, GeneratorObjective
 from semguard.train.rng import capture_rng_state, restore_rng_state, seed_everything
 from semguard.train.run_log import JsonlLog, ProgressDisplay, TensorBoardLog, require_tensorboard
 from semguard.train.samples import preview_batch, write_sample_grid
@@ -92,6 +92,8 @@ SAMPLE_DIR = "samples"
 LOG_FILE = "log.jsonl"
 TENSORBOARD_DIR = "tensorboard"
 CONFIG_FILE = "config.yaml"
+# the discriminator step's named terms, summed by weighted_sum like the generator's (the texture one is optional)
+DISCRIMINATOR_WEIGHTS = {"d": 1.0, "d_patch": 1.0}
 
 
 class NonFiniteLossError(SemguardError):
@@ -274,7 +276,7 @@ class Trainer:
         self.texture_discriminator = texture_discriminator
         self.patch_sampler = patch_sampler
         self.objective = GeneratorObjective(generator, patch_sampler, config.loss, helpers)
-        self.weights = term_weights(config.loss)
+        self.weights = self.objective.weights   # one dict: the seg multiplier's weight is the objective's too
         # loss.seg_target: the seg term's weight is a Lagrange multiplier (semguard.losses.constraint)
         self.seg_multiplier = None
         if config.loss.seg_target is not None and self.weights["seg"] > 0:
@@ -487,81 +489,71 @@ class Trainer:
         stats = all_reduce_mean(stats, self.context).tolist()
         return {"pair_agreement": stats[0], "pair_match_rate": stats[1]}
 
+    def _update(self, terms: dict[str, torch.Tensor], weights: dict[str, float], optimizer,
+                parameters) -> dict[str, float]:
+        """Check every term (NonFiniteLossError before any weight moves), then one optimiser step on their
+        weighted sum; returns each term's mean over ranks."""
+        logged = self._check_finite(terms)
+        total = weighted_sum(terms, weights)
+        optimizer.zero_grad(set_to_none=True)
+        total.backward()
+        self._clip(parameters)
+        optimizer.step()
+        return logged
+
+    def _discriminator_terms(self, target, fake: torch.Tensor, agreement) -> dict[str, torch.Tensor]:
+        """The adversaries' named terms ("d", and "d_patch" for a texture discriminator) on the target images
+        (real) and the detached translations (fake); one forward over both per discriminator."""
+        both = torch.cat([target.image, fake.to(target.image.dtype)])
+        adversaries = [("d", self.adversary, self.discriminator_model)]
+        if self.texture_discriminator is not None:
+            adversaries.append(("d_patch", self.texture_adversary, self.texture_discriminator_model))
+        terms = {}
+        for name, adversary, model in adversaries:
+            real_logits, fake_logits = adversary.split(model(both), target.image.shape[0])
+            terms[name] = adversary.discriminator_term(real_logits, target.label, fake_logits, agreement)
+        return terms
+
+    def _guide_step(self, name: str, image: torch.Tensor, label: torch.Tensor) -> dict[str, float]:
+        """One update of a training guide (guide.mode cotrain / cotrain_target) on `label` read off `image`."""
+        self.guide.train().requires_grad_(True)
+        with self._autocast():
+            loss = seg_consistency_loss(self.guide_model(image).float(), label, self.objective.helpers.seg_class_weights)
+        logged = self._update({name: loss}, {name: 1.0}, self.optimizer_guide, self.guide.parameters())
+        self.guide.eval().requires_grad_(False)
+        return logged
+
     def train_step(self) -> dict[str, float]:
         """One generator, discriminator (and guide) update; returns every term's mean over ranks."""
-        source, target = self.stream.next()
-        source, target = self._to_device(source), self._to_device(target)
+        source, target = (self._to_device(batch) for batch in self.stream.next())
         condition = self._condition(source)
         target_condition = self._condition(target) if self.weights["nce_identity"] > 0 else None
         agreement = self._agreement(source, target)
-
-        # generator (and PatchNCE heads)
         if self.seg_multiplier is not None:
             self.weights["seg"] = self.seg_multiplier.value
+
         self.generator.train()
         with self._autocast():
             translated, generator_terms = self.objective_model(source.image, condition, source.label, source.boxes,
                                                                target.image, target_condition, agreement)
-            generator_loss, _ = weighted_sum(generator_terms, self.weights)
-        logged = self._check_finite(generator_terms)
+        logged = self._update(generator_terms, self.weights, self.optimizer_g, self.objective.parameters())
         if self.seg_multiplier is not None:   # the rank mean of the term: the same multiplier on every rank
             logged["seg_weight"] = self.weights["seg"]
             self.seg_multiplier.update(logged["seg"])
-        self.optimizer_g.zero_grad(set_to_none=True)
-        generator_loss.backward()
-        self._clip(self.objective.parameters())
-        self.optimizer_g.step()
 
-        # discriminator(s): one forward each over real and fake (one DDP forward per backward)
-        self.discriminator.requires_grad_(True)
-        if self.texture_discriminator is not None:
-            self.texture_discriminator.requires_grad_(True)
-        real_count = target.image.shape[0]
+        discriminators = [self.discriminator, self.texture_discriminator]
+        for module in filter(None, discriminators):
+            module.requires_grad_(True)
         with self._autocast():
-            both = torch.cat([target.image, translated.detach().to(target.image.dtype)])
-            real_logits, fake_logits = self.adversary.split(self.discriminator_model(both), real_count)
-            d_terms = {"d": self.adversary.discriminator_term(real_logits, target.label, fake_logits, agreement)}
-            if self.texture_discriminator is not None:
-                real_logits, fake_logits = self.texture_adversary.split(self.texture_discriminator_model(both),
-                                                                        real_count)
-                d_terms["d_patch"] = self.texture_adversary.discriminator_term(real_logits, target.label, fake_logits,
-                                                                               agreement)
-            d_loss = d_terms["d"] if len(d_terms) == 1 else d_terms["d"] + d_terms["d_patch"]
-        logged.update(self._check_finite(d_terms))
-        self.optimizer_d.zero_grad(set_to_none=True)
-        d_loss.backward()
-        self._clip(self._discriminator_parameters())
-        self.optimizer_d.step()
-        self.discriminator.requires_grad_(False)
-        if self.texture_discriminator is not None:
-            self.texture_discriminator.requires_grad_(False)
+            d_terms = self._discriminator_terms(target, translated.detach(), agreement)
+        logged.update(self._update(d_terms, DISCRIMINATOR_WEIGHTS, self.optimizer_d, self._discriminator_parameters()))
+        for module in filter(None, discriminators):
+            module.requires_grad_(False)
 
-        if self.cotrain_target:
-            # the guide keeps learning the target labels on target images, never on translations
-
-            self.guide.train().requires_grad_(True)
-            with self._autocast():
-                guide_loss = seg_consistency_loss(self.guide_model(target.image).float(), target.label,
-                                                  self.objective.helpers.seg_class_weights)
-            logged.update(self._check_finite({"guide_seg_target": guide_loss}))
-            self.optimizer_guide.zero_grad(set_to_none=True)
-            guide_loss.backward()
-            self._clip(self.guide.parameters())
-            self.optimizer_guide.step()
-            self.guide.eval().requires_grad_(False)
-
-        if self.cotrain:
-            self.guide.train().requires_grad_(True)
-            with self._autocast():
-                guide_logits = self.guide_model(translated.detach())
-                guide_loss = seg_consistency_loss(guide_logits.float(), source.label,
-                                                  self.objective.helpers.seg_class_weights)
-            logged.update(self._check_finite({"guide_seg": guide_loss}))
-            self.optimizer_guide.zero_grad(set_to_none=True)
-            guide_loss.backward()
-            self._clip(self.guide.parameters())
-            self.optimizer_guide.step()
-            self.guide.eval().requires_grad_(False)
+        if self.cotrain_target:   # the guide keeps learning the target labels on target images, never translations
+            logged.update(self._guide_step("guide_seg_target", target.image, target.label))
+        if self.cotrain:          # ... or the source labels on the translations
+            logged.update(self._guide_step("guide_seg", translated.detach(), source.label))
 
         self.step += 1
         self.ema.update(self.generator, self.step)

@@ -103,6 +103,46 @@ def prepare(work: Path, threads: int, variants: list[str]) -> None:
                   "--out", str(work / "crops.pt"), "--epochs", "10", "--quiet"], logs / "crops.log", threads)
 
 
+def _val_frames(toy: Path, folder: str):
+    from semguard.data.formats import open_dataset
+
+    dataset = open_dataset(toy / folder, "folder", labels_required=False)
+    return [dataset[index] for index in range(len(dataset))]
+
+
+def two_sample(checkpoint: Path | None, toy: Path, seed: int, threads: int) -> dict:
+    """The classifier two-sample test (semguard.metrics.two_sample) of translated sim/val frames (untranslated
+    when checkpoint is None) against the paired truth of the same layouts: 0.5 = indistinguishable."""
+    import torch
+
+    from semguard.metrics.two_sample import two_sample_accuracy
+    from semguard.translate.translator import Translator
+
+    sources, truth = _val_frames(toy, "sim/val"), _val_frames(toy, "paired/val")
+    torch.set_num_threads(threads)
+    if checkpoint is None:
+        images = [sample.image for sample in sources]
+    else:
+        translator = Translator.from_checkpoint(checkpoint)
+        with torch.no_grad():
+            images = [translator.translate_sample(sample).image for sample in sources]
+    result = two_sample_accuracy(images, [sample.image for sample in truth], seed=seed, threads=threads)
+    return {key: result[key] for key in ("accuracy", "interval", "pair_accuracy", "n_test")}
+
+
+def two_sample_floor(toy: Path, seed: int, threads: int) -> dict:
+    """The same test between the paired truth and a second rendering of it (other noise and style draws)."""
+    from semguard.data.toyworld.world import render_real_redraw
+    from semguard.metrics.two_sample import two_sample_accuracy
+
+    info = json.loads((toy / "paired/val/dataset.json").read_text())
+    truth = _val_frames(toy, "paired/val")
+    redraw = [render_real_redraw(info["seed"], info["index_base"] + index, 1, "sim", tuple(info["size"]),
+                                 info["gap"]).image for index in range(len(truth))]
+    result = two_sample_accuracy([sample.image for sample in truth], redraw, seed=seed, threads=threads)
+    return {key: result[key] for key in ("accuracy", "interval", "pair_accuracy", "n_test")}
+
+
 def checkpoint_steps(steps: int, every: int) -> list[int]:
     """The budgets on the curve: every `every` steps up to `steps` (which is always one)."""
     budgets = list(range(every, steps, every)) if every > 0 else []
@@ -140,8 +180,23 @@ def train_and_evaluate(work: Path, name: str, seed: int, steps: int, every: int,
         record = {"steps": budget, "seconds": seconds.get(budget), "seed": seed, **summarise_report(report)}
         record["references"] = {variant: summarise_report(report, variant)
                                 for variant in ("source", "paired_truth") if variant in report["variants"]}
+        record["two_sample"] = cached(report_dir / "two_sample.json", lambda: two_sample(checkpoint, toy, seed, threads))
+        if budget == steps:
+            record["references"]["source"]["two_sample"] = cached(
+                work / "reports" / f"two_sample_untranslated_seed{seed}.json", lambda: two_sample(None, toy, seed, threads))
+            record["references"]["paired_truth"]["two_sample"] = cached(
+                work / "reports" / f"two_sample_floor_seed{seed}.json", lambda: two_sample_floor(toy, seed, threads))
         records.append(record)
     return records
+
+
+def cached(path: Path, compute) -> dict:
+    """compute() once: its JSON is kept at `path` and read back on a rerun."""
+    if path.is_file():
+        return json.loads(path.read_text())
+    value = compute()
+    path.write_text(json.dumps(value))
+    return value
 
 
 def training_seconds(log_path: Path) -> dict[int, float]:
@@ -167,8 +222,8 @@ def equal_wallclock(cut: list[dict], seconds: float) -> dict | None:
 
 def summarise(curves: dict[str, list[dict]], steps: int) -> dict:
     variants = {name: [r for r in records if r["steps"] == steps] for name, records in curves.items()}
-    first = next((r for records in curves.values() for r in records), None)
-    references = first["references"] if first else {}
+    last = next((r for records in variants.values() for r in records), None)
+    references = last["references"] if last else {}
     result = {"variants": variants, "references": references,
               "curves": {name: [{k: v for k, v in r.items() if k != "references"} for r in records]
                          for name, records in curves.items()}}
@@ -185,7 +240,7 @@ def summarise(curves: dict[str, list[dict]], steps: int) -> dict:
 
 
 def _mean(records: list[dict], key: str, sub: str | None = None) -> str:
-    values = [r[key][sub] if sub else r[key] for r in records]
+    values = [(r.get(key) or {}).get(sub) if sub else r.get(key) for r in records]
     values = [v for v in values if isinstance(v, (int, float))]
     if not values:
         return "-"
@@ -203,7 +258,8 @@ def to_markdown(result: dict, command: str) -> str:
              f"- seeds {result['seeds']}; seconds are each run's training time with {result['parallel']} runs at "
              f"{result['threads']} thread(s) side by side", "",
              "| variant | steps | seconds | pixel flip | sky flip | vegetation flip | reliable mean | light state kept | "
-             "pictogram kept | KID to paired truth |", "|---|---|---|---|---|---|---|---|---|---|"]
+             "pictogram kept | KID to paired truth | two-sample accuracy to paired truth |",
+             "|---|---|---|---|---|---|---|---|---|---|---|"]
     for name, records in result["curves"].items():
         for steps in sorted({r["steps"] for r in records}):
             rows = [r for r in records if r["steps"] == steps]
@@ -211,12 +267,14 @@ def to_markdown(result: dict, command: str) -> str:
             lines.append(f"| {name} | {steps} | {seconds} | {_mean(rows, 'pixel_flip_rate')} | "
                          f"{_mean(rows, 'flip_rate', 'sky')} | {_mean(rows, 'flip_rate', 'vegetation')} | "
                          f"{_mean(rows, 'reliable_mean_flip_rate')} | {_mean(rows, 'light_state_preserved')} | "
-                         f"{_mean(rows, 'pictogram_preserved')} | {_mean(rows, 'kid_judge_to_paired_mean')} |")
+                         f"{_mean(rows, 'pictogram_preserved')} | {_mean(rows, 'kid_judge_to_paired_mean')} | "
+                         f"{_mean(rows, 'two_sample', 'accuracy')} |")
     for name, reference in result["references"].items():
         lines.append(f"| {name} (reference) | | | {reference.get('pixel_flip_rate', 0):.3f} | "
                      f"{(reference.get('flip_rate') or {}).get('sky') or 0:.3f} | "
                      f"{(reference.get('flip_rate') or {}).get('vegetation') or 0:.3f} | "
-                     f"{reference.get('reliable_mean_flip_rate') or 0:.3f} | | | |")
+                     f"{reference.get('reliable_mean_flip_rate') or 0:.3f} | | | | "
+                     f"{(reference.get('two_sample') or {}).get('accuracy', '-')} |")
     if "equal_wallclock" in result:
         match = result["equal_wallclock"]
         lines += ["", f"CUT at semguard's wall clock ({match['semguard_seconds']} s): step {match['cut']['steps']} "

@@ -100,6 +100,42 @@ def render_sample(
     return Sample(image=image, label=raster.label, instances=raster.instances, boxes=raster.boxes, name=f"{index:06d}")
 
 
+def render_real_redraw(
+    seed: int,
+    index: int,
+    draw: int,
+    layout: str = "sim",
+    size: tuple[int, int] = (128, 256),
+    gap: float = 1.0,
+) -> Sample:
+    """Sample `index` rendered in the real style with another draw of the style's randomness.
+
+    The layout, label, instances and boxes are those of `render_sample(seed, index, layout,
+    "real", size, gap)`; the image is the same scene under other camera draws (texture grain,
+    clouds, haze, light, colour cast, blur, sensor noise). draw=0 is `render_sample`'s own
+    image; draw >= 1 uses a separate stream per draw. With layout="sim" this is a second
+    rendering of the paired truth: the floor of a two-sample test against it (two samples of
+    one distribution with the same layouts). Writes nothing; make_toy_world never uses it.
+    """
+    if int(draw) < 0:
+        raise ValueError(f"draw must be >= 0 (0: render_sample's own image), got {draw}")
+    if int(draw) == 0:
+        return render_sample(seed, index, layout, "real", size, gap)
+    if layout not in DOMAINS:
+        raise ValueError(f"unknown layout domain {layout!r}; expected one of {DOMAINS}")
+    if int(seed) < 0 or int(index) < 0:
+        raise ValueError(f"seed and index must be >= 0, got seed={seed}, index={index}")
+    size = check_size(size)
+    layout_rng = np.random.default_rng([int(seed), int(index), _LAYOUT_CODE[layout], 0])
+    scene = sample_layout(layout_rng, layout, size, gap)
+    raster = rasterize(scene)
+    # a fifth, non-zero entry: a stream disjoint from render_sample's four-entry style seed
+    style_rng = np.random.default_rng(
+        [int(seed), int(index), _LAYOUT_CODE[layout], 10 + _STYLE_CODE["real"], int(draw)])
+    image = render_real(raster, style_rng, horizon=scene.camera.horizon, focal=scene.camera.focal)
+    return Sample(image=image, label=raster.label, instances=raster.instances, boxes=raster.boxes, name=f"{index:06d}")
+
+
 @dataclass(frozen=True)
 class _Job:
     root: str

@@ -27,6 +27,8 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
+from semguard.data.formats import open_dataset
+
 MEANING = ("held-out accuracy of a small CNN trained from scratch to tell the two sets apart on matched "
            "layouts: 0.5 = indistinguishable, 1.0 = fully separable")
 DEFAULT_STEPS = 300
@@ -259,8 +261,6 @@ def two_sample_report(
     Returns the `two_sample_accuracy` dict plus "translated_dir", "reference_dir", "frames"
     (matched pairs used), "size": [H, W] and "critic": a description of the network.
     """
-    from semguard.data.formats import open_dataset   # lazy: the format registry imports every loader
-
     translated = open_dataset(translated_dir, "folder", labels_required=False)
     reference = open_dataset(reference_dir, "folder", labels_required=False)
     known = set(reference.names)

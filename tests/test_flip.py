@@ -81,8 +81,10 @@ def test_batch_size_independence(batch_size):
     names = [f"n{i}" for i in range(len(label))]
     whole = flip_rates(label, prediction, num_classes=6, names=names)
     metric = FlipRate(num_classes=6)
+    assert metric.latest_images == []
     for start in range(0, len(label), batch_size):
         metric.update(label[start:start + batch_size], prediction[start:start + batch_size], names[start:start + batch_size])
+        assert metric.latest_images == list(whole.images[start:start + batch_size])   # this batch's only
     result = metric.compute()
     assert torch.equal(result.confusion, whole.confusion)
     assert torch.allclose(result.per_class_flip_rate, whole.per_class_flip_rate, equal_nan=True)

@@ -130,6 +130,20 @@ def test_files_markdown_and_terminal(tmp_path):
     assert "fid_judge" in output and "fid_inception" in output and "not comparable" in output
 
 
+def test_markdown_and_terminal_show_the_same_rows():
+    report = build_report()
+    text = report_module.markdown_report(report)
+    console = Console(record=True, width=240)
+    report_module.print_summary(report, console)
+    terminal = console.export_text().splitlines()
+    rows = [[name, *values] for name, values in report_module.summary_rows(report)]
+    rows += report_module.per_class_rows(report) + report_module.top_flip_rows(report, "translated")
+    assert [row[0] for row in report_module.per_class_rows(report)] == ["road", "traffic light", "sky"]
+    for row in rows:
+        assert "| " + " | ".join(row) + " |" in text, row
+        assert any(all(cell in line for cell in row) for line in terminal), row
+
+
 def test_read_report_refuses_other_files(tmp_path):
     from semguard.errors import DataError
 

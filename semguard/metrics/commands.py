@@ -26,7 +26,7 @@ from semguard.common import file_sha256, parse_hw
 from semguard.errors import ConfigError
 from semguard.metrics import flicker as flicker_module
 from semguard.metrics import report as report_module
-from semguard.metrics.evaluate import EvalData, EvalSettings, evaluate, write_report_files
+from semguard.metrics.evaluate import EvalData, EvalSettings, evaluate
 from semguard.validate import device, existing_path, number, output_folder, parse_options, require_memory
 
 
@@ -161,11 +161,10 @@ def run_eval(args: argparse.Namespace) -> int:
         crop_classifier=args.crop_classifier, settings=settings, out=args.out if args.flip_report else None,
         progress=lambda message: console.print(f"[dim]{message}[/]"),
     )
-    report = report_module.json_safe(report)
     if not args.json:
         report_module.print_summary(report, console, full=args.flip_report)
     if args.flip_report:
-        paths = write_report_files(report, args.out)
+        paths = report_module.write_report_files(report, args.out)
         console.print(f"wrote {paths['json']}, {paths['markdown']} and {len(report['figures'])} pictures under "
                       f"{args.out}/figures")
     if args.json:

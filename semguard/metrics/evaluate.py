@@ -15,8 +15,19 @@ run, since a flip rate means nothing without the judge's error floor. The report
 the protocol: image count, resolution, resize and filter, seeds, the sha256 of the
 translator checkpoint (or of the translated images) and of the judge.
 
-Only semguard.cli-level code (commands.py) turns strings into these objects; this module
-is usable from Python: `evaluate(EvalData(...), judge_path, checkpoint=...)`.
+Three steps, each usable alone:
+
+- `measure` reads and judges every frame once and reduces each meter to its result
+  (`Measurements`);
+- `build_report` turns those into report.json's document (`SCHEMA_VERSION`, plain JSON data):
+  the judge's floor, the classes it reads reliably, headline figures with bootstrap
+  intervals, the notes and the protocol;
+- `draw_figures` writes the pictures under OUT/figures and lists them in the report;
+  `semguard.metrics.report.write_report_files` writes report.json and report.md.
+
+`evaluate` runs the first two (and the third with `out`). Only semguard.cli-level code
+(commands.py) turns strings into these objects; this module is usable from Python:
+`evaluate(EvalData(...), judge_path, checkpoint=...)`.
 """
 
 from __future__ import annotations
@@ -36,7 +47,7 @@ from semguard.checkpoints import load_crop_classifier, load_segmenter
 from semguard.common import file_sha256
 from semguard.data.batch import Batch, collate_samples, image_to_tensor, tensor_to_image
 from semguard.data.resize import resize_sample
-from semguard.data.folder import FolderDataset, _atomic_write_bytes, read_sample
+from semguard.data.folder import FolderDataset, read_sample
 from semguard.data.formats import open_dataset
 from semguard.data.sample import Sample
 from semguard.errors import DataError, SemguardError
@@ -55,8 +66,6 @@ from semguard.metrics.report import (
     draw_panel_grid,
     draw_worst_image,
     json_safe,
-    markdown_report,
-    write_report_json,
 )
 from semguard.metrics.skvd import SemanticKID
 from semguard.models.crop_classifier import classify_boxes
@@ -228,15 +237,96 @@ def _judge_reads(judge, images: torch.Tensor, device: str) -> torch.Tensor:
         return judge(images.to(device)).argmax(1).cpu()
 
 
-def evaluate(data: EvalData, judge_path: str | Path, checkpoint: str | None = None, translated_dir: str | None = None,
-             crop_classifier: str | None = None, settings: EvalSettings = EvalSettings(), out: str | Path | None = None,
-             progress: Callable[[str], None] | None = None) -> dict:
-    """Run the flip-report protocol; returns the report dict (schema_version 1).
+@dataclass
+class VariantMeasures:
+    """One variant's results, each its meter's compute() (None where not measured)."""
 
-    With `out`, the pictures (flip-table heat maps, flip bars, worst images) are written under
-    OUT/figures and listed in report["figures"]; report.json / report.md are written by the caller
-    (`write_report_files`).
-    """
+    flip: FlipResult
+    boxes: dict
+    attributes: dict | None            # crop classifier readings kept (with --crop-classifier)
+    paired_distance: dict | None       # PSNR/SSIM/LPIPS to the paired truth (not of the paired truth itself)
+    image_distance: dict | None        # FID/KID against the target validation set
+    to_paired_truth: dict | None       # FID/KID against the paired truth
+    skvd: dict | None                  # KID on label-matched crops of the target validation set
+    worst: _Worst                      # the worst images themselves, for the figures
+
+
+@dataclass
+class Measurements:
+    """What `measure` found, and what produced it; `build_report` and `draw_figures` read it."""
+
+    variants: dict[str, VariantMeasures]   # in VARIANTS order; paired_truth only with a paired truth
+    image_names: list[str]                 # the source frames read, in order
+    resolutions: set[tuple[int, int]]      # (H, W) of the frames as measured
+    judge_confusion: torch.Tensor          # int64 [K,K]: target val labels c read as c'
+    target_count: int
+    judge: dict                            # {"path", "sha256"}
+    judge_meta: dict                       # the judge checkpoint's metadata (role, build, data, metrics)
+    translation: dict                      # {"mode", "path", "sha256"} (+ "step" from a checkpoint)
+    seeds: dict[str, int | None]           # the data sets' and the translator's training seeds
+    crop_classifier: dict | None           # {"path", "sha256"}
+    grid_rows: list[list[np.ndarray]]      # first frames: source, translated, (paired truth,) judge's reading; uint8 [H,W,3]
+
+
+class _VariantMeters:
+    """One variant's meters, updated batch by batch while the source set streams by."""
+
+    def __init__(self, settings: EvalSettings, classify: Callable | None, extractor: Callable | None,
+                 paired_distance: bool):
+        self.settings = settings
+        self.classify = classify
+        self.extractor = extractor
+        self.flips = FlipRate()
+        self.boxes = BoxPreservation()
+        self.attributes = AttributePreservation() if classify is not None else None
+        self.paired_distance = PairedDistance(lpips=settings.lpips) if paired_distance else None
+        self.features: list[torch.Tensor] = []
+        self.skvd = SemanticKID(seed=settings.seed, kid_subsets=settings.kid_subsets,
+                                kid_subset_size=settings.kid_subset_size) if extractor is not None else None
+        self.worst = _Worst(settings.worst_k)
+
+    def update(self, images: torch.Tensor, prediction: torch.Tensor, batch: Batch, samples: Sequence[Sample],
+               paired_truth: torch.Tensor | None) -> None:
+        """images: float32 [B,3,H,W] in [-1,1]; prediction: int64 [B,H,W], the judge's reading of them;
+        paired_truth: float32 [B,3,H,W] in [-1,1] of the same frames, or None."""
+        self.flips.update(batch.label, prediction, batch.names)
+        self.boxes.update(batch.label, prediction, batch.boxes)
+        if self.worst.k > 0:
+            for index, record in enumerate(self.flips.latest_images):
+                self.worst.offer(record.flip_rate, record.name, tensor_to_image(images[index]), samples[index].label,
+                                 prediction[index].numpy().astype(np.uint8))
+        if self.attributes is not None:
+            for index, sample in enumerate(samples):
+                predicted = read_attributes(self.classify, images[index], sample.boxes)
+                self.attributes.update(attribute_boxes(sample.boxes), predicted)
+        if self.extractor is not None:
+            with torch.no_grad():
+                self.features.append(self.extractor(images.to(self.settings.device)).cpu())
+            self.skvd.update_generated(images, batch.label)
+        if self.paired_distance is not None:
+            self.paired_distance.update(images, paired_truth)
+
+    def compute(self, target_features: torch.Tensor | None, paired_truth_features: torch.Tensor | None) -> VariantMeasures:
+        """The results; target_features / paired_truth_features: [N,D] of the FID/KID references (None: not given)."""
+        image_distance = to_paired = skvd = None
+        if self.extractor is not None:
+            features = torch.cat(self.features)
+            image_distance = _distance(self.settings, target_features, features, "target_val")
+            if paired_truth_features is not None:
+                to_paired = _distance(self.settings, paired_truth_features, features, "paired_truth")
+            skvd = {**self.skvd.compute(self.extractor, batch_size=self.settings.batch_size, device=self.settings.device),
+                    "feature_extractor": self.settings.features}
+        return VariantMeasures(
+            flip=self.flips.compute(), boxes=self.boxes.compute(),
+            attributes=self.attributes.compute() if self.attributes is not None else None,
+            paired_distance=self.paired_distance.compute() if self.paired_distance is not None else None,
+            image_distance=image_distance, to_paired_truth=to_paired, skvd=skvd, worst=self.worst)
+
+
+def measure(data: EvalData, judge_path: str | Path, checkpoint: str | None = None, translated_dir: str | None = None,
+            crop_classifier: str | None = None, settings: EvalSettings = EvalSettings(),
+            progress: Callable[[str], None] | None = None) -> Measurements:
+    """Read, translate (or read the translations of) and judge every source frame, then judge the target set."""
     say = progress or (lambda message: None)
     if settings.features is not None and settings.features not in FEATURE_EXTRACTORS:
         raise SemguardError(f"unknown feature extractor {settings.features!r}; choose one of {', '.join(FEATURE_EXTRACTORS)}")
@@ -256,15 +346,8 @@ def evaluate(data: EvalData, judge_path: str | Path, checkpoint: str | None = No
         crop_model, _ = load_crop_classifier(crop_classifier, device=device)
         classify = lambda image, boxes: classify_boxes(crop_model, image, boxes)  # noqa: E731
         crop_info = {"path": str(crop_classifier), "sha256": file_sha256(crop_classifier)}
-
-    flips = {v: FlipRate() for v in variants}
-    boxes = {v: BoxPreservation() for v in variants}
-    attributes = {v: AttributePreservation() for v in variants} if classify else {}
-    paired_distance = {v: PairedDistance(lpips=settings.lpips) for v in ("translated", "source")} if paired_root else {}
-    features: dict[str, list[torch.Tensor]] = {v: [] for v in variants}
-    skvd = {v: SemanticKID(seed=settings.seed, kid_subsets=settings.kid_subsets,
-                           kid_subset_size=settings.kid_subset_size) for v in variants} if extractor is not None else {}
-    worst = {v: _Worst(settings.worst_k) for v in variants}
+    meters = {v: _VariantMeters(settings, classify, extractor, paired_distance=paired_root is not None and
+                                v != "paired_truth") for v in variants}
     resolutions: set[tuple[int, int]] = set()
     names_seen: list[str] = []
     grid_rows: list[list[np.ndarray]] = []
@@ -276,125 +359,157 @@ def evaluate(data: EvalData, judge_path: str | Path, checkpoint: str | None = No
         names_seen += batch.names
         images = {"source": batch.image, "translated": translated.images(batch, samples)}
         if paired_root is not None:
-            paired_samples = []
-            for sample in samples:
-                if not (paired_root / "images" / f"{sample.name}.png").is_file():
-                    raise DataError(f"paired truth {paired_root} has no frame {sample.name!r}; it must hold every source "
-                                    "validation frame under the same name")
-                paired_samples.append(resize_sample(read_sample(paired_root, sample.name, with_label=False), settings.resize))
-            images["paired_truth"] = torch.stack([image_to_tensor(s.image) for s in paired_samples])
-        for variant in variants:
-            prediction = _judge_reads(judge, images[variant], device)
-            flips[variant].update(batch.label, prediction, batch.names)
-            boxes[variant].update(batch.label, prediction, batch.boxes)
-            for index, record in enumerate(flips[variant].images[-len(samples):] if worst[variant].k > 0 else []):
-                worst[variant].offer(record.flip_rate, record.name, tensor_to_image(images[variant][index]),
-                                     samples[index].label, prediction[index].numpy().astype(np.uint8))
-            if classify is not None:
-                for index, sample in enumerate(samples):
-                    predicted = read_attributes(classify, images[variant][index], sample.boxes)
-                    attributes[variant].update(attribute_boxes(sample.boxes), predicted)
-            if extractor is not None:
-                with torch.no_grad():
-                    features[variant].append(extractor(images[variant].to(device)).cpu())
-                skvd[variant].update_generated(images[variant], batch.label)
-        for variant, metric in paired_distance.items():
-            metric.update(images[variant], images["paired_truth"])
+            images["paired_truth"] = _paired_truth_images(paired_root, samples, settings.resize)
+        for variant, meter in meters.items():
+            meter.update(images[variant], _judge_reads(judge, images[variant], device), batch, samples,
+                         images.get("paired_truth"))
         for index in range(min(len(samples), settings.grid_frames - len(grid_rows))):
             reading = _judge_reads(judge, images["translated"][index:index + 1], device)[0].numpy().astype(np.uint8)
             grid_rows.append([tensor_to_image(images[v][index]) for v in ("source", "translated", "paired_truth")
                               if v in images] + [colorize(reading)])
 
     say(f"judging {data.target_val} ({len(target_set)} frames)")
-    target_confusion = torch.zeros(NUM_CLASSES, NUM_CLASSES, dtype=torch.int64)
-    target_features: list[torch.Tensor] = []
-    target_count = 0
-    for samples in _batches(target_set, settings.batch_size, settings.resize, None):
-        batch = collate_samples(samples)
-        target_confusion += confusion_matrix(batch.label, _judge_reads(judge, batch.image, device))
-        target_count += len(samples)
-        if extractor is not None:
-            with torch.no_grad():
-                target_features.append(extractor(batch.image.to(device)).cpu())
-            for meter in skvd.values():
-                meter.update_target(batch.image, batch.label)
+    target_confusion, reference, target_count = _measure_target(target_set, judge, extractor, meters, settings)
 
     translation_info = dict(translated.info)
     if translated.root is not None:  # images made elsewhere: hash what was read
         translation_info["sha256"] = sha256_images(translated.root, names_seen)
-    iou, present = iou_from_confusion(target_confusion)
-    judge_iou = torch.where(present, iou.double(), torch.full((NUM_CLASSES,), float("nan"), dtype=torch.float64))
-    flip_results = {variant: flips[variant].compute() for variant in variants}
-    floor_rates, floor_info = _floor(flip_results.get("paired_truth"), judge_meta, judge_path)
-    reliability = select_reliable(flip_results["translated"].present, judge_iou, floor_rates)
-    notes: list[str] = [] if floor_info["known"] else [floor_info["note"]]
-    floor_counts = flip_results["paired_truth"].image_class_counts.numpy() if "paired_truth" in flip_results else None
-    report_variants: dict[str, dict] = {}
-    figures: dict[str, str] = {}
-    for variant in variants:
-        flip_result = flip_results[variant]
-        distance = to_paired = None
-        if extractor is not None:
-            distance = _distance(settings, torch.cat(target_features), torch.cat(features[variant]), "target_val")
-            if "paired_truth" in features and variant != "paired_truth":
-                to_paired = _distance(settings, torch.cat(features["paired_truth"]), torch.cat(features[variant]),
-                                      "paired_truth")
-        flip_dict = flip_result.to_dict(top_k=settings.top_k, worst_k=settings.worst_k)
-        flip_dict["headline"] = headline_figures(
-            flip_result.image_class_counts.numpy(), reliability,
-            floor_counts if variant != "paired_truth" else None, seed=settings.seed)
-        report_variants[variant] = {
-            "flip": flip_dict,
-            "image_distance": distance,
-            "boxes": boxes[variant].compute(),
-            "attributes": attributes[variant].compute() if classify is not None else None,
-            "paired_distance": paired_distance[variant].compute() if variant in paired_distance else None,
-            "realism": {"to_paired_truth": to_paired,
-                        "skvd": {**skvd[variant].compute(extractor, batch_size=settings.batch_size, device=device),
-                                 "feature_extractor": settings.features} if extractor is not None else None},
-        }
-        if out is not None:
-            figures.update(_draw_variant_figures(Path(out), variant, flip_dict, worst[variant]))
-    notes += _unavailable_notes(report_variants)
+    paired_truth_features = torch.cat(meters["paired_truth"].features) \
+        if extractor is not None and "paired_truth" in meters else None
+    return Measurements(
+        variants={variant: meter.compute(reference, paired_truth_features if variant != "paired_truth" else None)
+                  for variant, meter in meters.items()},
+        image_names=names_seen, resolutions=resolutions, judge_confusion=target_confusion, target_count=target_count,
+        judge={"path": str(judge_path), "sha256": file_sha256(judge_path)}, judge_meta=judge_meta,
+        translation=translation_info, seeds={**_data_seeds(source_set, target_set), **translated.seeds()},
+        crop_classifier=crop_info, grid_rows=grid_rows)
 
+
+def _measure_target(target_set, judge, extractor, meters: dict[str, _VariantMeters],
+                    settings: EvalSettings) -> tuple[torch.Tensor, torch.Tensor | None, int]:
+    """The judge on the target validation set: its confusion int64 [K,K], the FID/KID reference
+    features [N,D] (None without a feature extractor) and the frame count; every variant's sKVD
+    meter gets the target crops."""
+    confusion = torch.zeros(NUM_CLASSES, NUM_CLASSES, dtype=torch.int64)
+    features: list[torch.Tensor] = []
+    count = 0
+    for samples in _batches(target_set, settings.batch_size, settings.resize, None):
+        batch = collate_samples(samples)
+        confusion += confusion_matrix(batch.label, _judge_reads(judge, batch.image, settings.device))
+        count += len(samples)
+        if extractor is not None:
+            with torch.no_grad():
+                features.append(extractor(batch.image.to(settings.device)).cpu())
+            for meter in meters.values():
+                meter.skvd.update_target(batch.image, batch.label)
+    return confusion, torch.cat(features) if extractor is not None else None, count
+
+
+def _paired_truth_images(paired_root: Path, samples: Sequence[Sample], resize) -> torch.Tensor:
+    """float32 [B,3,H,W] in [-1,1]: the paired truth of each source frame, under the same name."""
+    paired_samples = []
+    for sample in samples:
+        if not (paired_root / "images" / f"{sample.name}.png").is_file():
+            raise DataError(f"paired truth {paired_root} has no frame {sample.name!r}; it must hold every source "
+                            "validation frame under the same name")
+        paired_samples.append(resize_sample(read_sample(paired_root, sample.name, with_label=False), resize))
+    return torch.stack([image_to_tensor(s.image) for s in paired_samples])
+
+
+def build_report(measured: Measurements, data: EvalData, settings: EvalSettings) -> dict:
+    """report.json's document (schema `SCHEMA_VERSION`, plain JSON data: NaN -> None) from the measurements.
+
+    The judge's floor is the paired truth's flip rate per class (else the one its checkpoint
+    recorded); it selects the classes the judge reads reliably and gives each variant's excess.
+    "figures" is empty until `draw_figures` fills it.
+    """
+    iou, present = iou_from_confusion(measured.judge_confusion)
+    judge_iou = torch.where(present, iou.double(), torch.full((NUM_CLASSES,), float("nan"), dtype=torch.float64))
+    flips = {variant: measures.flip for variant, measures in measured.variants.items()}
+    floor_rates, floor_info = _floor(flips.get("paired_truth"), measured.judge_meta, measured.judge["path"])
+    reliability = select_reliable(flips["translated"].present, judge_iou, floor_rates)
+    floor_counts = flips["paired_truth"].image_class_counts.numpy() if "paired_truth" in flips else None
+    variants: dict[str, dict] = {}
+    for variant, measures in measured.variants.items():
+        flip = measures.flip.to_dict(top_k=settings.top_k, worst_k=settings.worst_k)
+        flip["headline"] = headline_figures(measures.flip.image_class_counts.numpy(), reliability,
+                                            floor_counts if variant != "paired_truth" else None, seed=settings.seed)
+        variants[variant] = {
+            "flip": flip,
+            "image_distance": measures.image_distance,
+            "boxes": measures.boxes,
+            "attributes": measures.attributes,
+            "paired_distance": measures.paired_distance,
+            "realism": {"to_paired_truth": measures.to_paired_truth, "skvd": measures.skvd},
+        }
+    notes = ([] if floor_info["known"] else [floor_info["note"]]) + _unavailable_notes(variants)
+    judge_meta = measured.judge_meta
     report = {
         "schema_version": SCHEMA_VERSION,
         "semguard_version": __version__,
         "created": datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ"),
         "protocol": {
-            "image_count": len(names_seen),
-            "target_image_count": target_count,
-            "resolution": [list(size) for size in sorted(resolutions)],
+            "image_count": len(measured.image_names),
+            "target_image_count": measured.target_count,
+            "resolution": [list(size) for size in sorted(measured.resolutions)],
             "resize": list(settings.resize) if settings.resize else None,
             "resize_filter": RESIZE_FILTER if settings.resize else "none (native resolution)",
-            "seeds": {"kid": settings.seed, **_data_seeds(source_set, target_set), **translated.seeds()},
+            "seeds": {"kid": settings.seed, **measured.seeds},
             "feature_extractor": settings.features,
-            "translation": translation_info,
-            "judge": {"path": str(judge_path), "sha256": file_sha256(judge_path)},
-            "crop_classifier": crop_info,
+            "translation": measured.translation,
+            "judge": measured.judge,
+            "crop_classifier": measured.crop_classifier,
             "data": {"source_val": str(data.source_val), "target_val": str(data.target_val),
-                     "paired": str(paired_root) if paired_root else None},
+                     "paired": str(Path(data.paired)) if data.paired else None},
             "judge_training": {k: judge_meta.get(k) for k in ("role", "build", "data") if k in judge_meta},
         },
         "judge": {
-            "miou": mean_iou(target_confusion),
+            "miou": mean_iou(measured.judge_confusion),
             "per_class_iou": {TRAIN_ID_NAMES[c]: float(iou[c]) for c in range(NUM_CLASSES) if present[c]},
-            "image_count": target_count,
+            "image_count": measured.target_count,
             "data": str(data.target_val),
         },
         "reliability": {**reliability.to_dict(), "floor": floor_info},
-        "variants": report_variants,
+        "variants": variants,
         "notes": notes,
-        "figures": figures,
+        "figures": {},
     }
+    return json_safe(report)
+
+
+def draw_figures(report: dict, measured: Measurements, out: str | Path) -> dict:
+    """Draw the report's pictures under OUT/figures: per variant the flip table and the worst images,
+    then the flip bars and the first frames side by side. Lists them in report["figures"] (and each
+    worst image beside its entry in flip.worst_images); returns `report`, changed in place."""
+    out = Path(out)
+    figures = report["figures"]
+    for variant, measures in measured.variants.items():
+        figures.update(_draw_variant_figures(out, variant, report["variants"][variant]["flip"], measures.worst))
+    figures["flip_bars"] = _relative(draw_flip_bars(report, out / "figures" / "flip_bars.png"), out)
+    if measured.grid_rows:
+        captions = ["source", "translated"] + (["paired truth"] if "paired_truth" in measured.variants else []) + \
+            ["judge reads the translation"]
+        figures["comparison"] = _relative(draw_panel_grid(
+            measured.grid_rows, captions, f"the first {len(measured.grid_rows)} source frames",
+            out / "figures" / "comparison.png"), out)
+    return report
+
+
+def evaluate(data: EvalData, judge_path: str | Path, checkpoint: str | None = None, translated_dir: str | None = None,
+             crop_classifier: str | None = None, settings: EvalSettings = EvalSettings(), out: str | Path | None = None,
+             progress: Callable[[str], None] | None = None) -> dict:
+    """Run the flip-report protocol: `measure`, then `build_report`; returns the report dict (schema
+    `SCHEMA_VERSION`, plain JSON data).
+
+    With `out`, the pictures (flip-table heat maps, flip bars, worst images) are written under
+    OUT/figures and listed in report["figures"] (`draw_figures`); report.json / report.md are
+    written by the caller (`semguard.metrics.report.write_report_files`).
+    """
+    measured = measure(data, judge_path, checkpoint=checkpoint, translated_dir=translated_dir,
+                       crop_classifier=crop_classifier, settings=settings, progress=progress)
+    report = build_report(measured, data, settings)
     if out is not None:
-        figures["flip_bars"] = _relative(draw_flip_bars(json_safe(report), Path(out) / "figures" / "flip_bars.png"), out)
-        if grid_rows:
-            captions = ["source", "translated"] + (["paired truth"] if paired_root is not None else []) + \
-                ["judge reads the translation"]
-            figures["comparison"] = _relative(draw_panel_grid(
-                grid_rows, captions, f"the first {len(grid_rows)} source frames", Path(out) / "figures" / "comparison.png"),
-                out)
+        draw_figures(report, measured, out)
     return report
 
 
@@ -473,15 +588,3 @@ def _draw_variant_figures(out: Path, variant: str, flip_dict: dict, worst: _Wors
         if name in by_name:
             by_name[name]["figure"] = _relative(path, out)
     return figures
-
-
-def write_report_files(report: dict, out: str | Path) -> dict[str, Path]:
-    """OUT/report.json (validated) and OUT/report.md; returns their paths."""
-    out = Path(out)
-    out.mkdir(parents=True, exist_ok=True)
-    report = json_safe(report)
-    json_path = write_report_json(report, out / "report.json")
-    md_path = out / "report.md"
-    text = markdown_report(report).encode("utf-8")
-    _atomic_write_bytes(md_path, lambda handle: handle.write(text))
-    return {"json": json_path, "markdown": md_path}

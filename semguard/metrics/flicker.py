@@ -51,7 +51,7 @@ from semguard.data.folder import FolderDataset, read_dataset_info, read_sample, 
 from semguard.data.toyworld.clips import clip_name, clip_of
 from semguard.errors import DataError, SemguardError
 from semguard.labels import IGNORE_ID
-from semguard.metrics.report import _font
+from semguard.metrics.report.figures import _font
 from semguard.translate.temporal import TEMPORAL_MODES, clip_groups, translate_clip_frames
 from semguard.translate.translator import Translator
 

@@ -279,6 +279,15 @@ class FlipRate(Metric):
             return []
         return _image_flips(self._names(), self._image_counts())
 
+    @property
+    def latest_images(self) -> list[ImageFlip]:
+        """The per-image counts of the latest update() only, in batch order ([] before any update or with
+        track_images=False). Costs one batch, where `images` rebuilds every image seen so far."""
+        if not self.track_images or not isinstance(self.name_lengths, list) or not self.name_lengths:
+            return []
+        names = _decode_names(self.name_bytes[-1], self.name_lengths[-1])
+        return _image_flips(names, self.image_class_counts[-1].cpu())
+
     def _image_counts(self) -> torch.Tensor:
         empty = torch.zeros(0, self.num_classes, 2, dtype=torch.int64)
         return _concatenated(self.image_class_counts, empty).cpu()

@@ -14,11 +14,13 @@ from pathlib import Path
 
 from semguard.data.formats.base import FrameDataset
 from semguard.data.formats.bdd100k import Bdd100kFormat
+from semguard.data.formats.camvid import CamvidFormat
 from semguard.data.formats.carla import CarlaFormat
 from semguard.data.formats.cityscapes import CityscapesFormat
 from semguard.data.formats.coco import CocoFormat
 from semguard.data.formats.folder import FolderFormat
 from semguard.data.formats.gta5 import Gta5Format
+from semguard.data.formats.ids import IdsFormat
 from semguard.data.formats.palette import PaletteFormat
 from semguard.data.formats.shift import ShiftFormat
 from semguard.data.formats.synscapes import SynscapesFormat
@@ -38,6 +40,8 @@ FORMATS: dict[str, type[FrameDataset]] = {
     "synthia": SynthiaFormat,
     "palette": PaletteFormat,
     "coco": CocoFormat,
+    "camvid": CamvidFormat,
+    "ids": IdsFormat,
 }
 COMMON_OPTIONS = ("strict", "labels_required", "check_pairs")
 

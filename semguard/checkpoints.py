@@ -45,6 +45,7 @@ import torch
 from semguard import __version__
 from semguard.config import RunConfig, config_from_dict, config_to_dict
 from semguard.errors import ConfigError, DataError, SemguardError
+from semguard.files import CHECKPOINT_FILE_LIMIT, file_kind, require_regular_file
 from semguard.models import build_generator, conditioning_spec
 from semguard.models.crop_classifier import CropClassifier
 from semguard.models.segmenter import ROLES, Segmenter, build_segmenter
@@ -83,13 +84,16 @@ def save_checkpoint(path: str | Path, checkpoint: dict[str, Any]) -> Path:
 def load_checkpoint(path: str | Path, kind: str | None = None) -> dict[str, Any]:
     """Read a checkpoint with `weights_only=True` (no pickled code runs); tensors land on CPU.
 
-    Raises DataError naming the file when it is missing, truncated/corrupt, holds
+    Raises DataError naming the file when it is missing, not a regular file (a FIFO, a device:
+    named as such, never read), larger than CHECKPOINT_FILE_LIMIT, truncated/corrupt, holds
     something other than a dict, or (when `kind` is given) holds another kind of
     checkpoint (e.g. a segmenter where a translator is expected).
     """
     path = Path(path)
-    if not path.is_file():
+    if file_kind(path) == "missing path":
         raise DataError(f"checkpoint {path} does not exist; check the path (runs write OUT/final.pt and OUT/checkpoints/step_*.pt)")
+    # a regular file of a checkpoint's size: a FIFO or device would block torch.load or feed it without end
+    require_regular_file(path, "checkpoint", CHECKPOINT_FILE_LIMIT, error=DataError)
     try:
         checkpoint = torch.load(path, map_location="cpu", weights_only=True)
     except pickle.UnpicklingError as err:

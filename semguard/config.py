@@ -20,7 +20,22 @@ from typing import Any, Literal, Union
 import yaml
 
 from semguard.errors import ConfigError
+from semguard.files import CONFIG_FILE_LIMIT, file_kind, read_regular_file
+from semguard.validate import MAX_COUNT, MAX_STEPS
 import copy
+
+
+def ranged(default: Any = dataclasses.MISSING, *, low: float | None = None, high: float | None = None,
+           low_open: bool = False, high_open: bool = False, default_factory: Any = dataclasses.MISSING) -> Any:
+    """A config field with its valid range, checked by `check_ranges` on the value (each item of a tuple or list,
+    each value of a dict; None and bools are not checked): the range lives on the field it bounds."""
+    return field(default=default, default_factory=default_factory,
+                 metadata={"range": (low, high, low_open, high_open)})
+
+
+def term(default: float) -> Any:
+    """A weight of one of the generator's named loss terms (>= 0; 0 turns the term off): GENERATOR_TERMS."""
+    return field(default=default, metadata={"range": (0, None, False, False), "term": True})
 
 
 @dataclass(frozen=True)
@@ -33,20 +48,21 @@ class DataConfig:
     target: str = "toy/real/train"         # data set root of the target (real) domain
     target_format: str = "folder"
     target_options: dict[str, str | bool | int] = field(default_factory=dict)  # unlabelled frames allowed unless labels_required: true
-    crop: tuple[int, int] = (128, 256)     # training crop (H, W)
-    resize: tuple[int, int] | None = None  # resize (H, W) before cropping; None keeps size
-    small_box_crop_prob: float = 0.5       # share of crops centred on a sign or light box
+    crop: tuple[int, int] = ranged((128, 256), low=1)  # training crop (H, W)
+    resize: tuple[int, int] | None = ranged(None, low=1)  # resize (H, W) before cropping; None keeps size
+    small_box_crop_prob: float = ranged(0.5, low=0, high=1)  # share of crops centred on a sign or light box
     hflip: bool = True
-    batch_size: int = 4
-    workers: int = 0
-    check_frames: int = 200                # frames decoded by the pre-flight data check (-1 = all, 0 = none)
+    batch_size: int = ranged(4, low=1, high=MAX_COUNT)
+    workers: int = ranged(0, low=0)
+    # frames decoded by the pre-flight data check (-1 = all, 0 = none)
+    check_frames: int = ranged(200, low=-1, high=MAX_COUNT)
     # random: independent shuffles; layout_matched: each source crop gets the best-agreeing of
     # pairing_candidates target crops (label agreement on a pairing_grid x pairing_grid nearest grid;
     # a pair counts as matched at >= pairing_threshold). Needs target labels.
     pairing: Literal["random", "layout_matched"] = "random"
-    pairing_candidates: int = 8
-    pairing_grid: int = 16
-    pairing_threshold: float = 0.5
+    pairing_candidates: int = ranged(8, low=1, high=256)
+    pairing_grid: int = ranged(16, low=1, high=1024)
+    pairing_threshold: float = ranged(0.5, low=0, high=1)
 
 
 @dataclass(frozen=True)
@@ -62,7 +78,7 @@ class ConditioningConfig:
 
 @dataclass(frozen=True)
 class DiscriminatorConfig:
-    """The adversary. kind: a name in semguard.models.DISCRIMINATORS.
+    """The adversary. kind: a name in semguard.losses.adversary.DISCRIMINATOR_KINDS.
 
     patch: multi-scale PatchGAN (real/fake per patch; n_scales, base_channels, n_layers,
     spectral_norm). segmentation: OASIS-style segmenter with 19 + 1 ("fake") outputs per pixel,
@@ -74,12 +90,12 @@ class DiscriminatorConfig:
     """
 
     kind: str = "patch"
-    n_scales: int = 2
-    base_channels: int = 32
-    n_layers: int = 3
+    n_scales: int = ranged(2, low=1, high=10)
+    base_channels: int = ranged(32, low=1, high=65536)
+    n_layers: int = ranged(3, low=1, high=32)
     spectral_norm: bool = True
-    seg_base_channels: int = 32
-    seg_levels: int = 4
+    seg_base_channels: int = ranged(32, low=1, high=65536)
+    seg_levels: int = ranged(4, low=1, high=10)
     seg_class_balance: bool = True
     texture_patch: bool = False
     agreement_mask: bool = False
@@ -88,9 +104,9 @@ class DiscriminatorConfig:
 @dataclass(frozen=True)
 class ModelConfig:
     generator: str = "spade"     # a name in semguard.models.GENERATORS
-    base_channels: int = 32
-    n_blocks: int = 4
-    n_downsample: int = 2
+    base_channels: int = ranged(32, low=1, high=65536)
+    n_blocks: int = ranged(4, low=0, high=1024)
+    n_downsample: int = ranged(2, low=0, high=10)
     # SPADE architecture (semguard.models.spade.SPADE_VERSIONS); checkpoints without it are version 1;
     # 3 (half the FLOPs of 2) is opt-in until the benchmark's flip figures confirm it
     spade_version: Literal[1, 2, 3] = 2
@@ -103,35 +119,35 @@ class LossConfig:
     """Weights of the named loss terms and their settings; a weight of 0 turns a term off."""
 
     gan_mode: Literal["hinge", "lsgan", "nonsaturating"] = "hinge"
-    gan: float = 1.0
-    gan_patch: float = 1.0                # the texture patch discriminator's term (model.discriminator.texture_patch)
-    nce: float = 1.0
-    nce_identity: float = 0.0
-    nce_layers: tuple[int, ...] = (0, 1, 2)
-    nce_patches: int = 128
-    nce_temperature: float = 0.07
-    nce_mlp_channels: int = 256           # width of the PatchNCE projection heads (0 = no heads)
-    seg: float = 0.0
-    seg_class_weights: dict[str, float] = field(default_factory=dict)
-    box: float = 0.0
+    gan: float = term(1.0)
+    gan_patch: float = term(1.0)          # the texture patch discriminator's term (model.discriminator.texture_patch)
+    nce: float = term(1.0)
+    nce_identity: float = term(0.0)
+    nce_layers: tuple[int, ...] = ranged((0, 1, 2), low=0)
+    nce_patches: int = ranged(128, low=1, high=MAX_COUNT)
+    nce_temperature: float = ranged(0.07, low=0, low_open=True)
+    nce_mlp_channels: int = ranged(256, low=0, high=65536)  # width of the PatchNCE projection heads (0 = no heads)
+    seg: float = term(0.0)
+    seg_class_weights: dict[str, float] = ranged(default_factory=dict, low=0)
+    box: float = term(0.0)
     box_backbone: Literal["guide", "lpips-alex", "lpips-vgg"] = "guide"
-    box_class_weights: dict[str, float] = field(default_factory=dict)
-    attr: float = 0.0                     # guide.crop_classifier must read each box's source attribute (light
+    box_class_weights: dict[str, float] = ranged(default_factory=dict, low=0)
+    attr: float = term(0.0)               # guide.crop_classifier must read each box's source attribute (light
                                           # state, sign pictogram) off the translation (losses.attribute_consistency)
     # The guide's reading as a constraint (GECO-style Lagrange multiplier, losses.constraint): with
     # seg_target set, the seg term's weight starts at `seg` and is multiplied by exp(rate * (CE_avg - target))
     # every step (CE_avg: a running mean of the seg term with factor seg_target_smoothing), so it rises while
     # the guide's cross-entropy is above the target and falls below it, within [seg_weight_min, seg_weight_max].
     # null: a fixed weight `seg`.
-    seg_target: float | None = None
-    seg_target_rate: float = 0.05
-    seg_target_smoothing: float = 0.9
-    seg_weight_min: float = 0.1
-    seg_weight_max: float = 100.0
+    seg_target: float | None = ranged(None, low=0, low_open=True)
+    seg_target_rate: float = ranged(0.05, low=0)
+    seg_target_smoothing: float = ranged(0.9, low=0, high=1, high_open=True)
+    seg_weight_min: float = ranged(0.1, low=0, low_open=True)
+    seg_weight_max: float = ranged(100.0, low=0, low_open=True)
 
 
-# the generator's named loss terms: LossConfig's weight keys (semguard.train.objective computes them)
-GENERATOR_TERMS = ("gan", "gan_patch", "nce", "nce_identity", "seg", "box", "attr")
+# the generator's named loss terms: LossConfig's `term` fields (semguard.train.objective computes them)
+GENERATOR_TERMS = tuple(f.name for f in dataclasses.fields(LossConfig) if f.metadata.get("term"))
 
 
 @dataclass(frozen=True)
@@ -142,7 +158,7 @@ class GuideConfig:
     # frozen; cotrain: keeps learning the source labels on the translations (easy to collapse);
     # cotrain_target: keeps learning the target labels on target images only (needs target labels)
     mode: Literal["frozen", "cotrain", "cotrain_target"] = "frozen"
-    lr: float = 1e-4
+    lr: float = ranged(1e-4, low=0, low_open=True)
     ensemble: tuple[str, ...] = ()                   # more guide checkpoints read the translation beside the first
     # how the guides' readings combine into the seg term: mean (of each guide's cross-entropy) or max (per pixel,
     # the worst guide's cross-entropy: every guide must read the source label, so a pattern that games one
@@ -150,20 +166,20 @@ class GuideConfig:
     ensemble_reduce: Literal["mean", "max"] = "mean"
     crop_classifier: str | None = None               # a `semguard segmenter train-crops` output for loss.attr
                                                      # (not the one `semguard eval --crop-classifier` reports with)
-    perturb: float = 0.0                             # strength of random photometric/noise/resampling
+    perturb: float = ranged(0.0, low=0)              # strength of random photometric/noise/resampling
                                                      # perturbations of the translation before the guide (0 = off)
 
 
 @dataclass(frozen=True)
 class TrainConfig:
-    steps: int = 1000
-    lr_g: float = 2e-4
-    lr_d: float = 2e-4
-    betas: tuple[float, float] = (0.5, 0.999)
+    steps: int = ranged(1000, low=1, high=MAX_STEPS)
+    lr_g: float = ranged(2e-4, low=0, low_open=True)
+    lr_d: float = ranged(2e-4, low=0, low_open=True)
+    betas: tuple[float, float] = ranged((0.5, 0.999), low=0, high=1, high_open=True)
     lr_schedule: Literal["constant", "linear_decay"] = "linear_decay"
-    decay_start: float = 0.5        # share of steps after which a linear decay starts
-    ema_decay: float = 0.999
-    grad_clip: float = 0.0          # 0 = no clipping
+    decay_start: float = ranged(0.5, low=0, high=1)  # share of steps after which a linear decay starts
+    ema_decay: float = ranged(0.999, low=0, high=1, high_open=True)
+    grad_clip: float = ranged(0.0, low=0)  # 0 = no clipping
     amp: bool = True                # bf16 autocast on CUDA; ignored on CPU
     # NHWC layout. auto: on CUDA every network; on CPU the discriminators, the guide and the crop
     # classifier, with the generator and its batches in NCHW (oneDNN's NHWC kernels ran the generators'
@@ -171,16 +187,18 @@ class TrainConfig:
     # true: every network NHWC on every device; false: none.
     channels_last: bool | Literal["auto"] = "auto"
     device: str = "auto"            # auto | cpu | cuda | cuda:N
-    seed: int = 0
+    seed: int = ranged(0, low=0, high=2**63 - 1)
     out: str = "runs/toy"
-    log_every: int = 10
+    log_every: int = ranged(10, low=0, high=MAX_STEPS)
     # jsonl: out/log.jsonl only; tensorboard: log.jsonl and TensorBoard event files in out/tensorboard/
     # (the same records plus the sample grids; needs the tensorboard extra)
     logger: Literal["jsonl", "tensorboard"] = "jsonl"
-    sample_every: int = 200         # write out/samples/step_N.png every N steps (0 = only at the end)
-    sample_count: int = 4           # source frames in each sample grid
-    checkpoint_every: int = 200     # write out/checkpoints/step_N.pt every N steps (0 = only at the end)
-    keep_last: int = 3              # step checkpoints kept (0 = all); out/final.pt is always written
+    # write out/samples/step_N.png every N steps (0 = only at the end)
+    sample_every: int = ranged(200, low=0, high=MAX_STEPS)
+    sample_count: int = ranged(4, low=0, high=256)  # source frames in each sample grid
+    # write out/checkpoints/step_N.pt every N steps (0 = only at the end)
+    checkpoint_every: int = ranged(200, low=0, high=MAX_STEPS)
+    keep_last: int = ranged(3, low=0, high=MAX_COUNT)  # step checkpoints kept (0 = all); out/final.pt is always written
 
 
 @dataclass(frozen=True)
@@ -300,88 +318,31 @@ def config_from_dict(data: dict | None, cls: type = RunConfig, source: str = "<c
     return config
 
 
-# Valid ranges of numeric keys: dotted key -> (low, high, low_open, high_open); None = unbounded.
-# Keys are looked up on the built tree, so a key missing from an older or newer tree is skipped.
-VALUE_RANGES: dict[str, tuple] = {
-    "data.small_box_crop_prob": (0, 1, False, False),
-    "data.batch_size": (1, None, False, False),
-    "data.workers": (0, None, False, False),
-    "data.check_frames": (-1, None, False, False),
-    "data.crop[]": (1, None, False, False),
-    "data.resize[]": (1, None, False, False),
-    "data.pairing_candidates": (1, None, False, False),
-    "data.pairing_grid": (1, None, False, False),
-    "data.pairing_threshold": (0, 1, False, False),
-    "model.base_channels": (1, None, False, False),
-    "model.n_blocks": (0, None, False, False),
-    "model.n_downsample": (0, None, False, False),
-    "model.discriminator.n_scales": (1, None, False, False),
-    "model.discriminator.base_channels": (1, None, False, False),
-    "model.discriminator.n_layers": (1, None, False, False),
-    "model.discriminator.seg_base_channels": (1, None, False, False),
-    "model.discriminator.seg_levels": (1, None, False, False),
-    "loss.gan": (0, None, False, False),
-    "loss.gan_patch": (0, None, False, False),
-    "loss.nce": (0, None, False, False),
-    "loss.nce_identity": (0, None, False, False),
-    "loss.nce_layers[]": (0, None, False, False),
-    "loss.nce_patches": (1, None, False, False),
-    "loss.nce_temperature": (0, None, True, False),
-    "loss.nce_mlp_channels": (0, None, False, False),
-    "loss.seg": (0, None, False, False),
-    "loss.seg_class_weights{}": (0, None, False, False),
-    "loss.box": (0, None, False, False),
-    "loss.box_class_weights{}": (0, None, False, False),
-    "loss.attr": (0, None, False, False),
-    "loss.seg_target": (0, None, True, False),
-    "loss.seg_target_rate": (0, None, False, False),
-    "loss.seg_target_smoothing": (0, 1, False, True),
-    "loss.seg_weight_min": (0, None, False, False),
-    "loss.seg_weight_max": (0, None, True, False),
-    "guide.lr": (0, None, True, False),
-    "guide.perturb": (0, None, False, False),
-    "train.steps": (1, None, False, False),
-    "train.lr_g": (0, None, True, False),
-    "train.lr_d": (0, None, True, False),
-    "train.betas[]": (0, 1, False, True),
-    "train.decay_start": (0, 1, False, False),
-    "train.ema_decay": (0, 1, False, True),
-    "train.grad_clip": (0, None, False, False),
-    "train.seed": (0, None, False, False),
-    "train.log_every": (0, None, False, False),
-    "train.sample_every": (0, None, False, False),
-    "train.sample_count": (0, None, False, False),
-    "train.checkpoint_every": (0, None, False, False),
-    "train.keep_last": (0, None, False, False),
-}
-
-
 def _range_text(low, high, low_open: bool, high_open: bool) -> str:
     if low is not None and high is not None:
         return f"in {'(' if low_open else '['}{low}, {high}{')' if high_open else ']'}"
     return f"{'>' if low_open else '>='} {low}" if low is not None else f"{'<' if high_open else '<='} {high}"
 
 
-def check_ranges(config: Any, source: str = "<config>") -> None:
-    """Refuse a numeric value outside its VALUE_RANGES range, naming the key and the range."""
-    for dotted, (low, high, low_open, high_open) in VALUE_RANGES.items():
-        path, each = dotted.rstrip("[]{}"), dotted[len(dotted.rstrip("[]{}")):]
-        node = config
-        for name in path.split("."):
-            node = getattr(node, name, None)
-            if node is None:
-                break
-        if node is None:
+def check_ranges(config: Any, source: str = "<config>", prefix: str = "") -> None:
+    """Refuse a numeric value outside its field's range (`ranged`, `term`), naming the key and the range."""
+    for item in dataclasses.fields(config):
+        value, key = getattr(config, item.name), f"{prefix}{item.name}"
+        if dataclasses.is_dataclass(value):
+            check_ranges(value, source, f"{key}.")
             continue
-        values = ([(f"{path}[{i}]", v) for i, v in enumerate(node)] if each == "[]"
-                  else [(f"{path}.{k}", v) for k, v in node.items()] if each == "{}" else [(path, node)])
-        for key, value in values:
-            if isinstance(value, bool) or not isinstance(value, (int, float)):
+        if "range" not in item.metadata:
+            continue
+        low, high, low_open, high_open = item.metadata["range"]
+        values = ([(f"{key}[{i}]", v) for i, v in enumerate(value)] if isinstance(value, (list, tuple))
+                  else [(f"{key}.{k}", v) for k, v in value.items()] if isinstance(value, dict) else [(key, value)])
+        for name, number in values:
+            if isinstance(number, bool) or not isinstance(number, (int, float)):
                 continue
-            too_low = low is not None and (value <= low if low_open else value < low)
-            too_high = high is not None and (value >= high if high_open else value > high)
+            too_low = low is not None and (number <= low if low_open else number < low)
+            too_high = high is not None and (number >= high if high_open else number > high)
             if too_low or too_high:
-                raise ConfigError(f"{source}: key '{key}' is {value}; valid range: "
+                raise ConfigError(f"{source}: key '{name}' is {number}; valid range: "
                                   f"{_range_text(low, high, low_open, high_open)}")
 
 
@@ -408,10 +369,7 @@ def parse_override(text: str) -> tuple[list[str], Any]:
     path = dotted.strip().split(".")
     if not all(path):
         raise ConfigError(f"override '{text}': '{dotted}' is not a dotted key like train.steps")
-    try:
-        value = yaml.safe_load(raw) if raw.strip() else None
-    except yaml.YAMLError as err:
-        raise ConfigError(f"override '{text}': the value is not valid YAML ({err.problem})") from None
+    value = parse_yaml(raw, f"override '{text}'") if raw.strip() else None
     return path, value
 
 
@@ -442,19 +400,96 @@ def apply_overrides(data: dict, overrides: list[str], cls: type = RunConfig) -> 
     return data
 
 
-def read_yaml(path: str | Path) -> Any:
-    """Read a YAML file with `safe_load`; a missing or malformed file is a ConfigError."""
-    path = Path(path)
-    if not path.is_file():
-        raise ConfigError(f"config file {path} does not exist; give the path of a YAML file (see configs/)")
+# the most nodes a YAML document may expand to, aliases counted at every use: a run config has a few
+# hundred; an alias-expansion bomb ("billion laughs") has billions and would take the machine's memory
+YAML_MAX_NODES = 100_000
+
+
+class _StrictYamlLoader(yaml.SafeLoader):
+    """yaml.SafeLoader that refuses a key given twice in one mapping (safe_load keeps the last one
+    silently) and a document whose alias expansion exceeds YAML_MAX_NODES nodes."""
+
+    source = "<yaml>"
+
+    def get_single_node(self):
+        node = super().get_single_node()
+        if node is not None:
+            _count_expanded_nodes(node, self.source)
+        return node
+
+    def construct_mapping(self, node, deep=False):
+        if isinstance(node, yaml.MappingNode):
+            seen: dict = {}
+            for key_node, _ in node.value:
+                if key_node.tag == "tag:yaml.org,2002:merge":
+                    continue
+                key = self.construct_object(key_node, deep=True)
+                try:
+                    first = seen.get(key)
+                except TypeError:  # an unhashable key: the constructor below names it
+                    continue
+                if first is not None:
+                    raise ConfigError(
+                        f"{self.source}: key '{key}' is given twice in one mapping (lines {first} and "
+                        f"{key_node.start_mark.line + 1}); YAML would keep the last silently: give it once")
+                seen[key] = key_node.start_mark.line + 1
+        return super().construct_mapping(node, deep=deep)
+
+
+def _count_expanded_nodes(root, source: str) -> None:
+    """Refuse a YAML node graph that expands (aliases counted at every use) to over YAML_MAX_NODES nodes."""
+    expanded: dict[int, int] = {}
+
+    def size(node) -> int:
+        known = expanded.get(id(node))
+        if known is not None:
+            return known
+        expanded[id(node)] = 1  # a recursive alias counts once, then the walk stops there
+        total = 1
+        if isinstance(node, yaml.SequenceNode):
+            total += sum(size(child) for child in node.value)
+        elif isinstance(node, yaml.MappingNode):
+            total += sum(size(key) + size(value) for key, value in node.value)
+        if total > YAML_MAX_NODES:
+            raise ConfigError(f"{source}: the YAML expands to over {YAML_MAX_NODES} values (aliases counted at every "
+                              "use; an alias-expansion bomb?); a config has a few hundred: fix the file")
+        expanded[id(node)] = total
+        return total
+
+    size(root)
+
+
+def parse_yaml(text: str | bytes, source: str) -> Any:
+    """YAML text -> plain data, with safe_load's types, no repeated keys and bounded alias expansion;
+    errors are ConfigErrors naming `source`."""
+    loader = _StrictYamlLoader(text)
+    loader.source = source
     try:
-        with path.open("r", encoding="utf-8") as handle:
-            return yaml.safe_load(handle)
+        return loader.get_single_data()
+    except RecursionError:
+        raise ConfigError(f"{source}: the YAML is nested too deeply (or holds a recursive alias); fix the file") from None
     except yaml.YAMLError as err:
         mark = getattr(err, "problem_mark", None)
         where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark else ""
         problem = getattr(err, "problem", None) or str(err)
-        raise ConfigError(f"{path}: malformed YAML{where}: {problem}; fix the file and rerun") from None
+        what = "the value is not valid YAML" if source.startswith("override") else "malformed YAML"
+        raise ConfigError(f"{source}: {what}{where}: {problem}; fix it and rerun") from None
+    finally:
+        loader.dispose()
+
+
+def read_yaml(path: str | Path) -> Any:
+    """Read a YAML file (parse_yaml): a regular file of at most CONFIG_FILE_LIMIT bytes; a missing,
+    special (FIFO, device), oversized or malformed file is a ConfigError naming it."""
+    path = Path(path)
+    if file_kind(path) == "missing path":
+        raise ConfigError(f"config file {path} does not exist; give the path of a YAML file (see configs/)")
+    data = read_regular_file(path, "config file", CONFIG_FILE_LIMIT, error=ConfigError)
+    try:
+        text = data.decode("utf-8")
+    except UnicodeDecodeError as err:
+        raise ConfigError(f"{path}: not a UTF-8 text file ({err.reason} at byte {err.start}); give a YAML file") from None
+    return parse_yaml(text, str(path))
 
 
 def load_config(path: str | Path | None, overrides: list[str] | tuple[str, ...] = (), cls: type = RunConfig) -> Any:

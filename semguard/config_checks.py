@@ -3,8 +3,7 @@
 semguard.config parses and type-checks each key; this module refuses settings that are
 valid one by one but inconsistent together (a seg loss without a guide, an agreement mask
 without matched pairs ...), each with a ConfigError naming the key and the fix. The
-discriminator kinds are the names of the models' registry (semguard.models.DISCRIMINATORS)
-that have an adversarial objective (semguard.losses.adversary.ADVERSARIES).
+discriminator kinds are the names of semguard.losses.adversary.DISCRIMINATOR_KINDS (network and objective).
 """
 
 from __future__ import annotations
@@ -12,10 +11,10 @@ from __future__ import annotations
 from typing import Any
 
 from semguard.checkpoints import load_checkpoint
-from semguard.config import GENERATOR_TERMS, RunConfig
+from semguard.config import RunConfig, check_ranges, config_to_dict
 from semguard.errors import ConfigError
-from semguard.losses.adversary import ADVERSARIES
-from semguard.models import DISCRIMINATORS
+from semguard.losses.adversary import DISCRIMINATOR_KINDS
+from semguard.validate import require_memory
 
 # keys that may differ between a run and its resumption (they do not change what is learnt)
 RESUMABLE_CHANGES = ("train.steps", "train.log_every", "train.logger", "train.sample_every", "train.sample_count",
@@ -33,7 +32,7 @@ def target_label_users(config: RunConfig) -> list[str]:
     """The settings of `config` that need labelled target frames (empty: images alone will do)."""
     users = []
     kind = config.model.discriminator.kind
-    if kind in ADVERSARIES and ADVERSARIES[kind].needs_target_labels:
+    if kind in DISCRIMINATOR_KINDS and DISCRIMINATOR_KINDS[kind].adversary.needs_target_labels:
         users.append(f"model.discriminator.kind: {kind}")
     if config.data.pairing == "layout_matched":
         users.append("data.pairing: layout_matched")
@@ -44,44 +43,27 @@ def target_label_users(config: RunConfig) -> list[str]:
 
 def check_config(config: RunConfig) -> None:
     """Refuse inconsistent settings before anything is built (ConfigError naming the key)."""
-    train, data, loss = config.train, config.data, config.loss
+    data, loss = config.data, config.loss
     discriminator = config.model.discriminator
-    if train.steps <= 0:
-        raise ConfigError(f"train.steps must be positive, got {train.steps}")
-    if data.batch_size <= 0:
-        raise ConfigError(f"data.batch_size must be positive, got {data.batch_size}")
-    for key in ("log_every", "sample_every", "checkpoint_every", "keep_last", "sample_count"):
-        if getattr(train, key) < 0:
-            raise ConfigError(f"train.{key} must be >= 0, got {getattr(train, key)}")
-    if not 0.0 <= train.decay_start <= 1.0:
-        raise ConfigError(f"train.decay_start must lie in [0, 1], got {train.decay_start}")
-    for name in GENERATOR_TERMS:
-        if getattr(loss, name) < 0:
-            raise ConfigError(f"loss.{name} must be >= 0 (0 turns the term off), got {getattr(loss, name)}")
+    check_ranges(config)   # every field's own range (semguard.config.ranged / term), a config built in code too
+    multiple = 2 ** config.model.n_downsample   # every generator halves the frame n_downsample times
+    if data.crop[0] % multiple or data.crop[1] % multiple:
+        raise ConfigError(f"data.crop {list(data.crop)} must be divisible by {multiple} for generator "
+                          f"'{config.model.generator}' (n_downsample {config.model.n_downsample})")
     if loss.gan <= 0:
         raise ConfigError("loss.gan must be positive: without the adversarial term nothing pulls toward the target domain")
-    if discriminator.kind not in DISCRIMINATORS or discriminator.kind not in ADVERSARIES:
+    if discriminator.kind not in DISCRIMINATOR_KINDS:
         raise ConfigError(f"unknown model.discriminator.kind '{discriminator.kind}'; valid names: "
-                          f"{', '.join(sorted(set(DISCRIMINATORS) & set(ADVERSARIES)))}")
+                          f"{', '.join(sorted(DISCRIMINATOR_KINDS))}")
     if discriminator.texture_patch and discriminator.kind == "patch":
         raise ConfigError("model.discriminator.texture_patch adds a patch discriminator beside another kind; with "
                           "kind 'patch' the patch discriminator is already the adversary: set texture_patch: false")
-    if discriminator.seg_levels < 1 or discriminator.seg_base_channels < 1:
-        raise ConfigError(f"model.discriminator.seg_levels and seg_base_channels must be >= 1, got "
-                          f"{discriminator.seg_levels}, {discriminator.seg_base_channels}")
     if discriminator.agreement_mask and data.pairing != "layout_matched":
         raise ConfigError("model.discriminator.agreement_mask needs data.pairing: layout_matched (the mask is where the "
                           f"paired source and target labels agree), but data.pairing is '{data.pairing}'")
     if discriminator.agreement_mask and discriminator.kind != "patch" and not discriminator.texture_patch:
         raise ConfigError("model.discriminator.agreement_mask restricts a patch discriminator, but kind "
                           f"'{discriminator.kind}' has none beside it: set texture_patch: true or agreement_mask: false")
-    if data.pairing_candidates < 1 or data.pairing_grid < 1:
-        raise ConfigError(f"data.pairing_candidates and data.pairing_grid must be >= 1, got "
-                          f"{data.pairing_candidates}, {data.pairing_grid}")
-    if not 0.0 <= data.pairing_threshold <= 1.0:
-        raise ConfigError(f"data.pairing_threshold must lie in [0, 1], got {data.pairing_threshold}")
-    if config.guide.perturb < 0:
-        raise ConfigError(f"guide.perturb must be >= 0 (0 = off), got {config.guide.perturb}")
     if config.guide.ensemble and loss.seg <= 0:
         raise ConfigError("guide.ensemble adds guides to the seg-consistency term, but loss.seg is 0; "
                           "set loss.seg > 0 or guide.ensemble: []")
@@ -110,6 +92,34 @@ def check_config(config: RunConfig) -> None:
             "target frames with `semguard segmenter train-crops --data TARGET --seed 1 --out crop_guide.pt` (not the "
             "one `semguard eval --crop-classifier` reports with) and set --set guide.crop_classifier=crop_guide.pt"
         )
+
+
+# peak memory of one training step, per pixel of the batch's crops (source, target and pairing candidates) and
+# per base channel: measured on CPU with configs/toy.yaml (32 channels, segmentation + patch discriminators,
+# batch 2, 8 candidates): 1.1 GiB peak at 64x128 crops, 1.8 GiB at 128x256, about 1.5 KiB per crop pixel over
+# the process's fixed cost; rounded up to 2 KiB at 32 channels
+TRAIN_BYTES_PER_PIXEL_CHANNEL = 64
+
+
+def training_bytes(config: RunConfig) -> int:
+    """Estimated peak memory (bytes) of one training step: crops of the batch (the source's, and the
+    target's, pairing_candidates of them under layout matching) times the generator's width."""
+    data, model = config.data, config.model
+    height, width = data.crop
+    crops = data.batch_size * (1 + (data.pairing_candidates if data.pairing == "layout_matched" else 1))
+    channels = max(model.base_channels, model.discriminator.base_channels, model.discriminator.seg_base_channels)
+    return TRAIN_BYTES_PER_PIXEL_CHANNEL * channels * crops * height * width
+
+
+def require_training_memory(config: RunConfig) -> None:
+    """Refuse a run whose training step cannot fit in memory (training_bytes), with the estimate."""
+    data = config.data
+    require_memory(training_bytes(config),
+                   f"training with data.crop {data.crop[0]}x{data.crop[1]} and data.batch_size {data.batch_size}",
+                   "use a smaller data.crop or data.batch_size (e.g. --set data.crop=[128,256])")
+    if data.resize is not None:
+        require_memory(16 * data.batch_size * data.resize[0] * data.resize[1],
+                       f"resizing frames to data.resize {data.resize[0]}x{data.resize[1]}", "use a smaller data.resize")
 
 
 def check_guide_checkpoint(path: str) -> dict:
@@ -141,7 +151,15 @@ def _flatten(data: Any, prefix: str = "") -> dict[str, Any]:
 
 
 def config_differences(saved: dict, current: dict) -> list[str]:
-    """Dotted keys whose values differ, ignoring RESUMABLE_CHANGES."""
+    """Dotted keys whose values differ, ignoring RESUMABLE_CHANGES.
+
+    A key missing from `saved` (a run checkpointed before that option existed) takes its default,
+    as it did in that run, so resuming across an upgrade refuses only real changes; a key set in
+    `saved` that this version no longer has is a difference (what it did is gone)."""
+    defaults = _flatten(config_to_dict(RunConfig()))
     old, new = _flatten(saved), _flatten(current)
+    for key, value in defaults.items():
+        if key not in old and not any(known.startswith(key + ".") for known in old):
+            old[key] = value
     keys = sorted(set(old) | set(new))
     return [key for key in keys if old.get(key) != new.get(key) and key not in RESUMABLE_CHANGES]

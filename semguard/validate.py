@@ -14,21 +14,30 @@ The rules:
 - every write resolves inside its output folder: a symlink under the output folder that points
   out of it is refused up front (`refuse_escaping_links`, naming the link), and writers check
   each target before writing or deleting (`require_inside`);
-- numbers are finite and in range (`number`), and sizes whose buffers cannot fit in memory are
-  refused with an estimate (`require_memory`).
+- numbers are finite and in range (`number`), sizes whose buffers cannot fit in memory are
+  refused with an estimate (`require_memory`), and step and count flags have a sane maximum
+  (`MAX_STEPS`, `MAX_COUNT`);
+- an input file is a regular file (semguard.files: a FIFO, a device or a socket is named as
+  such, never read);
+- an output file is never written through a symlink nor into a FIFO or device (writers replace
+  it whole: semguard.files.write_atomically); an output location the system refuses
+  (a pseudo file system such as /proc, a name longer than the file system allows, a full disk)
+  is bad input, named with the reason, before any work.
 
 Paths are compared after resolving symlinks and '..', so `--out ./x/../in` is seen as `in`.
 """
 
 from __future__ import annotations
 
+import errno
 import math
 import os
+import tempfile
 from pathlib import Path
 from typing import Iterable, Mapping
 
 from semguard.errors import ConfigError, SemguardError
-import torch
+from semguard.files import file_kind, require_regular_file
 
 # --------------------------------------------------------------------------- paths
 
@@ -56,6 +65,8 @@ def existing_path(path: str | Path | None, flag: str, kind: str = "dir") -> Path
         raise SemguardError(f"{flag} {path} is a file, expected a folder")
     if kind == "file" and path.is_dir():
         raise SemguardError(f"{flag} {path} is a folder, expected a file")
+    if kind == "file":
+        require_regular_file(path, flag)
     mode = os.R_OK | (os.X_OK if path.is_dir() else 0)
     if not os.access(path, mode):
         raise SemguardError(f"{flag} {path} is not readable (permissions); fix its permissions or give another path")
@@ -64,18 +75,60 @@ def existing_path(path: str | Path | None, flag: str, kind: str = "dir") -> Path
 
 def _nearest_existing(path: Path) -> Path:
     for candidate in (path, *path.parents):
-        if candidate.exists():
+        if os.path.exists(candidate):  # False (not an error) for a name too long to look up
             return candidate
     return Path("/")
 
 
 def _require_writable(path: Path, flag: str) -> None:
-    anchor = _nearest_existing(Path(os.path.abspath(path)))
-    if anchor.is_file() and anchor != Path(os.path.abspath(path)):
-        raise SemguardError(f"{flag} {path}: {anchor} is a file, so nothing can be written below it; give another path")
+    absolute = Path(os.path.abspath(path))
+    anchor = _nearest_existing(absolute)
+    if anchor.exists() and not anchor.is_dir() and anchor != absolute:
+        kind = "file" if anchor.is_file() else file_kind(anchor)
+        raise SemguardError(f"{flag} {path}: {anchor} is a {kind}, so nothing can be written below it; "
+                            "give another path")
     target = anchor if anchor.is_dir() else anchor.parent
     if not os.access(target, os.W_OK | os.X_OK):
         raise SemguardError(f"{flag} {path}: {target} is not writable (permissions); give another path")
+    _require_file_system_accepts(target, flag, path)
+
+
+def _require_names_fit(path: Path, flag: str) -> None:
+    """Refuse a path with a name or a total length the file system that would hold it cannot store
+    (checked first: the system refuses even to look such a path up)."""
+    absolute = Path(os.path.abspath(path))
+    target = _nearest_existing(absolute)
+    try:
+        name_max = os.pathconf(target, "PC_NAME_MAX")
+        path_max = os.pathconf(target, "PC_PATH_MAX")
+    except (OSError, ValueError):
+        name_max, path_max = 255, 4096
+    for part in absolute.parts:
+        if len(os.fsencode(part)) > name_max:
+            raise SemguardError(f"{flag} {path}: the name {part[:40]}... is {len(os.fsencode(part))} bytes long, the "
+                                f"file system allows {name_max} ({os.strerror(errno.ENAMETOOLONG)}); give a shorter name")
+    if len(os.fsencode(str(absolute))) >= path_max:
+        raise SemguardError(f"{flag} {path}: the path is {len(os.fsencode(str(absolute)))} bytes long, the system "
+                            f"allows {path_max - 1} ({os.strerror(errno.ENAMETOOLONG)}); give a shorter path")
+
+
+def _require_file_system_accepts(target: Path, flag: str, path: Path) -> None:
+    """Refuse an output on a file system that takes no new files (/proc, /sys: the kernel's views) or
+    that is full, naming the reason; probed by creating and removing one empty temporary file."""
+    try:
+        fd, probe = tempfile.mkstemp(dir=target, prefix=".semguard-probe.")
+    except OSError as err:
+        raise SemguardError(f"{flag} {path}: the system refuses to create files in {target} "
+                            f"({err.strerror or err}); give a path on an ordinary, writable file system") from None
+    os.close(fd)
+    os.unlink(probe)
+    try:
+        space = os.statvfs(target)
+    except OSError:
+        return
+    if space.f_bavail * space.f_frsize == 0 and space.f_blocks > 0:
+        raise SemguardError(f"{flag} {path}: the file system holding {target} is full "
+                            f"({os.strerror(errno.ENOSPC)}); free space or give a path on another file system")
 
 
 def _against_inputs(out: Path, flag: str, inputs: Mapping[str, str | Path | None], what: str,
@@ -103,6 +156,7 @@ def output_folder(path: str | Path | None, flag: str, inputs: Mapping[str, str |
     if path is None or str(path) == "":
         raise SemguardError(f"{flag} is empty; give an output folder")
     path = Path(path)
+    _require_names_fit(path, flag)
     if path.exists() and not path.is_dir():
         raise SemguardError(f"{flag} {path} is a file, expected a folder; give a folder path (it is created if missing)")
     _against_inputs(path, flag, inputs or {}, "folder", refuse_input_inside)
@@ -117,8 +171,15 @@ def output_file(path: str | Path | None, flag: str, inputs: Mapping[str, str | P
     if path is None or str(path) == "":
         raise SemguardError(f"{flag} is empty; give a file path such as {example}")
     path = Path(path)
+    _require_names_fit(path, flag)
+    if path.is_symlink():
+        raise SemguardError(f"{flag} {path} is a symlink to {resolved(path)}; semguard never writes through a link "
+                            "(the file it leads to would be overwritten): remove the link or give another path")
     if path.is_dir():
         raise SemguardError(f"{flag} {path} is a folder, expected a file path such as {path / example}")
+    if path.exists() and not path.is_file():
+        raise SemguardError(f"{flag} {path} is a {file_kind(path)}, not a regular file; give the path of a file "
+                            f"to write, such as {path.parent / example}")
     _against_inputs(path, flag, inputs or {}, "path", refuse_input_inside=False)
     _require_writable(path, flag)
     return path
@@ -207,6 +268,13 @@ def number(value, flag: str, *, low=None, high=None, low_open: bool = False, hig
     return value
 
 
+# the most optimisation steps, epochs or repetitions a flag may ask for (10^8 steps of the smallest model
+# take years; a larger value is a typo, e.g. train.steps=10**30, and would overflow schedules and counters)
+MAX_STEPS = 10**8
+# the most items (frames, images, tiles, samples, patches) a count flag may ask for at once
+MAX_COUNT = 10**7
+
+
 def numbers(checks: Iterable[tuple]) -> None:
     """Run `number` over (value, flag, keyword dict) triples."""
     for value, flag, limits in checks:
@@ -222,6 +290,8 @@ def device(text: str | None, flag: str = "--device", allow_auto: bool = True):
     """A torch device string that exists here: cpu, cuda, cuda:N (N < the GPU count), or auto."""
     if text is None or (allow_auto and str(text) == "auto"):
         return text
+    import torch  # only this check needs torch; the path and number checks stay quick to import
+
     try:
         parsed = torch.device(str(text))
     except (RuntimeError, ValueError):

@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
+import argparse
 import subprocess
 import sys
 
 import pytest
 
 from semguard import __version__
-from semguard.cli import COMMAND_GROUPS, main
+from semguard.cli import COMMAND_GROUPS, build_parser, main
 
 
 def test_help_lists_every_group(capsys):
@@ -38,6 +39,31 @@ def test_bad_subcommand_is_one_line(capsys):
 def test_console_script_runs():
     result = subprocess.run([sys.executable, "-m", "semguard.cli", "--help"], capture_output=True, text=True, timeout=120)
     assert result.returncode == 0 and "semguard" in result.stdout
+
+
+def test_top_level_help_version_and_errors_leave_torch_out():
+    # a fresh interpreter: this one may hold torch from other tests
+    code = ("import sys\n"
+            "from semguard.cli import main\n"
+            "for argv in (['--help'], ['--version'], ['bogus'], ['--bogus'], []):\n"
+            "    try:\n"
+            "        main(argv)\n"
+            "    except SystemExit:\n"
+            "        pass\n"
+            "heavy = [name for name in ('torch', 'torchvision', 'torchmetrics') if name in sys.modules]\n"
+            "print('heavy modules:', heavy)\n")
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.strip().splitlines()[-1] == "heavy modules: []"
+
+
+def test_group_summaries_are_what_their_modules_register():
+    """`semguard --help` lists cli.py's summaries without importing the modules; they must agree."""
+    for name, group in COMMAND_GROUPS.items():
+        parser = build_parser(name)
+        subparsers = next(action for action in parser._actions if isinstance(action, argparse._SubParsersAction))
+        registered = {choice.dest: choice.help for choice in subparsers._choices_actions}
+        assert registered[name] == group.summary, name
 
 
 def test_bad_config_gives_one_line_not_a_traceback(tmp_path):

@@ -125,3 +125,25 @@ def test_optional_values_accept_null(tmp_path):
     path.write_text(yaml.safe_dump({"data": {"resize": None}, "guide": {"checkpoint": None}}))
     config = load_config(path)
     assert config.data.resize is None and config.guide.checkpoint is None
+
+
+def test_every_range_lives_on_its_field_and_is_checked_on_configs_built_in_code():
+    import dataclasses
+
+    from semguard.config import GENERATOR_TERMS, LossConfig, RunConfig, TrainConfig
+    from semguard.config_checks import check_config
+
+    ranged_fields = {f.name for f in dataclasses.fields(TrainConfig) if "range" in f.metadata}
+    assert {"steps", "lr_g", "betas", "keep_last"} <= ranged_fields and "out" not in ranged_fields
+    # the generator's terms are LossConfig's `term` fields, in declaration order
+    assert GENERATOR_TERMS == ("gan", "gan_patch", "nce", "nce_identity", "seg", "box", "attr")
+    assert "gan_mode" not in GENERATOR_TERMS and "seg_target" not in GENERATOR_TERMS
+    for train, key in ((TrainConfig(steps=10**30), "train.steps"), (TrainConfig(betas=(0.5, 1.0)), r"train.betas\[1\]"),
+                       (TrainConfig(lr_g=0.0), "train.lr_g")):
+        with pytest.raises(ConfigError, match=key):
+            check_config(dataclasses.replace(RunConfig(), train=train))
+    with pytest.raises(ConfigError, match=r"loss.box_class_weights.car' is -1"):
+        check_config(dataclasses.replace(RunConfig(), loss=LossConfig(box_class_weights={"car": -1.0})))
+    with pytest.raises(ConfigError, match="must be divisible by 8"):
+        check_config(dataclasses.replace(RunConfig(), model=dataclasses.replace(RunConfig().model, n_downsample=3),
+                                         data=dataclasses.replace(RunConfig().data, crop=(60, 128))))

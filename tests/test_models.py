@@ -9,9 +9,8 @@ from semguard.config import ConditioningConfig, DiscriminatorConfig, ModelConfig
 from semguard.data.sample import Box
 from semguard.errors import ConfigError
 from semguard.labels import IGNORE_ID
-from semguard.models import (
-    DISCRIMINATORS, GENERATORS, build_discriminator, build_generator,
-)
+from semguard.losses.adversary import DISCRIMINATOR_KINDS, build_discriminator
+from semguard.models import GENERATORS, build_generator
 from semguard.models.conditioning import (
     LABEL_CHANNELS, ConditioningSpec, box_pixel_bounds, build_conditioning,
 )
@@ -259,11 +258,24 @@ def test_discriminator_forward_backward(spectral_norm):
 def test_build_discriminator_from_config():
     discriminator = build_discriminator(tiny_cfg())
     assert isinstance(discriminator, MultiScalePatchDiscriminator) and len(discriminator.scales) == 2
-    assert set(DISCRIMINATORS) == {"patch", "segmentation"}
+    assert set(DISCRIMINATOR_KINDS) == {"patch", "segmentation"}
 
 
 def test_unknown_names_list_valid_ones():
     with pytest.raises(ConfigError, match="resnet, spade"):
         build_generator(tiny_cfg("pix2pix"))
     with pytest.raises(ConfigError, match="patch"):
-        build_discriminator(tiny_cfg(), name="stylegan")
+        build_discriminator(tiny_cfg(), kind="stylegan")
+
+
+def test_the_conditioning_spec_is_built_from_every_config_field():
+    import dataclasses
+
+    from semguard.config import ConditioningConfig
+    from semguard.models.conditioning import ConditioningSpec
+
+    config_fields = {f.name for f in dataclasses.fields(ConditioningConfig)}
+    assert config_fields <= {f.name for f in dataclasses.fields(ConditioningSpec)}
+    config = ConditioningConfig(labels=False, boxes=True, boundaries=False, light_states=True, box_image=True)
+    spec = ConditioningSpec.from_config(config)
+    assert all(getattr(spec, name) == getattr(config, name) for name in config_fields)

@@ -11,12 +11,14 @@ import torch
 from semguard.config import DiscriminatorConfig, ModelConfig
 from semguard.errors import ConfigError
 from semguard.losses.adversarial import discriminator_loss, generator_loss
-from semguard.losses.adversary import ADVERSARIES, PatchAdversary, SegmentationAdversary, build_adversary
+from semguard.losses.adversary import (
+    DISCRIMINATOR_KINDS, PatchAdversary, SegmentationAdversary, build_adversary, build_discriminator,
+)
 from semguard.losses.segmentation_adversarial import (
     balanced_class_weights, balanced_cross_entropy, fake_cross_entropy, segmentation_discriminator_loss,
     segmentation_generator_loss,
 )
-from semguard.models import DISCRIMINATORS, build_discriminator, build_texture_discriminator
+from semguard.models import build_texture_discriminator
 from semguard.models.segmentation_discriminator import SegmentationDiscriminator
 
 
@@ -96,14 +98,16 @@ def test_segmentation_discriminator_shapes_and_gradients():
     assert len(texture(torch.zeros(1, 3, 32, 64))) == 1
 
 
-def test_registries_agree_and_unknown_kinds_list_the_valid_ones():
-    assert set(DISCRIMINATORS) == set(ADVERSARIES) == {"patch", "segmentation"}
+def test_one_registry_names_each_kinds_network_and_adversary_and_unknown_kinds_list_the_valid_ones():
+    assert set(DISCRIMINATOR_KINDS) == {"patch", "segmentation"}
+    assert DISCRIMINATOR_KINDS["segmentation"].network is SegmentationDiscriminator
     assert isinstance(build_adversary(None, DiscriminatorConfig(kind="segmentation")), SegmentationAdversary)
     from semguard.config import LossConfig
 
     patch = build_adversary(LossConfig(gan_mode="lsgan"), DiscriminatorConfig())
     assert isinstance(patch, PatchAdversary) and patch.mode == "lsgan"
-    assert ADVERSARIES["segmentation"].needs_target_labels and not ADVERSARIES["patch"].needs_target_labels
+    assert DISCRIMINATOR_KINDS["segmentation"].adversary.needs_target_labels
+    assert not DISCRIMINATOR_KINDS["patch"].adversary.needs_target_labels
     with pytest.raises(ConfigError, match="patch, segmentation"):
         build_discriminator(_cfg(kind="oasis"))
     with pytest.raises(ConfigError, match="patch, segmentation"):

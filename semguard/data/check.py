@@ -18,10 +18,15 @@ from pathlib import Path
 from semguard.data.formats import open_dataset
 from semguard.data.formats.base import as_bool
 from semguard.data.mapping import (
-    BAD_ANNOTATION, EMPTY_SET, IMAGE_WITHOUT_LABEL, LABEL_WITHOUT_IMAGE, UNEXPECTED_IDS, FrameProblem, IgnoreReport,
+    BAD_ANNOTATION, EMPTY_SET, FRAME_TOO_SMALL, IMAGE_WITHOUT_LABEL, LABEL_WITHOUT_IMAGE, UNEXPECTED_IDS, FrameProblem, IgnoreReport,
 )
 from semguard.errors import ConfigError, DataError
 from semguard.labels import TRAFFIC_LIGHT
+
+# the smallest frame side a data set may have: the generators pad to their size multiple and halve it
+# n_downsample times, and each level must keep at least 2 px (translate checks its own model's minimum
+# too, which is larger for deeper generators, and fails a smaller frame by name)
+MIN_FRAME_SIDE = 8
 
 
 @dataclass(frozen=True)
@@ -42,6 +47,7 @@ class CheckReport:
     id_names: dict = field(default_factory=dict)
     lights: int = 0                  # traffic light boxes in the frames read
     lights_without_state: int = 0    # ... whose "state" is none of semguard.labels.LIGHT_STATES
+    skipped: list[str] = field(default_factory=list)  # entries beside the frames that are not frames (not read)
 
     @property
     def usable(self) -> bool:
@@ -61,7 +67,16 @@ class CheckReport:
         first --max-rows, as {"kind", "path", "detail"}; "counts" per kind; "ignore" what loading changed."""
         return {"root": self.root, "format": self.format, "frames": self.frames, "checked": self.checked,
                 "usable": self.usable, "summary": self.summary(), "counts": dict(self.counts().most_common()),
-                "problems": [p.__dict__ for p in self.problems], "ignore": self.ignore.to_dict()}
+                "problems": [p.__dict__ for p in self.problems], "ignore": self.ignore.to_dict(),
+                "skipped": list(self.skipped)}
+
+    def skipped_line(self, shown: int = 5) -> str | None:
+        """'3 files beside the frames skipped (not frames): a.jpg, ...' or None."""
+        if not self.skipped:
+            return None
+        names = ", ".join(self.skipped[:shown]) + (f" and {len(self.skipped) - shown} more" if len(self.skipped) > shown else "")
+        return (f"{len(self.skipped)} entries beside the frames skipped (another extension, or not a regular file; "
+                f"not read): {names}")
 
 
 def check_dataset(root: str | Path, fmt: str = "folder", limit: int | None = None, **options) -> CheckReport:
@@ -86,6 +101,8 @@ def check_dataset(root: str | Path, fmt: str = "folder", limit: int | None = Non
         report.problems.append(Problem(BAD_ANNOTATION, str(root), str(err)))
         return report
     report.id_names = dict(getattr(dataset, "id_names", {}) or {})
+    skipped = getattr(dataset, "skipped_files", None)
+    report.skipped = list(skipped()) if callable(skipped) else []
     index = dataset.index
     if dataset.labels_required:
         for ref in index.orphan_images:
@@ -102,6 +119,12 @@ def check_dataset(root: str | Path, fmt: str = "folder", limit: int | None = Non
         frame_report = IgnoreReport()
         try:
             sample = dataset.read(frame, frame_report, strict=False)
+            height, width = sample.size
+            if min(height, width) < MIN_FRAME_SIDE:
+                report.problems.append(Problem(FRAME_TOO_SMALL, frame.image, (
+                    f"{frame.image}: the frame is {width}x{height} px, under the {MIN_FRAME_SIDE} px a side every "
+                    "semguard model needs (the generators and segmenters halve it several times); remove it or "
+                    "upscale the data set")))
             lights = [box for box in sample.boxes if int(box.class_id) == TRAFFIC_LIGHT]
             report.lights += len(lights)
             report.lights_without_state += sum(box.light_state is None for box in lights)

@@ -30,6 +30,8 @@ def run_check(args: argparse.Namespace) -> int:
     style = "bold green" if report.usable else "bold red"
     if args.json:
         print_json(report.to_dict())
+        if report.skipped_line():
+            output_console(stderr=True).print(f"[yellow]note:[/] {escape(report.skipped_line())}")
         output_console(stderr=True).print(f"[{style}]{escape(report.summary())}[/]")
         return 0 if report.usable else 1
     console = output_console()
@@ -46,6 +48,9 @@ def run_check(args: argparse.Namespace) -> int:
         console.print(table)
         if len(report.problems) > args.max_rows:
             console.print(f"... and {len(report.problems) - args.max_rows} more problems (--max-rows to see them)")
+    skipped = report.skipped_line()
+    if skipped:
+        console.print(f"[yellow]note:[/] {escape(skipped)}")
     ignore_lines = report.ignore.lines(report.id_names)
     if ignore_lines:
         console.print("changed at load time (pixels sent to ignore, boxes clipped or dropped):")

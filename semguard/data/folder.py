@@ -29,6 +29,7 @@ from semguard.data.mapping import BAD_ANNOTATION, IMAGE_WITHOUT_LABEL, UNREADABL
 from semguard.data.readers import bad_annotation, read_bytes, read_ids, read_label, read_rgb, require_same_size
 from semguard.data.sample import Box, Sample, fit_boxes
 from semguard.errors import DataError
+from semguard.files import JSON_FILE_LIMIT, file_kind, read_regular_file
 from semguard.labels import IGNORE_ID, NAME_TO_TRAIN_ID, NUM_CLASSES, TRAIN_ID_NAMES, class_name
 from semguard.validate import require_inside
 
@@ -165,11 +166,11 @@ def write_dataset_info(root: str | Path, **metadata) -> None:
 def read_dataset_info(root: str | Path) -> dict:
     """ROOT/dataset.json ({} when absent); refuses another format or a version newer than FORMAT_VERSION."""
     path = Path(root) / "dataset.json"
-    if not path.is_file():
+    if not os.path.lexists(path):
         return {}
     try:
-        info = json.loads(path.read_text(encoding="utf-8"))
-    except (json.JSONDecodeError, UnicodeDecodeError) as err:
+        info = json.loads(read_regular_file(path, "dataset file", JSON_FILE_LIMIT, error=DataError).decode("utf-8"))
+    except (json.JSONDecodeError, UnicodeDecodeError, RecursionError) as err:
         raise DataError(f"{path}: corrupt JSON ({err}); rewrite or delete the file") from None
     if not isinstance(info, dict):
         raise DataError(f"{path}: holds a {type(info).__name__}, expected an object "
@@ -211,6 +212,24 @@ def list_names(root: str | Path) -> list[str]:
     return sorted(str(p.relative_to(image_dir).with_suffix("")) for p in image_dir.rglob("*.png"))
 
 
+def skipped_files(root: str | Path) -> list[Path]:
+    """Entries under ROOT/images and ROOT/labels that are not frames: files of another extension
+    (e.g. images/f5.jpg) and .png entries that are not regular files (a FIFO, a folder named x.png).
+    Loading skips them; `data check` and `translate` count and print them."""
+    root = Path(root)
+    skipped = []
+    for folder in (root / IMAGE_DIR, root / LABEL_DIR):
+        if not folder.is_dir():
+            continue
+        for path in sorted(folder.rglob("*")):
+            if path.suffix == ".png":
+                if not path.is_file():
+                    skipped.append(path)
+            elif not path.is_dir() or path.is_symlink():
+                skipped.append(path)
+    return skipped
+
+
 def read_sample(root: str | Path, name: str, with_label: bool = True, report: IgnoreReport | None = None,
                 strict: bool = False) -> Sample:
     """Read one frame of a folder data set: the one reader of the format (FolderDataset and the
@@ -241,10 +260,14 @@ def read_sample(root: str | Path, name: str, with_label: bool = True, report: Ig
         require_same_size(image, instances, str(image_path), str(instance_path), "instance map")
     box_path = root / BOX_DIR / f"{name}.json"
     boxes: list[Box] = []
+    if os.path.lexists(box_path) and not box_path.is_file():
+        # a folder, a FIFO or a broken link where the boxes belong: never "no boxes" without a word
+        raise FrameProblem(BAD_ANNOTATION, str(box_path), f"{box_path}: is a {file_kind(box_path)}, not a boxes file; "
+                           "replace it with the frame's boxes JSON (or remove it: the frame then has no boxes)")
     if box_path.is_file():
         try:
             data = json.loads(read_bytes(str(box_path)).decode("utf-8"))
-        except (UnicodeDecodeError, json.JSONDecodeError) as err:
+        except (UnicodeDecodeError, json.JSONDecodeError, RecursionError) as err:
             raise bad_annotation(str(box_path), f"corrupt JSON ({err}); regenerate the boxes file") from None
         try:
             boxes = boxes_from_json(data, box_path)

@@ -15,6 +15,7 @@ from pathlib import Path
 import numpy as np
 from PIL import Image, UnidentifiedImageError
 
+from semguard.files import DATA_FILE_LIMIT, file_kind
 from semguard.labels import IGNORE_ID
 from semguard.data.mapping import BAD_ANNOTATION, SIZE_MISMATCH, UNREADABLE, FrameProblem
 
@@ -42,6 +43,13 @@ def read_bytes(ref: str) -> bytes:
         if ZIP_SEPARATOR in ref:
             archive_path, member = ref.split(ZIP_SEPARATOR, 1)
             return open_zip(archive_path).read(member)
+        kind = file_kind(ref)
+        if kind not in ("regular file", "missing path"):  # a FIFO or device: never read (it could block or not end)
+            raise FrameProblem(UNREADABLE, ref, f"{ref}: is a {kind}, not a regular file; replace it with the file")
+        size = os.stat(ref).st_size if kind == "regular file" else 0
+        if size > DATA_FILE_LIMIT:
+            raise FrameProblem(UNREADABLE, ref, f"{ref}: is {size / 2**30:.1f} GiB, over the "
+                               f"{DATA_FILE_LIMIT / 2**30:.0f} GiB a data set file may have; it is damaged or not a frame")
         return Path(ref).read_bytes()
     except FrameProblem:
         raise

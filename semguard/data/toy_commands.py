@@ -17,12 +17,19 @@ from semguard.console import output_console
 from semguard.data.folder import IMAGE_DIR, list_names
 from semguard.data.toyworld import make_toy_world
 from semguard.data.toyworld.clips import MAX_CLIPS
-from semguard.data.toyworld.overview import domain_statistics, find_domains, preview_grid, spatial_prior_image
+from semguard.data.formats import FORMATS, open_dataset
+from semguard.data.toyworld.overview import (
+    dataset_preview_grid, dataset_statistics, domain_statistics, find_domains, preview_grid, spatial_prior_image,
+)
 from semguard.data.toyworld.world import VAL_INDEX_BASE
 from semguard.common import parse_hw
 from semguard.errors import SemguardError
 from semguard.labels import NUM_CLASSES, TRAIN_ID_NAMES
-from semguard.validate import existing_path, number, output_file, output_folder, require_memory, workers
+from semguard.files import write_atomically
+from semguard.validate import (
+    MAX_COUNT, add_option_argument, existing_path, number, output_file, output_folder, parse_options, require_memory,
+    workers,
+)
 
 
 def parse_size(text: str) -> tuple[int, int]:
@@ -67,13 +74,35 @@ def _make_toy(args: argparse.Namespace) -> int:
     return 0
 
 
+def _open_formatted(args: argparse.Namespace):
+    """The data set at ROOT through its --format loader (None without --format: a toy world or folder set)."""
+    if args.format is None:
+        if args.option:
+            raise SemguardError("--option needs --format (the format whose option it is)")
+        return None
+    if args.out is None:
+        raise SemguardError(f"--out is required with --format (the default would write into the data set {args.root})")
+    return open_dataset(args.root, args.format, **parse_options(args.option))
+
+
+def _set_title(args: argparse.Namespace) -> str:
+    """'camvid split=val': the column / row title of a --format data set."""
+    return " ".join([Path(args.root).resolve().name or args.format, *(args.option or [])])
+
+
 def _stats(args: argparse.Namespace) -> int:
     existing_path(args.root, "ROOT", "dir")
     number(args.limit, "--limit", low=1, integer=True)
-    domains = find_domains(args.root)
-    if len(domains) > 1:
-        domains.pop("paired", None)                              # paired/val has the sim/val labels
-    stats = [domain_statistics(name, folders, limit=args.limit) for name, folders in domains.items()]
+    if args.out:  # refused before the statistics are computed, not after
+        output_file(args.out, "--out", {"ROOT": args.root}, example="stats.png")
+    dataset = _open_formatted(args)
+    if dataset is not None:
+        stats = [dataset_statistics(_set_title(args), dataset, limit=args.limit)]
+    else:
+        domains = find_domains(args.root)
+        if len(domains) > 1:
+            domains.pop("paired", None)                              # paired/val has the sim/val labels
+        stats = [domain_statistics(name, folders, limit=args.limit) for name, folders in domains.items()]
     table = Table(title=f"class pixel shares, {args.root}")
     table.add_column("class")
     for domain in stats:
@@ -85,8 +114,8 @@ def _stats(args: argparse.Namespace) -> int:
     console.print(table)
     out = Path(args.out) if args.out else Path(args.root) / "stats.png"
     output_file(out, "--out", example="stats.png")
-    out.parent.mkdir(parents=True, exist_ok=True)
-    Image.fromarray(spatial_prior_image(stats)).save(out)
+    with write_atomically(out) as temporary:  # replaces the path, never writes through a link at it
+        Image.fromarray(spatial_prior_image(stats)).save(temporary, format="PNG")
     console.print(f"spatial priors (per class, where in the frame it occurs) written to {out}")
     return 0
 
@@ -94,10 +123,17 @@ def _stats(args: argparse.Namespace) -> int:
 def _preview(args: argparse.Namespace) -> int:
     if args.n < 1:
         raise SemguardError(f"--n must be >= 1, got {args.n}")
-    _check_preview(args)
+    number(args.n, "--n", low=1, high=MAX_COUNT, integer=True)
+    existing_path(args.root, "ROOT", "dir")
+    dataset = _open_formatted(args)
+    _check_preview(args, dataset)
     out = Path(args.out)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    Image.fromarray(preview_grid(args.root, count=args.n, scale=args.scale)).save(out)
+    if dataset is not None:
+        grid = dataset_preview_grid(dataset, _set_title(args), count=args.n, scale=args.scale)
+    else:
+        grid = preview_grid(args.root, count=args.n, scale=args.scale)
+    with write_atomically(out) as temporary:  # replaces the path, never writes through a link at it
+        Image.fromarray(grid).save(temporary, format="PNG")
     output_console().print(f"preview written to {out}")
     return 0
 
@@ -124,12 +160,20 @@ def _check_make_toy(args: argparse.Namespace, size: tuple[int, int], judge: int)
     output_folder(args.out, "--out")
 
 
-def _check_preview(args: argparse.Namespace) -> None:
+def _check_preview(args: argparse.Namespace, dataset=None) -> None:
     """Refuse a --scale or --n whose grid cannot fit in memory (estimated from the first frame's
-    size), and an --out that is a folder or lies inside ROOT."""
+    size), and an --out that is a folder or lies inside ROOT. dataset: the --format loader's set, if any."""
     existing_path(args.root, "ROOT", "dir")
     number(args.scale, "--scale", low=1, integer=True)
     output_file(args.out, "--out", {"ROOT": args.root}, example="preview.png")
+    if dataset is not None:
+        if len(dataset):
+            height, width = dataset[0].size
+            scale = args.scale or max(1, round(512 / width))
+            canvas = (110 + args.n * (width * scale + 3)) * 3 * (height * scale + 3) * 3
+            require_memory(4 * canvas, f"a preview grid of {args.n} frames at --scale {scale} "
+                                       f"({width * scale}x{height * scale} px per tile)", "use a smaller --scale or --n")
+        return
     domains = find_domains(args.root)
     for found in domains.values():
         folder = next((f for f in found if f.name == "val"), found[0])
@@ -147,6 +191,14 @@ def _check_preview(args: argparse.Namespace) -> None:
     canvas = (110 + args.n * (width * scale + 3)) * 3 * len(domains) * (height * scale + 3) * 3
     require_memory(4 * canvas, f"a preview grid of {args.n} frames per domain at --scale {scale} "
                                f"({width * scale}x{height * scale} px per tile)", "use a smaller --scale or --n")
+
+
+def _add_format_arguments(parser) -> None:
+    """--format and --option of stats and preview: any data set a format loader reads."""
+    parser.add_argument("--format", default=None, choices=list(FORMATS),
+                        help="read ROOT with this format loader (e.g. camvid, ids, cityscapes; needs --out); "
+                             "default: a toy world or a folder data set")
+    add_option_argument(parser)
 
 
 def register(subparsers) -> None:
@@ -181,9 +233,10 @@ def register(subparsers) -> None:
         description="Print per-class pixel shares per domain (sim vs real) and write the spatial "
                     "prior of every class (where in the frame it occurs) as a PNG.",
     )
-    stats.add_argument("root", help="a toy world (from make-toy) or a folder data set")
-    stats.add_argument("--out", help="PNG to write (default ROOT/stats.png)")
+    stats.add_argument("root", help="a toy world (from make-toy), a folder data set, or any set with --format")
+    stats.add_argument("--out", help="PNG to write (default ROOT/stats.png; required with --format)")
     stats.add_argument("--limit", type=int, default=None, help="at most this many frames per domain")
+    _add_format_arguments(stats)
     stats.set_defaults(handler=_stats)
 
     preview = subparsers.add_parser(
@@ -191,9 +244,10 @@ def register(subparsers) -> None:
         description="Write a PNG grid: per domain (sim, real, paired) rows of images, coloured "
                     "label overlays and boxes.",
     )
-    preview.add_argument("root", help="a toy world (from make-toy) or a folder data set")
+    preview.add_argument("root", help="a toy world (from make-toy), a folder data set, or any set with --format")
     preview.add_argument("--out", required=True, help="PNG to write")
     preview.add_argument("--n", type=int, default=4, help="frames per domain (default 4)")
     preview.add_argument("--scale", type=int, default=None,
                          help="upscale factor (default: about 512 px per frame width)")
+    _add_format_arguments(preview)
     preview.set_defaults(handler=_preview)

@@ -15,8 +15,9 @@ from __future__ import annotations
 from semguard.console import output_console
 from semguard.errors import SemguardError
 from semguard.export import DEFAULT_OPSET, DEFAULT_TOLERANCE, DEFAULT_VERIFY_FRAMES
-from semguard.export.onnx_export import check_writable, export_onnx, require_export_packages
+from semguard.export.onnx_export import check_writable, contract_path_for, export_onnx, require_export_packages
 from semguard.translate.translator import Translator
+from semguard.validate import number, output_file, require_memory, workers
 
 
 def register(subparsers) -> None:
@@ -41,14 +42,32 @@ def register(subparsers) -> None:
     parser.set_defaults(handler=run_export)
 
 
+# peak memory per pixel of a static-size export: the generator's activations in PyTorch and in onnxruntime
+# (a generous estimate, as for translate's whole-frame passes)
+EXPORT_BYTES_PER_PIXEL = 16 << 10
+
+
 def run_export(args) -> int:
     console = output_console(stderr=True, soft_wrap=True)
     if args.dynamic and (args.height is not None or args.width is not None):
         raise SemguardError("--dynamic and --height/--width exclude each other: give a static size or --dynamic")
     if (args.height is None) != (args.width is None):
         raise SemguardError("a static graph needs both --height and --width (or neither, for --dynamic)")
-    require_export_packages()
     check_writable(args.out)
+    output_file(args.out, "--out", {"--checkpoint": args.checkpoint}, example="model.onnx")
+    output_file(contract_path_for(args.out), "--out (its contract file)", example="model.onnx.json")
+    number(args.opset, "--opset", low=1, high=1000, integer=True)
+    number(args.verify_frames, "--verify-frames", low=1, high=1000, integer=True)
+    number(args.tolerance, "--tolerance", low=0.0, low_open=True)
+    workers(args.threads, "--threads", low=1)
+    for flag, value in (("--height", args.height), ("--width", args.width)):
+        number(value, flag, low=1, high=1 << 16, integer=True)
+    if args.height is not None and args.width is not None:
+        # the export traces and verifies the generator at this size, in PyTorch and in onnxruntime at once
+        require_memory(EXPORT_BYTES_PER_PIXEL * args.height * args.width,
+                       f"exporting and verifying at --height {args.height} --width {args.width}",
+                       "export at a smaller static size, or with --dynamic")
+    require_export_packages()
 
     translator = Translator.from_checkpoint(args.checkpoint, device="cpu", ema=True, tile=None)
     size = (args.height, args.width) if args.height is not None else None

@@ -1,8 +1,8 @@
 """Each discriminator kind's adversarial objective, behind one interface the trainer calls.
 
-ADVERSARIES maps model.discriminator.kind to the loss of that kind of network (the
-networks themselves are semguard.models.DISCRIMINATORS; a test keeps the two key sets
-equal). An adversary splits the discriminator's output on cat([real, fake]) and gives:
+DISCRIMINATOR_KINDS is the one registry of model.discriminator.kind: each entry names the
+network (semguard.models) and its adversarial objective, so a new kind is one entry here
+(`build_discriminator` and `build_adversary` read it). An adversary splits the discriminator's output on cat([real, fake]) and gives:
 
     generator_term(logits, source_label, weight)                 the generator's "gan" term
     discriminator_term(real, real_label, fake, weight)          the discriminator's loss
@@ -15,11 +15,16 @@ equal). An adversary splits the discriminator's output on cat([real, fake]) and 
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import torch
+from torch import nn
 
 from semguard.errors import ConfigError
 from semguard.losses.adversarial import discriminator_loss, generator_loss
 from semguard.losses.segmentation_adversarial import segmentation_discriminator_loss, segmentation_generator_loss
+from semguard.models.discriminators import MultiScalePatchDiscriminator
+from semguard.models.segmentation_discriminator import SegmentationDiscriminator
 
 
 class PatchAdversary:
@@ -69,12 +74,40 @@ class SegmentationAdversary:
         return segmentation_discriminator_loss(real_logits, real_label, fake_logits, self.class_balance)
 
 
-ADVERSARIES: dict[str, type] = {"patch": PatchAdversary, "segmentation": SegmentationAdversary}
+@dataclass(frozen=True)
+class DiscriminatorKind:
+    """One model.discriminator.kind: its network (built with `network.from_config(model_cfg)`) and the
+    adversarial objective that trains it and the generator against it."""
+
+    network: type[nn.Module]
+    adversary: type
+
+
+DISCRIMINATOR_KINDS: dict[str, DiscriminatorKind] = {
+    "patch": DiscriminatorKind(MultiScalePatchDiscriminator, PatchAdversary),
+    "segmentation": DiscriminatorKind(SegmentationDiscriminator, SegmentationAdversary),
+}
+
+
+def discriminator_kind(kind: str) -> DiscriminatorKind:
+    """The registry entry of `kind`; an unknown kind is a ConfigError listing the valid ones."""
+    if kind not in DISCRIMINATOR_KINDS:
+        raise ConfigError(f"unknown model.discriminator.kind '{kind}'; valid names: "
+                          f"{', '.join(sorted(DISCRIMINATOR_KINDS))}")
+    return DISCRIMINATOR_KINDS[kind]
+
+
+def build_discriminator(model_cfg, kind: str | None = None) -> nn.Module:
+    """ModelConfig -> the discriminator network of `kind` (default model_cfg.discriminator.kind).
+
+    patch: forward(image) -> list of logit maps [B,1,h,w]; segmentation: forward(image) ->
+    logits [B,20,H,W] (19 train ids + fake).
+    """
+    kind = model_cfg.discriminator.kind if kind is None else kind
+    return discriminator_kind(kind).network.from_config(model_cfg)
 
 
 def build_adversary(loss_cfg, discriminator_cfg, kind: str | None = None):
     """The adversary of `kind` (default discriminator_cfg.kind); an unknown kind lists the valid ones."""
     kind = discriminator_cfg.kind if kind is None else kind
-    if kind not in ADVERSARIES:
-        raise ConfigError(f"unknown model.discriminator.kind '{kind}'; valid names: {', '.join(sorted(ADVERSARIES))}")
-    return ADVERSARIES[kind].from_config(loss_cfg, discriminator_cfg)
+    return discriminator_kind(kind).adversary.from_config(loss_cfg, discriminator_cfg)

@@ -1,8 +1,9 @@
 """Networks: registries and the one place a ModelConfig becomes modules.
 
-GENERATORS and DISCRIMINATORS are plain dicts name -> class; every class has
-`from_config(...)`, so building never dispatches on name strings. An unknown name is a
-ConfigError that lists the valid names.
+GENERATORS is a plain dict name -> class; every class has `from_config(...)`, so building
+never dispatches on name strings. An unknown name is a ConfigError that lists the valid
+names. Discriminator kinds, which pair a network of this package with its adversarial
+objective, are registered once in semguard.losses.adversary.DISCRIMINATOR_KINDS.
 """
 
 from __future__ import annotations
@@ -16,14 +17,11 @@ from semguard.models.generators import ResnetGenerator, SpadeGenerator
 from semguard.models.segmentation_discriminator import SegmentationDiscriminator
 
 GENERATORS: dict[str, type[nn.Module]] = {"spade": SpadeGenerator, "resnet": ResnetGenerator}
-# model.discriminator.kind -> network; semguard.losses.adversary.ADVERSARIES holds each kind's loss
-DISCRIMINATORS: dict[str, type[nn.Module]] = {"patch": MultiScalePatchDiscriminator,
-                                              "segmentation": SegmentationDiscriminator}
 
 __all__ = [
-    "GENERATORS", "DISCRIMINATORS", "ConditioningSpec", "UNCONDITIONED", "build_conditioning",
+    "GENERATORS", "ConditioningSpec", "UNCONDITIONED", "build_conditioning",
     "SpadeGenerator", "ResnetGenerator", "MultiScalePatchDiscriminator", "SegmentationDiscriminator",
-    "conditioning_spec", "build_generator", "build_discriminator", "build_texture_discriminator",
+    "conditioning_spec", "build_generator", "build_texture_discriminator",
 ]
 
 
@@ -38,9 +36,7 @@ def conditioning_spec(model_cfg) -> ConditioningSpec:
     generator_cls = _lookup(GENERATORS, model_cfg.generator, "model.generator")
     if not getattr(generator_cls, "conditioned", False):
         return UNCONDITIONED
-    c = model_cfg.conditioning
-    return ConditioningSpec(labels=c.labels, boxes=c.boxes, boundaries=c.boundaries, light_states=c.light_states,
-                            box_image=c.box_image)
+    return ConditioningSpec.from_config(model_cfg.conditioning)
 
 
 def build_generator(model_cfg) -> tuple[nn.Module, ConditioningSpec]:
@@ -52,16 +48,6 @@ def build_generator(model_cfg) -> tuple[nn.Module, ConditioningSpec]:
     spec = conditioning_spec(model_cfg)
     generator_cls = GENERATORS[model_cfg.generator]
     return generator_cls.from_config(model_cfg, spec), spec
-
-
-def build_discriminator(model_cfg, name: str | None = None) -> nn.Module:
-    """ModelConfig -> the discriminator of `name` (default model_cfg.discriminator.kind).
-
-    patch: forward(image) -> list of logit maps [B,1,h,w]; segmentation: forward(image) ->
-    logits [B,20,H,W] (19 train ids + fake).
-    """
-    name = model_cfg.discriminator.kind if name is None else name
-    return _lookup(DISCRIMINATORS, name, "model.discriminator.kind").from_config(model_cfg)
 
 
 def build_texture_discriminator(model_cfg) -> nn.Module | None:

@@ -33,6 +33,7 @@ resize) still covers the one pixel holding its centre, so tiny objects never van
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass
 from typing import Sequence
 
@@ -61,6 +62,12 @@ class ConditioningSpec:
     box_classes: tuple[int, ...] = BOX_CLASSES
     light_states: bool = False
     box_image: bool = False
+
+    @classmethod
+    def from_config(cls, conditioning_cfg) -> "ConditioningSpec":
+        """The spec of a semguard.config.ConditioningConfig: every config field is a spec field of the same
+        name (a new conditioning option is a field in both, nothing to copy by hand)."""
+        return cls(**dataclasses.asdict(conditioning_cfg))
 
     def __post_init__(self) -> None:
         bad = [c for c in self.box_classes if not 0 <= int(c) < NUM_CLASSES]

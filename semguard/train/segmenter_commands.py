@@ -19,7 +19,9 @@ from semguard.common import parse_hw
 from semguard.errors import ConfigError
 from semguard.train.crop_classifier import train_crop_classifier
 from semguard.train.segmenter import train_segmenter
-from semguard.validate import device, existing_path, number, output_file, parse_options, workers
+from semguard.validate import (
+    MAX_COUNT, MAX_STEPS, device, existing_path, number, output_file, parse_options, require_memory, workers,
+)
 
 
 def _size(text: str) -> tuple[int, int] | None:
@@ -112,15 +114,17 @@ def register(subparsers) -> None:
 def _train_handler(args) -> int:
     console = output_console()
     options = _preflight(args, {
-        "--steps": (args.steps, dict(low=1, integer=True)), "--batch-size": (args.batch_size, dict(low=1, integer=True)),
+        "--steps": (args.steps, dict(low=1, high=MAX_STEPS, integer=True)),
+        "--batch-size": (args.batch_size, dict(low=1, high=MAX_COUNT, integer=True)),
         "--lr": (args.lr, dict(low=0.0, low_open=True)),
         "--small-box-crop-prob": (args.small_box_crop_prob, dict(low=0.0, high=1.0)),
         "--class-balance": (args.class_balance, dict(low=0.0)),
         "--encoder-depth": (args.encoder_depth, dict(low=1, high=5, integer=True)),
-        "--eval-batch-size": (args.eval_batch_size, dict(low=1, integer=True)),
+        "--eval-batch-size": (args.eval_batch_size, dict(low=1, high=MAX_COUNT, integer=True)),
     })
     train_set = _open(args.data, args.format, "--data", options)
     val_set = _open(args.val, args.format, "--val", options) if args.val else None
+    _require_segmenter_memory(args, train_set, val_set)
     if args.floor_data and args.role != "judge":
         raise ConfigError("--floor-data measures a judge's floor; it applies to --role judge only")
     floor_set = _open(args.floor_data, args.format, "--floor-data", options) if args.floor_data else None
@@ -159,14 +163,42 @@ def _print_iou(console, result: dict, root: str) -> None:
     console.print(f"val mIoU {result['miou']:.4f}  pixel accuracy {result['pixel_accuracy']:.4f}")
 
 
+# peak memory of a segmenter training step per pixel of the batch's crops (measured on CPU: resnet18 U-Net,
+# about 1 KiB per pixel over the process's fixed cost; doubled for margin), and of evaluation (no backward)
+SEGMENTER_TRAIN_BYTES_PER_PIXEL = 2048
+SEGMENTER_EVAL_BYTES_PER_PIXEL = 512
+
+
+def _require_segmenter_memory(args, train_set, val_set) -> None:
+    """Refuse a --crop x --batch-size (full frames with --crop none) or an --eval-batch-size whose step
+    cannot fit in memory, with the estimate. A crop larger than the frames pads them to it."""
+    frame = train_set[0].size if len(train_set) else (1, 1)
+    crop = args.crop or frame
+    require_memory(SEGMENTER_TRAIN_BYTES_PER_PIXEL * args.batch_size * crop[0] * crop[1],
+                   (f"training on {crop[0]}x{crop[1]} crops (--crop) of {frame[0]}x{frame[1]} frames" if args.crop
+                    else f"training on whole {crop[0]}x{crop[1]} frames (--crop none)")
+                   + f" in batches of {args.batch_size} (--batch-size)",
+                   "use a smaller --crop or --batch-size (the default 128x128 in batches of 8 fits anywhere)")
+    if val_set is not None and len(val_set):
+        height, width = val_set[0].size
+        require_memory(SEGMENTER_EVAL_BYTES_PER_PIXEL * args.eval_batch_size * height * width,
+                       f"evaluating {height}x{width} frames in batches of {args.eval_batch_size} (--eval-batch-size)",
+                       "use a smaller --eval-batch-size")
+
+
 def _train_crops_handler(args) -> int:
     console = output_console()
     options = _preflight(args, {
-        "--epochs": (args.epochs, dict(low=1, integer=True)), "--batch-size": (args.batch_size, dict(low=1, integer=True)),
+        "--epochs": (args.epochs, dict(low=1, high=MAX_STEPS, integer=True)),
+        "--batch-size": (args.batch_size, dict(low=1, high=MAX_COUNT, integer=True)),
         "--lr": (args.lr, dict(low=0.0, low_open=True)), "--crop-size": (args.crop_size, dict(low=4, high=512, integer=True)),
         "--margin": (args.margin, dict(low=0.0, high=10.0)),
         "--val-fraction": (args.val_fraction, dict(low=0.0, high=1.0, high_open=True)),
     })
+    # the crop classifier is a small CNN: its step holds about 1 KiB per crop pixel (estimate with margin)
+    require_memory(1024 * args.batch_size * args.crop_size ** 2,
+                   f"training on {args.crop_size}x{args.crop_size} crops in batches of {args.batch_size} (--batch-size)",
+                   "use a smaller --batch-size or --crop-size")
     train_set = _open(args.data, args.format, "--data", options)
     val_set = _open(args.val, args.format, "--val", options) if args.val else None
     _, metrics = train_crop_classifier(

@@ -59,7 +59,7 @@ from semguard.data.check import require_usable
 from semguard.data.formats import open_dataset
 from semguard.data.unpaired import build_unpaired_loader
 from semguard.errors import ConfigError, SemguardError
-from semguard.losses.adversary import build_adversary
+from semguard.losses.adversary import build_adversary, build_discriminator
 from semguard.losses.attribute_consistency import AttributeConsistencyLoss
 from semguard.losses.box_perceptual import BoxPerceptualLoss, guide_feature_extractor, lpips_feature_extractor
 from semguard.losses.class_weights import class_weight_vector
@@ -67,7 +67,7 @@ from semguard.losses.constraint import ConstraintMultiplier
 from semguard.losses.patchnce import PatchSampler
 from semguard.losses.seg_consistency import seg_consistency_loss
 from semguard.losses.total import weighted_sum
-from semguard.models import build_discriminator, build_generator, build_texture_discriminator
+from semguard.models import build_generator, build_texture_discriminator
 from semguard.models.conditioning import build_conditioning
 from semguard.models.segmenter import segmenter_features
 from semguard.train.data_stream import BatchStream
@@ -214,12 +214,7 @@ class Trainer:
 
     def _build_models(self) -> None:
         config, device = self.config, self.device
-        generator, self.spec = build_generator(config.model)
-        multiple = int(getattr(generator, "size_multiple", 1))
-        crop = tuple(config.data.crop)
-        if crop[0] % multiple or crop[1] % multiple:
-            raise ConfigError(f"data.crop {list(crop)} must be divisible by {multiple} for generator "
-                              f"'{config.model.generator}' (n_downsample {config.model.n_downsample})")
+        generator, self.spec = build_generator(config.model)   # data.crop fits it (config_checks.check_config)
         discriminator = build_discriminator(config.model)
         texture_discriminator = build_texture_discriminator(config.model)
         memory_format = torch.channels_last if self.channels_last else torch.contiguous_format

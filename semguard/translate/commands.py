@@ -8,7 +8,9 @@ Exit status: 0 only when every frame of the shard was done as asked (translated,
 and flagged); 1 when some frames failed (each is named in the summary and in OUT/manifest.json
 with its reason; the others are translated, and --fail-on-error stops at the first); 2 for
 bad input, refused before any work (bad checkpoint, broken data set, bad flags, an --out equal
-to, inside or around --input, a symlink under --out that leads out of it); 70 for a bug.
+to, inside or around --input, a symlink under --out that leads out of it, another translate running on
+the same --out and shard, a disk that fills up); 70 for a bug. A frame too small for the generator
+fails by name (exit 1), like a damaged one.
 Under torchrun (RANK/WORLD_SIZE set) each process takes its own block of the (sorted) frames.
 """
 
@@ -118,6 +120,8 @@ def run_translate(args) -> int:
     if report.problems and chatty:
         console.print(f"[yellow]warning:[/] {escape(report.summary())}; those frames will be reported as failed, "
                       "the rest translated")
+    if report.skipped_line() and chatty:
+        console.print(f"[yellow]note:[/] {escape(report.skipped_line())}")
     changes = report.ignore.changes()
     if changes and chatty:
         scope = "" if report.checked == report.frames else f" (in the {report.checked} frames checked)"
@@ -149,7 +153,8 @@ def run_translate(args) -> int:
         "max_flip_rate": args.max_flip_rate, "drop_flagged": bool(args.drop_flagged),
         "temporal": args.temporal,
         "tile": args.tile, "overlap": args.overlap, "memory_budget": args.memory_budget, "input_options": options,
-        "load_changes": {**report.ignore.to_dict(), "frames_checked": report.checked, "frames": report.frames},
+        "load_changes": {**report.ignore.to_dict(), "frames_checked": report.checked, "frames": report.frames,
+                         "skipped_files": list(report.skipped)},
     }
     summary = translate_dataset(
         translator, dataset, args.out, header=header, shard=shard, batch_size=args.batch_size,
@@ -232,6 +237,10 @@ def _plan_lines(translator) -> list[str]:
     return lines
 
 
+MAX_TILE = 1 << 16      # px
+MAX_BATCH = 4096        # frames or tiles per call
+
+
 def _check_arguments(args) -> dict:
     """Refuse bad paths and numbers before any work; returns the --option dict."""
     existing_path(args.checkpoint, "--checkpoint", "file")
@@ -239,10 +248,13 @@ def _check_arguments(args) -> dict:
     if args.judge:
         existing_path(args.judge, "--judge", "file")
     output_folder(args.out, "--out", {"--input": args.input}, refuse_input_inside=True)
-    for flag, value, low in (("--tile", args.tile, 0), ("--overlap", args.overlap, 0), ("--tile-batch", args.tile_batch, 1)):
+    # sizes past these are typos: a tile or overlap wider than any frame a machine can hold, batches whose
+    # decoded frames alone would take the memory (the model's own memory is planned by --memory-budget)
+    for flag, value, low, high in (("--tile", args.tile, 0, MAX_TILE), ("--overlap", args.overlap, 0, MAX_TILE),
+                                   ("--tile-batch", args.tile_batch, 1, MAX_BATCH)):
         if isinstance(value, (int, float)):  # a word such as 'auto' is parsed by its own code
-            number(value, flag, low=low, integer=True)
-    number(args.batch_size, "--batch-size", low=1, integer=True)
+            number(value, flag, low=low, high=high, integer=True)
+    number(args.batch_size, "--batch-size", low=1, high=MAX_BATCH, integer=True)
     workers(args.workers, "--workers")
     workers(args.writers, "--writers", low=1)
     number(args.png_level, "--png-level", low=0, high=9, integer=True)

@@ -23,6 +23,7 @@ from typing import Iterator
 from semguard.common import file_sha256
 from semguard.data.folder import write_json
 from semguard.errors import SemguardError
+from semguard.files import JSON_FILE_LIMIT, read_regular_file
 
 MANIFEST_NAME = "manifest.json"
 PARTS_DIR = ".manifest-parts"
@@ -97,8 +98,8 @@ class Manifest:
             sources += sorted(parts.glob("shard-*.json"))
         for path in sources:
             try:
-                data = json.loads(path.read_text(encoding="utf-8"))
-            except (OSError, json.JSONDecodeError) as err:
+                data = json.loads(read_regular_file(path, "manifest", JSON_FILE_LIMIT).decode("utf-8"))
+            except (OSError, ValueError, SemguardError) as err:  # a FIFO or device is named, never read
                 raise SemguardError(f"{path}: unreadable manifest ({err}); delete it to retranslate those frames") from None
             old = data.get("header", {})
             for key in IDENTITY_KEYS:
@@ -138,8 +139,8 @@ class Manifest:
             sources += sorted((self.out / PARTS_DIR).glob("shard-*.json"))
             for path in sources:
                 try:
-                    data = json.loads(path.read_text(encoding="utf-8"))
-                except (OSError, json.JSONDecodeError):
+                    data = json.loads(read_regular_file(path, "manifest", JSON_FILE_LIMIT).decode("utf-8"))
+                except (OSError, ValueError, SemguardError):
                     continue
                 for name, record in data.get("frames", {}).items():
                     if name not in frames or record.get("time", 0) >= frames[name].get("time", 0):

@@ -8,6 +8,7 @@ semguard.translate.manifest.
 
 from __future__ import annotations
 
+import errno
 import os
 import time
 from collections import deque
@@ -34,6 +35,7 @@ from semguard.data.folder import (
 )
 from semguard.data.sample import Sample
 from semguard.errors import SemguardError
+from semguard.output_lock import hold_output
 from semguard.translate.manifest import Manifest, outputs_valid, remove_stale_temporaries, shard_names
 from semguard.translate.memory import reuse_freed_memory
 from semguard.translate.tiling import tiled_apply
@@ -144,6 +146,20 @@ def _remove_frame(out: Path, name: str) -> None:
         require_inside(out, out / relative).unlink(missing_ok=True)  # never delete through a symlink out of OUT
 
 
+# write errors that no later frame escapes (a full disk or quota, a read-only file system): they end the
+# run as bad input (exit 2) instead of failing every remaining frame one by one
+OUTPUT_REFUSED = {errno.ENOSPC, errno.EDQUOT, errno.EROFS}
+
+
+def _too_small(translator, size: tuple[int, int]) -> str | None:
+    """Why a frame of `size` (H, W) is too small for `translator`, or None."""
+    smallest = translator.smallest_side() if callable(getattr(translator, "smallest_side", None)) else 1
+    if min(size) >= smallest:
+        return None
+    return (f"the frame is {size[1]}x{size[0]} px; this translator needs at least {smallest} px a side "
+            "(its generator halves the frame several times); remove the frame or upscale it")
+
+
 # Measured (bench_translate.py, 957x526 on a 2-core CPU, three back-to-back runs): decoding in the main
 # process with one PNG writer ran at 0.316 img/s, 2 decode workers + 2 writers at 0.225 and 1 + 1 at 0.226:
 # on a small CPU the model's threads already use every core and the helpers only take them away.
@@ -193,8 +209,24 @@ def translate_dataset(
       translate_manifest.shard_names; semguard.translate.temporal.shard_clips keeps clips whole).
     workers, writers: decode worker processes and PNG writer threads; None: `io_threads`' default.
     png_level: zlib level of the written PNGs (0 fastest .. 9 smallest; the pixels are the same).
+    One run per output and shard: a second run on the same `out` and shard while the first runs
+    stops at once, naming the first (semguard.output_lock); other shards run beside it.
     """
     out = Path(out)
+    lock = "translate" if tuple(shard) == (0, 1) else f"translate-shard-{shard[0]}-of-{shard[1]}"
+    with hold_output(out, lock):
+        return _translate_locked(
+            translator, dataset, out, header=header, shard=shard, batch_size=batch_size, workers=workers,
+            writers=writers, judge=judge, judge_size_multiple=judge_size_multiple, max_flip_rate=max_flip_rate,
+            drop_flagged=drop_flagged, verify_existing=verify_existing, stop_on_failure=stop_on_failure,
+            progress=progress, dataset_info=dataset_info, shard_by=shard_by, png_level=png_level)
+
+
+def _translate_locked(translator: Translator, dataset, out: Path, *, header: dict, shard: tuple[int, int],
+                      batch_size: int, workers: int | None, writers: int | None, judge, judge_size_multiple: int,
+                      max_flip_rate: float | None, drop_flagged: bool, verify_existing: bool, stop_on_failure: bool,
+                      progress: bool, dataset_info: dict | None, shard_by, png_level: int) -> TranslateSummary:
+    """translate_dataset's work, while its output lock is held."""
     workers, writers = io_threads(translator.device, workers, writers)
     names = list(dataset.names)
     if len(set(names)) != len(names):
@@ -232,6 +264,12 @@ def translate_dataset(
     def settle(future: Future, translated: Sample, rate: float | None, flagged: bool) -> None:
         try:
             files = future.result()
+        except OSError as err:
+            if err.errno in OUTPUT_REFUSED:  # the machine refuses every further write: stop, as bad input
+                raise SemguardError(f"--out {out}: writing frame {translated.name} failed: {err.strerror or err} "
+                                    f"({err.filename or out}); free space or choose another --out, then rerun to "
+                                    "continue (the frames finished so far are kept)") from None
+            fail(translated.name, f"write or verification failed: {type(err).__name__}: {err}")
         except Exception as err:  # noqa: BLE001 - a write/verify failure is this frame's failure
             fail(translated.name, f"write or verification failed: {type(err).__name__}: {err}")
         else:
@@ -261,6 +299,12 @@ def translate_dataset(
                     fail(failure.name, failure.reason)
                     advance()
                 for batch, samples in groups:
+                    too_small = _too_small(translator, samples[0].size)
+                    if too_small:  # the model cannot take it: this frame fails by name, the others go on
+                        for sample in samples:
+                            fail(sample.name, too_small)
+                            advance()
+                        continue
                     output = translator.translate_batch(batch.to(translator.device, non_blocking=True))
                     rates: list[float | None] = [None] * len(samples)
                     images = quantize(output)

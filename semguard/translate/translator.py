@@ -25,6 +25,7 @@ import torch
 from semguard.checkpoints import load_translator
 from semguard.common import file_sha256, resolve_device
 from semguard.data.batch import Batch, collate_samples, tensor_to_image
+from semguard.data.check import MIN_FRAME_SIDE
 from semguard.data.sample import Sample
 from semguard.labels import IGNORE_ID
 from semguard.models import build_conditioning
@@ -88,6 +89,7 @@ class Translator:
         # staged plans under --tile auto: each stage's own tile (None: that stage whole)
         self.stage_plans: dict[tuple[int, int, int], list[tuple[int, int] | None]] = {}
         self._profiles: dict[int, MemoryProfile] = {}
+        self._smallest_side: int | None = None
 
     @classmethod
     def from_checkpoint(cls, path: str | Path, device: str | torch.device = "cpu", ema: bool = True,
@@ -220,6 +222,27 @@ class Translator:
         return network_tile_size(per_pixel, batch, self.tile_batch, self.budget(), size_multiple)
 
     @torch.inference_mode()
+    def smallest_side(self) -> int:
+        """The smallest frame side (px) this generator translates: at least the data sets' floor
+        (semguard.data.check.MIN_FRAME_SIDE), more for deeper generators (their reflection pads and
+        norms need 2 px at the coarsest level). Probed once on blank square frames, then kept."""
+        if self._smallest_side is None:
+            side = MIN_FRAME_SIDE
+            for side in range(MIN_FRAME_SIDE, 4 * self.size_multiple + MIN_FRAME_SIDE + 1):
+                image = torch.zeros(1, 3, side, side, device=self.device)
+                label = torch.zeros(1, side, side, dtype=torch.int64, device=self.device)
+                try:
+                    with torch.no_grad():
+                        condition = build_conditioning(label, None, [[]], self.spec, image)
+                        tiled_apply(self._generate, [image, condition], tile=None, overlap=self.overlap,
+                                    size_multiple=self.size_multiple, tile_batch=1, frame_norm=self.frame_norm,
+                                    norm_modules=self.generator)
+                    break
+                except (RuntimeError, ValueError):
+                    continue
+            self._smallest_side = side
+        return self._smallest_side
+
     def translate_batch(self, batch: Batch) -> torch.Tensor:
         """Translated images: float32 [B,3,H,W] in [-1,1] on the batch's device.
 

@@ -39,6 +39,10 @@ class FolderFormat(FrameDataset):
         labels = files_by_stem(self.root / folder_format.LABEL_DIR, (".png",))
         return pair_frames(images, labels)
 
+    def skipped_files(self) -> list[str]:
+        """Entries beside the frames that are not frames (another extension, not a regular file)."""
+        return [str(path) for path in folder_format.skipped_files(self.root)]
+
     def load_frame(self, frame: Frame, report: IgnoreReport, strict: bool) -> Sample:
         return folder_format.read_sample(self.root, frame.name, with_label=frame.label is not None, report=report,
                                          strict=strict)

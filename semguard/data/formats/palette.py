@@ -13,15 +13,16 @@ Colours not in the table are unexpected (ignored and counted; strict: an error).
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import numpy as np
-import yaml
 
 from semguard.data.formats.base import Frame, require_option
 from semguard.data.formats.label_folders import FOLDER_OPTIONS, LabelFolderFormat
 from semguard.data.readers import read_ids, read_pil, require_same_size
 from semguard.data.mapping import ColorMapping, IgnoreReport
+from semguard.config import read_yaml
 from semguard.errors import ConfigError
 from semguard.labels import IGNORE_ID, NAME_TO_TRAIN_ID, NUM_CLASSES
 
@@ -42,12 +43,10 @@ def _train_id(value, where: str) -> int:
 def load_palette_table(path: str | Path) -> ColorMapping:
     """Read a palette YAML (see the module docstring) into a ColorMapping."""
     path = Path(path)
-    if not path.is_file():
+    if not os.path.lexists(path) or (path.is_symlink() and not path.exists()):
         raise ConfigError(f"palette table {path} does not exist; pass the simulator's colour table with --option table=PATH")
-    try:
-        data = yaml.safe_load(path.read_text(encoding="utf-8"))
-    except yaml.YAMLError as err:
-        raise ConfigError(f"{path}: invalid YAML ({err})") from None
+    # the one YAML reader: a regular file of a bounded size, no repeated keys, bounded alias expansion
+    data = read_yaml(path)
     classes = data.get("classes") if isinstance(data, dict) else None
     if not isinstance(classes, list) or not classes:
         raise ConfigError(f"{path}: expected a top-level 'classes' list of {{color: [r, g, b], train_id: ...}}")

@@ -1,4 +1,4 @@
-"""Look at a toy world (or any folder data set): class shares, spatial priors, previews.
+"""Look at a toy world (or any data set a format loader reads): class shares, spatial priors, previews.
 
 The semantic gap is the point of the toy world, so it must be visible and measurable:
 `domain_statistics` counts, per domain, how often each class occurs and where in the
@@ -70,22 +70,34 @@ def find_domains(root: str | Path) -> dict[str, list[Path]]:
 def domain_statistics(name: str, folders: list[Path], grid: tuple[int, int] = PRIOR_GRID,
                       limit: int | None = None) -> DomainStats:
     """Count classes over the label maps of `folders` (at most `limit` frames in all)."""
+    labels = (read_sample(folder, sample_name).label for folder in folders for sample_name in list_names(folder))
+    return label_statistics(name, list(folders), labels, grid, limit)
+
+
+def dataset_statistics(name: str, dataset, grid: tuple[int, int] = PRIOR_GRID,
+                       limit: int | None = None) -> DomainStats:
+    """Count classes over the label maps of a format loader's data set (semguard.data.formats.open_dataset)."""
+    labels = (dataset[i].label for i in range(len(dataset)))
+    return label_statistics(name, [Path(dataset.root)], labels, grid, limit)
+
+
+def label_statistics(name: str, folders: list[Path], labels, grid: tuple[int, int] = PRIOR_GRID,
+                     limit: int | None = None) -> DomainStats:
+    """Count classes over `labels` (uint8 [H,W] train-id maps; at most `limit` of them)."""
     gh, gw = grid
     counts = np.zeros(NUM_CLASSES, dtype=np.int64)
     prior = np.zeros(NUM_CLASSES * gh * gw, dtype=np.int64)
     cells = np.arange(gh * gw)
     frames = 0
-    for folder in folders:
-        for sample_name in list_names(folder):
-            if limit is not None and frames >= limit:
-                break
-            label = read_sample(folder, sample_name).label
-            counts += np.bincount(label[label != IGNORE_ID].ravel(), minlength=256)[:NUM_CLASSES]
-            height, width = label.shape
-            small = label[(np.arange(gh) * height) // gh][:, (np.arange(gw) * width) // gw].ravel().astype(np.int64)
-            keep = small < NUM_CLASSES
-            prior += np.bincount(small[keep] * gh * gw + cells[keep], minlength=NUM_CLASSES * gh * gw)
-            frames += 1
+    for label in labels:
+        if limit is not None and frames >= limit:
+            break
+        counts += np.bincount(label[label != IGNORE_ID].ravel(), minlength=256)[:NUM_CLASSES]
+        height, width = label.shape
+        small = label[(np.arange(gh) * height) // gh][:, (np.arange(gw) * width) // gw].ravel().astype(np.int64)
+        keep = small < NUM_CLASSES
+        prior += np.bincount(small[keep] * gh * gw + cells[keep], minlength=NUM_CLASSES * gh * gw)
+        frames += 1
     return DomainStats(name, list(folders), counts, prior.reshape(NUM_CLASSES, gh, gw) / max(frames, 1), frames)
 
 
@@ -153,6 +165,18 @@ def preview_grid(root: str | Path, count: int = 4, scale: int | None = None) -> 
             continue
         samples = [read_sample(folder, n) for n in names]
         blocks.append((f"{name}/{folder.name}" if folder.name != name else name, samples))
+    return render_grid(blocks, root, count, scale)
+
+
+def dataset_preview_grid(dataset, title: str, count: int = 4, scale: int | None = None) -> np.ndarray:
+    """preview_grid for a format loader's data set (semguard.data.formats.open_dataset): its
+    first `count` frames as one block (image, label overlay, boxes)."""
+    samples = [dataset[i] for i in range(min(count, len(dataset)))]
+    return render_grid([(title, samples)] if samples else [], dataset.root, count, scale)
+
+
+def render_grid(blocks: list, root, count: int, scale: int | None) -> np.ndarray:
+    """blocks: (title, samples) per domain -> the preview canvas (tiles sized by the first sample)."""
     if not blocks:
         raise DataError(f"{root}: no frames to preview")
     height, width = blocks[0][1][0].size

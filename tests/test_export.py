@@ -416,7 +416,7 @@ def test_numpy_builder_needs_neither_torch_nor_semguard(tmp_path):
     assert result.stdout.strip() == "(29, 4, 8) float32"
 
 
-# ----------------------------------------------------------------- the README example
+# ------------------------------------------- the example of docs/EXPORT.md (tests/test_docs.py checks the page)
 
 README_EXAMPLE = """
 import json, numpy as np, onnxruntime as ort

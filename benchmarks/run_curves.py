@@ -337,10 +337,14 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--threads", type=int, default=1, help="torch threads per run")
     parser.add_argument("--results", type=Path, default=RESULTS)
     parser.add_argument("--name", default="budget", help="results file stem")
+    parser.add_argument("--collect", action="store_true",
+                        help="train nothing: evaluate and collect only the runs of --variants x --seeds that finished")
     args = parser.parse_args(argv)
     start = time.perf_counter()
     prepare(args.work, max(args.threads * args.parallel, 1), args.variants)
     jobs = [(name, seed) for seed in args.seeds for name in args.variants]
+    if args.collect:
+        jobs = [(name, seed) for name, seed in jobs if (args.work / "runs" / f"{name}_seed{seed}" / "final.pt").exists()]
     curves: dict[str, list[dict]] = {}
     with concurrent.futures.ThreadPoolExecutor(max_workers=args.parallel) as pool:
         futures = {pool.submit(train_and_evaluate, args.work, name, seed, args.steps, args.every, args.threads):
@@ -349,7 +353,7 @@ def main(argv: list[str] | None = None) -> int:
             name, seed = futures[future]
             curves.setdefault(name, []).extend(future.result())
             log(f"{name} seed {seed}: done")
-    curves = {name: sorted(curves[name], key=lambda r: (r["seed"], r["steps"])) for name in args.variants}
+    curves = {name: sorted(curves[name], key=lambda r: (r["seed"], r["steps"])) for name in args.variants if name in curves}
     result = summarise(curves, args.steps)
     result.update(date=dt.date.today().isoformat(), machine=machine(), seeds=args.seeds, parallel=args.parallel,
                   threads=args.threads, steps=args.steps, every=args.every,

@@ -106,8 +106,9 @@ def _measure(args) -> dict:
                  "train.log_every=0", "train.sample_every=0", "train.checkpoint_every=0",
                  *dict((row, extra) for row, _, extra in ROWS)[args.row]]
     config = load_config(REPO / "configs" / args.config, overrides)
-    if config.guide.checkpoint is not None:
-        config = load_config(REPO / "configs" / args.config, overrides + [f"guide.checkpoint={guide}"])
+    if config.guide.checkpoint is not None:   # the untrained guide stands for each guide the config reads
+        guides = [f"guide.checkpoint={guide}", "guide.ensemble=[" + ",".join([str(guide)] * len(config.guide.ensemble)) + "]"]
+        config = load_config(REPO / "configs" / args.config, overrides + guides)
     trainer = Trainer(config, show_progress=False)
     batch = trainer.stream.next()
 

@@ -155,7 +155,8 @@ TRAIN_SETS=(--set data.source="$WORK/toy/sim/train" --set data.target="$WORK/toy
             --set train.channels_last="$LAYOUT" --set train.sample_every="$STEPS"
             --set train.checkpoint_every="$STEPS" --set train.log_every=10)
 run_stage train_semguard "$SG" train --config configs/toy.yaml "${TRAIN_SETS[@]}" \
-    --set guide.checkpoint="$WORK/guide.pt" --set train.out="$WORK/train/semguard" --device "$DEVICE" --no-progress
+    --set guide.checkpoint="$WORK/guide.pt" --set "guide.ensemble=[$WORK/guide.pt]" \
+    --set train.out="$WORK/train/semguard" --device "$DEVICE" --no-progress
 run_stage train_cut "$SG" train --config configs/toy_cut.yaml "${TRAIN_SETS[@]}" \
     --set train.out="$WORK/train/cut" --device "$DEVICE" --no-progress
 

@@ -319,3 +319,17 @@ def test_detection_runs_with_boxes_on_both_sides_and_is_skipped_with_a_reason_ot
     _, preflight, _ = prepare(write_spec(folder, data_of(boxed), budgets={**budgets, "detector_steps": 0}),
                               tmp_path / "work3")
     assert preflight.detection_skipped == "budgets.detector_steps is 0"
+
+
+def test_a_config_with_a_guide_ensemble_gets_its_further_guides_trained_and_passed(tmp_path, sets):
+    _, preflight, stages = prepare(write_spec(tmp_path, data_of(sets)), tmp_path / "work")
+    assert len(preflight.configs["semguard"].guide.ensemble) == 1        # configs/toy.yaml: a second guide
+    names = [stage.name for stage in stages]
+    assert "target_guide_ensemble0" in names and not any("source_guide_ensemble" in name for name in names)
+    ensemble = next(stage for stage in stages if stage.name == "target_guide_ensemble0")
+    assert ensemble.command[ensemble.command.index("--arch") + 1] == "linknet"
+    assert ensemble.command[ensemble.command.index("--seed") + 1] == "5"
+    train = next(stage for stage in stages if stage.name == "train_semguard_seed0")
+    assert f"guide.ensemble=[{ensemble.output}]" in train.command
+    cut = next(stage for stage in stages if stage.name == "train_cut_seed0")
+    assert "guide.ensemble=[]" in cut.command

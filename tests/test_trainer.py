@@ -600,11 +600,14 @@ def test_the_shipped_semguard_config_trains_with_every_label_aware_option(data_r
         f"data.source={data_root / 'source'}", f"data.target={data_root / 'target'}", f"data.crop=[{HEIGHT},{WIDTH}]",
         "data.batch_size=2", "model.base_channels=8", "model.n_blocks=1", "model.discriminator.seg_base_channels=8",
         "model.discriminator.base_channels=8", "loss.nce_layers=[0,1,2]", "loss.nce_patches=16",
-        "loss.seg=0.0", "loss.box=0.0", "guide.checkpoint=null", "guide.perturb=0.0",
-        f"train.out={tmp_path / 'run'}", "train.steps=2", "train.log_every=1", "train.sample_every=0",
+        "loss.seg=0.0", "loss.box=0.0", "loss.seg_target=null", "guide.checkpoint=null", "guide.ensemble=[]",
+        "guide.ensemble_reduce=mean", "guide.perturb=0.0", f"train.out={tmp_path / 'run'}", "train.steps=2", "train.log_every=1", "train.sample_every=0",
         "train.checkpoint_every=0", "train.device=cpu"])
     assert config.model.discriminator.kind == "segmentation" and config.data.pairing == "layout_matched"
     assert config.model.spade_version == 3
+    shipped = load_config(CONFIG.parent / "toy.yaml")   # issue 28: a bounded adversary, a constraint, two guides
+    assert shipped.model.discriminator.seg_levels == 2 and shipped.loss.seg_target is not None
+    assert len(shipped.guide.ensemble) == 1 and shipped.guide.ensemble_reduce == "max"
     assert config.model.conditioning.light_states and config.model.conditioning.box_image
     result = _run(config)
     generator, spec, _, _ = load_translator(tmp_path / "run" / "final.pt")

@@ -3,7 +3,8 @@
     make_toy                     the toy world (when the spec names toy sets)
     split                        target_train -> the translators' part and the judge's (WORK/split)
     view_*                       every set as a folder set at the benchmark's size (WORK/data)
-    source_guide, target_guide   the guides the variants read (source labels; the translators' part)
+    source_guide, target_guide   the guides the variants read (source labels; the translators' part), and
+    *_guide_ensembleI            the further guides of configs that list guide.ensemble
     judge, score_judge           the judge (the judge's part; another arch and seed than target_guide),
                                  its floor (paired truth, else its own error on target val) and its score
     crop_classifier              box attributes (toy world)
@@ -182,6 +183,20 @@ def build_plan(loaded: LoadedSpec, preflight: Preflight, work: Path) -> list[Sta
         stages.append(Stage("source_guide", layout.segmenter("source_guide"), weight=_seg(spec.budgets.guide_steps, seg_scale),
                             command=segmenter("guide", layout.data("source"), source_val, layout.segmenter("source_guide"),
                                               segmenters.source_guide, spec.budgets.guide_steps)))
+    # configs listing guide.ensemble get that many further guides (segmenters.ensemble_guide, seed + i) on
+    # their main guide's data
+    ensembles: dict[str, int] = {}
+    for name, variant in spec.variants.items():
+        if variant.guide != "none" and preflight.configs[name].guide.ensemble:
+            ensembles[variant.guide] = max(ensembles.get(variant.guide, 0), len(preflight.configs[name].guide.ensemble))
+    guide_data = {"source": (layout.data("source"), source_val), "target": (layout.data("translators"), target_val)}
+    for guide, count in sorted(ensembles.items()):
+        for index in range(count):
+            model = type(segmenters.ensemble_guide)(segmenters.ensemble_guide.arch, segmenters.ensemble_guide.seed + index,
+                                                    segmenters.ensemble_guide.encoder)
+            path = layout.segmenter(f"{guide}_guide_ensemble{index}")
+            stages.append(Stage(f"{guide}_guide_ensemble{index}", path, weight=_seg(spec.budgets.guide_steps, seg_scale),
+                                command=segmenter("guide", *guide_data[guide], path, model, spec.budgets.guide_steps)))
     floor_data = layout.data("paired") if data.paired.given else target_val
     stages.append(Stage("judge", layout.segmenter("judge"), weight=_seg(spec.budgets.judge_steps, seg_scale),
                         command=segmenter("judge", layout.data("judge"), target_val, layout.segmenter("judge"),
@@ -215,6 +230,8 @@ def build_plan(loaded: LoadedSpec, preflight: Preflight, work: Path) -> list[Sta
                 f"data.batch_size={spec.budgets.batch_size}", f"train.steps={spec.budgets.translator_steps}",
                 f"train.seed={seed}", f"train.out={run_dir}", f"train.device={spec.device}",
                 "guide.checkpoint=null" if guide == "none" else f"guide.checkpoint={layout.segmenter(guide + '_guide')}",
+                "guide.ensemble=[" + ",".join(str(layout.segmenter(f"{guide}_guide_ensemble{i}"))
+                                              for i in range(len(config.guide.ensemble) if guide != "none" else 0)) + "]",
                 *loaded.variant_overrides(variant),
             ]
             args = ["train", "--config", str(loaded.variant_config_path(variant)), "--no-progress"]

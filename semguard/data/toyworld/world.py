@@ -71,12 +71,14 @@ def render_sample(
     style: str = "sim",
     size: tuple[int, int] = (128, 256),
     gap: float = 1.0,
+    draw: int = 0,
 ) -> Sample:
     """Render toy-world sample `index` of world `seed`.
 
     layout: "sim" | "real", the domain prior the street is drawn from; style: "sim" |
     "real", how it is coloured; size: (H, W) pixels, each >= 32; gap: semantic-gap
-    strength >= 0 (0: both domains share the sim prior; 1: the default gap).
+    strength >= 0 (0: both domains share the sim prior; 1: the default gap); draw: 0 the
+    image make-toy writes, >= 1 the real style's camera randomness drawn again (same scene).
     Returns a Sample: image uint8 [H,W,3]; label uint8 [H,W] train ids (no ignore);
     instances int32 [H,W] (cars, persons, lights, signs; 0 elsewhere); boxes half-open
     xyxy, tight around visible pixels, lights with {"state": red|amber|green}, signs
@@ -88,6 +90,8 @@ def render_sample(
         raise ValueError(f"unknown style {style!r}; expected one of {STYLES}")
     if int(seed) < 0 or int(index) < 0:
         raise ValueError(f"seed and index must be >= 0, got seed={seed}, index={index}")
+    if int(draw) < 0:
+        raise ValueError(f"draw must be >= 0 (0: make-toy's own image), got {draw}")
     size = check_size(size)
     layout_rng = np.random.default_rng([int(seed), int(index), _LAYOUT_CODE[layout], 0])
     scene = sample_layout(layout_rng, layout, size, gap)
@@ -95,8 +99,9 @@ def render_sample(
     if style == "sim":
         image = render_sim(raster)
     else:
-        style_rng = np.random.default_rng([int(seed), int(index), _LAYOUT_CODE[layout], 10 + _STYLE_CODE[style]])
-        image = render_real(raster, style_rng, horizon=scene.camera.horizon, focal=scene.camera.focal)
+        # draw >= 1: a fifth seed entry, a stream disjoint from the four-entry one make-toy uses
+        entries = [int(seed), int(index), _LAYOUT_CODE[layout], 10 + _STYLE_CODE[style]] + ([int(draw)] if draw else [])
+        image = render_real(raster, np.random.default_rng(entries), horizon=scene.camera.horizon, focal=scene.camera.focal)
     return Sample(image=image, label=raster.label, instances=raster.instances, boxes=raster.boxes, name=f"{index:06d}")
 
 
@@ -117,23 +122,7 @@ def render_real_redraw(
     rendering of the paired truth: the floor of a two-sample test against it (two samples of
     one distribution with the same layouts). Writes nothing; make_toy_world never uses it.
     """
-    if int(draw) < 0:
-        raise ValueError(f"draw must be >= 0 (0: render_sample's own image), got {draw}")
-    if int(draw) == 0:
-        return render_sample(seed, index, layout, "real", size, gap)
-    if layout not in DOMAINS:
-        raise ValueError(f"unknown layout domain {layout!r}; expected one of {DOMAINS}")
-    if int(seed) < 0 or int(index) < 0:
-        raise ValueError(f"seed and index must be >= 0, got seed={seed}, index={index}")
-    size = check_size(size)
-    layout_rng = np.random.default_rng([int(seed), int(index), _LAYOUT_CODE[layout], 0])
-    scene = sample_layout(layout_rng, layout, size, gap)
-    raster = rasterize(scene)
-    # a fifth, non-zero entry: a stream disjoint from render_sample's four-entry style seed
-    style_rng = np.random.default_rng(
-        [int(seed), int(index), _LAYOUT_CODE[layout], 10 + _STYLE_CODE["real"], int(draw)])
-    image = render_real(raster, style_rng, horizon=scene.camera.horizon, focal=scene.camera.focal)
-    return Sample(image=image, label=raster.label, instances=raster.instances, boxes=raster.boxes, name=f"{index:06d}")
+    return render_sample(seed, index, layout, "real", size, gap, draw=draw)
 
 
 @dataclass(frozen=True)

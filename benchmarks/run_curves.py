@@ -149,8 +149,10 @@ def checkpoint_steps(steps: int, every: int) -> list[int]:
     return budgets + [steps]
 
 
-def train_and_evaluate(work: Path, name: str, seed: int, steps: int, every: int, threads: int) -> list[dict]:
-    """Train (or resume) one run to `steps`, evaluate every kept checkpoint; returns its curve records."""
+def train_and_evaluate(work: Path, name: str, seed: int, steps: int, every: int, threads: int,
+                       collect: bool = False) -> list[dict]:
+    """Train (or resume) one run to `steps`, evaluate every kept checkpoint; returns its curve records.
+    collect: train nothing, evaluate the checkpoints the run has so far (an unfinished run: a partial curve)."""
     config, guides, overrides = CURVE_VARIANTS[name]
     run = work / "runs" / f"{name}_seed{seed}"
     toy = work / "toy"
@@ -160,7 +162,7 @@ def train_and_evaluate(work: Path, name: str, seed: int, steps: int, every: int,
     if guides:
         sets.append(f"guide.checkpoint={work / (guides[0] + '.pt')}")
         sets.append("guide.ensemble=[" + ",".join(str(work / (g + ".pt")) for g in guides[1:]) + "]")
-    if not (run / "final.pt").exists():
+    if not collect and not (run / "final.pt").exists():
         args = ["train", "--config", config, "--no-progress", "--resume"]
         for value in sets:
             args += ["--set", value]
@@ -171,6 +173,8 @@ def train_and_evaluate(work: Path, name: str, seed: int, steps: int, every: int,
         checkpoint = run / "checkpoints" / f"step_{budget:08d}.pt"
         if budget == steps:
             checkpoint = run / "final.pt"
+        if collect and not checkpoint.exists():
+            continue
         report_dir = work / "reports" / f"{name}_seed{seed}" / f"step_{budget:08d}"
         if not (report_dir / "report.json").exists():
             semguard(["eval", "--checkpoint", str(checkpoint), "--data", str(toy), "--judge", str(work / "judge.pt"),
@@ -230,12 +234,21 @@ def summarise(curves: dict[str, list[dict]], steps: int) -> dict:
     for records in variants.values():
         for record in records:
             record.pop("references", None)
-    semguard_final = [r for name in ("semguard", "semguard_fidelity") for r in variants.get(name, [])]
-    if "cut" in curves and semguard_final and semguard_final[0].get("seconds"):
-        match = equal_wallclock(curves["cut"], semguard_final[0]["seconds"])
-        if match is not None:
-            result["equal_wallclock"] = {"cut": {k: v for k, v in match.items() if k != "references"},
-                                         "semguard_seconds": semguard_final[0]["seconds"]}
+    method = next((name for name in ("semguard", "semguard_fidelity") if name in curves), None)
+    if "cut" in curves and method is not None:
+        pairs = []
+        for record in curves[method]:
+            match = equal_wallclock(curves["cut"], record["seconds"]) if record.get("seconds") else None
+            if match is not None:
+                pairs.append({"method": method, "seed": record["seed"], "steps": record["steps"],
+                              "seconds": record["seconds"], "pixel_flip_rate": record["pixel_flip_rate"],
+                              "cut": {k: v for k, v in match.items() if k != "references"}})
+        final = [pair for pair in pairs if pair["steps"] == steps]
+        if final:
+            # the method's largest budget against CUT's record nearest its training seconds (per the first seed's
+            # run); `pairs`: the same for every budget and seed, CUT's record nearest each
+            result["equal_wallclock"] = {"cut": final[0]["cut"], "semguard_seconds": final[0]["seconds"],
+                                         "method": method, "pairs": pairs}
     return result
 
 
@@ -277,8 +290,14 @@ def to_markdown(result: dict, command: str) -> str:
                      f"{(reference.get('two_sample') or {}).get('accuracy', '-')} |")
     if "equal_wallclock" in result:
         match = result["equal_wallclock"]
-        lines += ["", f"CUT at semguard's wall clock ({match['semguard_seconds']} s): step {match['cut']['steps']} "
-                  f"({match['cut']['seconds']} s), pixel flip {match['cut']['pixel_flip_rate']:.3f}"]
+        lines += ["", f"## At equal wall clock: each {match['method']} checkpoint beside CUT's checkpoint nearest its "
+                  "training seconds (CUT's longest run bounds the match)", "",
+                  f"| seed | {match['method']} steps | seconds | pixel flip | CUT steps | CUT seconds | CUT pixel flip |",
+                  "|---|---|---|---|---|---|---|"]
+        for pair in match["pairs"]:
+            cut = pair["cut"]
+            lines.append(f"| {pair['seed']} | {pair['steps']} | {pair['seconds']} | {pair['pixel_flip_rate']:.3f} | "
+                         f"{cut['steps']} | {cut['seconds']} | {cut['pixel_flip_rate']:.3f} |")
     return "\n".join(lines) + "\n"
 
 
@@ -338,16 +357,18 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--results", type=Path, default=RESULTS)
     parser.add_argument("--name", default="budget", help="results file stem")
     parser.add_argument("--collect", action="store_true",
-                        help="train nothing: evaluate and collect only the runs of --variants x --seeds that finished")
+                        help="train nothing: evaluate and collect the checkpoints that the runs of --variants x --seeds "
+                             "have (an unfinished run gives a partial curve)")
     args = parser.parse_args(argv)
     start = time.perf_counter()
     prepare(args.work, max(args.threads * args.parallel, 1), args.variants)
     jobs = [(name, seed) for seed in args.seeds for name in args.variants]
-    if args.collect:
-        jobs = [(name, seed) for name, seed in jobs if (args.work / "runs" / f"{name}_seed{seed}" / "final.pt").exists()]
+    if args.collect:   # runs that wrote at least one checkpoint
+        jobs = [(name, seed) for name, seed in jobs if (args.work / "runs" / f"{name}_seed{seed}" / "log.jsonl").exists()]
     curves: dict[str, list[dict]] = {}
     with concurrent.futures.ThreadPoolExecutor(max_workers=args.parallel) as pool:
-        futures = {pool.submit(train_and_evaluate, args.work, name, seed, args.steps, args.every, args.threads):
+        futures = {pool.submit(train_and_evaluate, args.work, name, seed, args.steps, args.every, args.threads,
+                               args.collect):
                    (name, seed) for name, seed in jobs}
         for future in concurrent.futures.as_completed(futures):
             name, seed = futures[future]

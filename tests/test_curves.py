@@ -64,6 +64,9 @@ def test_the_results_keep_the_benchmarks_shape_and_draw(curves, tmp_path):
     assert result["references"]["source"]["pixel_flip_rate"] == 0.2
     # semguard's 600 steps took 720 s: CUT's nearest record is its 600 steps (240 s)
     assert result["equal_wallclock"]["cut"]["steps"] == 600 and result["equal_wallclock"]["semguard_seconds"] == 720
+    # semguard 300 steps (360 s) meets CUT 600 (240 s) as the nearest; each budget and seed has its pair
+    pairs = {(p["seed"], p["steps"]): p["cut"]["steps"] for p in result["equal_wallclock"]["pairs"]}
+    assert pairs == {(0, 300): 600, (0, 600): 600, (1, 300): 600, (1, 600): 600}
     result.update(date="2026-12-05", machine={}, seeds=[0, 1], parallel=2, threads=1)
     text = curves.to_markdown(result, "python benchmarks/run_curves.py ...")
     assert "| semguard | 600 | 720.000 ± 0.000 | 0.100 ± 0.000 |" in text

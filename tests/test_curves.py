@@ -72,3 +72,8 @@ def test_the_results_keep_the_benchmarks_shape_and_draw(curves, tmp_path):
     assert "| semguard | 600 | 720.000 ± 0.000 | 0.100 ± 0.000 |" in text
     curves.draw_curves(result, tmp_path / "curves.png")
     assert Image.open(tmp_path / "curves.png").size[0] > 400
+
+
+def test_the_two_sample_test_runs_at_the_first_middle_and_last_budget(curves):
+    assert curves.two_sample_steps(2400, 300) == {300, 1200, 2400}
+    assert curves.two_sample_steps(600, 300) == {300, 600}

@@ -61,7 +61,7 @@ CURVE_VARIANTS: dict[str, tuple[str, tuple[str, ...], tuple[str, ...]]] = {
 # guide name -> (architecture, seed); every guide learns the target labels on real/train (never the judge split)
 GUIDES = {"guide_real": ("fpn", 2), "guide_linknet": ("linknet", 5)}
 FIGURES = ("pixel_flip_rate", "excess_pixel_flip_rate", "reliable_mean_flip_rate", "flip_rate",
-           "light_state_preserved", "pictogram_preserved", "kid_judge_to_paired_mean", "kid_judge_mean")
+           "state_preserved", "pictogram_preserved", "kid_judge_to_paired_mean", "kid_judge_mean")
 
 
 def log(message: str) -> None:
@@ -287,7 +287,7 @@ def to_markdown(result: dict, command: str) -> str:
             seconds = _mean(rows, "seconds")
             lines.append(f"| {name} | {steps} | {seconds} | {_mean(rows, 'pixel_flip_rate')} | "
                          f"{_mean(rows, 'flip_rate', 'sky')} | {_mean(rows, 'flip_rate', 'vegetation')} | "
-                         f"{_mean(rows, 'reliable_mean_flip_rate')} | {_mean(rows, 'light_state_preserved')} | "
+                         f"{_mean(rows, 'reliable_mean_flip_rate')} | {_mean(rows, 'state_preserved')} | "
                          f"{_mean(rows, 'pictogram_preserved')} | {_mean(rows, 'kid_judge_to_paired_mean')} | "
                          f"{_mean(rows, 'two_sample', 'accuracy')} |")
     for name, reference in result["references"].items():

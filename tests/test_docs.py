@@ -63,7 +63,7 @@ def test_readme_toy_table_shows_the_linked_results_file():
     """Each mean ± std of the README's CUT and semguard rows is a figure of benchmark_full_auto.md."""
     readme = (ROOT / "README.md").read_text()
     results = (ROOT / "benchmarks" / "results" / "benchmark_full_auto.md").read_text()
-    section = readme.split("## Results on the toy world", 1)[1].split("\n## ", 1)[0]
+    section = readme.split("## Results on the toy world at 300 steps", 1)[1].split("\n## ", 1)[0]
     assert "benchmarks/results/benchmark_full_auto.md" in section
     rows = [line for line in section.splitlines() if line.startswith(("| CUT |", "| **semguard** |"))]
     assert len(rows) == 2
@@ -71,3 +71,15 @@ def test_readme_toy_table_shows_the_linked_results_file():
     assert len(figures) >= 18
     for figure in figures:
         assert figure in results, f"README shows {figure}, which benchmark_full_auto.md does not hold"
+
+
+def test_readme_budget_table_shows_the_linked_results_file():
+    """Each mean ± std of the README's fidelity-over-training table is a figure of budget.md."""
+    readme = (ROOT / "README.md").read_text()
+    results = (ROOT / "benchmarks" / "results" / "budget.md").read_text()
+    section = readme.split("## Results on the toy world: label fidelity over training", 1)[1].split("\n## ", 1)[0]
+    assert "benchmarks/results/budget.md" in section
+    figures = re.findall(r"\d+\.\d+ ± \d+\.\d+", section)
+    assert len(figures) >= 5
+    for figure in figures:
+        assert figure in results, f"README shows {figure}, which budget.md does not hold"

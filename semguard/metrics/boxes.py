@@ -149,6 +149,9 @@ def box_preservation(source_label: torch.Tensor, judge_prediction: torch.Tensor,
 class AttributePreservation:
     """Share of boxes whose attribute (light state, sign pictogram) a classifier reads correctly.
 
+    Single-process: a plain accumulator, not a torchmetrics Metric (its state is not summed across
+    processes); `semguard eval` runs in one process, so every figure sees every frame.
+
     update(boxes: list of Box with true attributes, predicted: one dict (attribute -> value) per box);
     compute() -> {attribute: {"correct", "total", "accuracy"}} for attributes that occurred.
     Counts are per process (the attribute keys are open-ended; eval runs in one process).

@@ -118,6 +118,9 @@ def build_feature_extractor(name: str, judge: nn.Module | None = None) -> nn.Mod
 class ImageDistance:
     """FID and KID between real (target) images and generated ones, for one named extractor.
 
+    Single-process: a plain accumulator, not a torchmetrics Metric (its state is not summed across
+    processes); `semguard eval` runs in one process, so every figure sees every frame.
+
     extractor_name: the name written into every figure ("fid_<name>", "kid_<name>_mean");
     extractor: images -> features [B,D], or None when update_features is used directly.
     kid_subsets / kid_subset_size: KID's random subsets (with fewer images than kid_subset_size on a

@@ -33,6 +33,9 @@ def _to_unit(images: torch.Tensor, what: str) -> torch.Tensor:
 class PairedDistance:
     """PSNR / SSIM / LPIPS between images and their paired truth, averaged over images.
 
+    Single-process: a plain accumulator, not a torchmetrics Metric (its state is not summed across
+    processes); `semguard eval` runs in one process, so every figure sees every frame.
+
     update(images float [B,3,H,W] in [-1,1], truth float [B,3,H,W] in [-1,1]); compute() ->
     {"psnr": dB, "ssim": [0,1], "lpips": {"available": bool, "value"|"reason"}, "image_count"}.
     lpips=False skips LPIPS (recorded as not requested).

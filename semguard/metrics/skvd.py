@@ -214,6 +214,9 @@ def _dequantise(crops: torch.Tensor) -> torch.Tensor:
 class SemanticKID:
     """sKVD between generated (translated) frames and target-domain frames; see the module header.
 
+    Single-process: a plain accumulator, not a torchmetrics Metric (its state is not summed across
+    processes); `semguard eval` runs in one process, so every figure sees every frame.
+
     threshold: a pair is kept when its label agreement is > threshold (in [0,1));
     grid: descriptor cells per side; area_fraction: crop area / frame area;
     seed: seeds the crop positions (one numpy Generator per side, both seeded with `seed`, so

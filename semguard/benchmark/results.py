@@ -262,6 +262,21 @@ def cell(rows: list[dict], key: str, sub: str | None = None, digits: int = 3) ->
     return text + (f" ± {statistics.stdev(values):.{digits}f}" if len(values) > 1 else "")
 
 
+def _downstream_table(records_by_set: dict[str, list[dict]], headline: tuple[str, ...], per_class_key: str,
+                      per_class_label: str, titles: dict[str, str]) -> list[str]:
+    """Markdown rows of a downstream test: per training set the headline figures (mean ± std over seeds),
+    the first one per seed, and each class's figure."""
+    classes = sorted({c for records in records_by_set.values() for r in records for c in r[per_class_key]})
+    lines = ["| training data | " + " | ".join(titles[key] for key in headline) + f" | per seed ({titles[headline[0]]}) | "
+             + " | ".join(f"{per_class_label} {c}" for c in classes) + " |",
+             "|---" * (len(classes) + len(headline) + 2) + "|"]
+    for name, records in records_by_set.items():
+        seeds = ", ".join(_fmt(r[headline[0]]) for r in records)
+        lines.append(f"| {name} | " + " | ".join(cell(records, key) for key in headline) + f" | {seeds} | "
+                     + " | ".join(cell(records, per_class_key, c) for c in classes) + " |")
+    return lines
+
+
 def to_markdown(result: dict) -> str:
     rows = result["variants"]
     all_rows = sum(rows.values(), [])
@@ -332,27 +347,15 @@ def to_markdown(result: dict) -> str:
         lines.append(f"| *{name} (reference)* | {_fmt(ref.get('mean_flip_rate'))} | "
                      + " | ".join(_fmt(ref["flip_rate"].get(c)) for c in classes) + " |")
     if result["downstream"]:
-        per_class = sorted({c for records in result["downstream"].values() for r in records for c in r["per_class_iou"]})
         lines += ["", "## Downstream: a segmenter trained on ..., scored on target val (mean ± std over seeds)", "",
                   "sim: the untranslated source; NAME_translated: the source translated by NAME, with the source "
-                  "labels; real_oracle: the translators' part of the target with its own labels (the ceiling).", "",
-                  "| training data | mIoU | per seed | " + " | ".join(f"IoU {c}" for c in per_class) + " |",
-                  "|---" * (len(per_class) + 3) + "|"]
-        for name, records in result["downstream"].items():
-            seeds = ", ".join(_fmt(r["miou"]) for r in records)
-            lines.append(f"| {name} | {cell(records, 'miou')} | {seeds} | "
-                         + " | ".join(cell(records, "per_class_iou", c) for c in per_class) + " |")
+                  "labels; real_oracle: the translators' part of the target with its own labels (the ceiling).", ""]
+        lines += _downstream_table(result["downstream"], ("miou",), "per_class_iou", "IoU", {"miou": "mIoU"})
     if result.get("downstream_detection"):
-        classes = sorted({c for records in result["downstream_detection"].values() for r in records
-                          for c in r["ap_per_class"]})
         lines += ["", "## Downstream detection: a detector trained on ..., scored on target val's boxes "
-                  "(mean ± std over seeds)", "",
-                  "| training data | mAP | mAP@0.5 | per seed (mAP) | " + " | ".join(f"AP {c}" for c in classes) + " |",
-                  "|---" * (len(classes) + 4) + "|"]
-        for name, records in result["downstream_detection"].items():
-            seeds = ", ".join(_fmt(r["map"]) for r in records)
-            lines.append(f"| {name} | {cell(records, 'map')} | {cell(records, 'map_50')} | {seeds} | "
-                         + " | ".join(cell(records, "ap_per_class", c) for c in classes) + " |")
+                  "(mean ± std over seeds)", ""]
+        lines += _downstream_table(result["downstream_detection"], ("map", "map_50"), "ap_per_class", "AP",
+                                   {"map": "mAP", "map_50": "mAP@0.5"})
     elif result.get("detection_skipped"):
         lines += ["", f"Downstream detection: skipped ({result['detection_skipped']})."]
     if result.get("figure"):

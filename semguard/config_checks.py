@@ -1,9 +1,12 @@
 """Checks of a whole RunConfig: the rules between keys, and the files a config names.
 
-semguard.config parses and type-checks each key; this module refuses settings that are
-valid one by one but inconsistent together (a seg loss without a guide, an agreement mask
-without matched pairs ...), each with a ConfigError naming the key and the fix. The
-discriminator kinds are the names of semguard.losses.adversary.DISCRIMINATOR_KINDS (network and objective).
+semguard.config parses and type-checks each key, with its range on the field itself; this module
+refuses settings that are valid one by one but inconsistent together (a seg loss without a guide,
+an agreement mask without matched pairs ...), each with a ConfigError naming the key and the fix,
+and `check_run` is the one pass a training run goes through before anything is built: the key
+rules, memory, device, every file the config names (data sets, the target's labels where a
+setting uses them, guide checkpoints) and the run folder. The discriminator kinds are the names of
+semguard.losses.adversary.DISCRIMINATOR_KINDS (network and objective).
 """
 
 from __future__ import annotations
@@ -12,9 +15,12 @@ from typing import Any
 
 from semguard.checkpoints import load_checkpoint
 from semguard.config import RunConfig, check_ranges, config_to_dict
-from semguard.errors import ConfigError
+from semguard.data.check import require_usable
+from semguard.data.formats import open_dataset
+from semguard.data.formats.base import as_bool
+from semguard.errors import ConfigError, SemguardError
 from semguard.losses.adversary import DISCRIMINATOR_KINDS
-from semguard.validate import require_memory
+from semguard.validate import device, existing_path, output_folder, require_memory, workers
 
 # keys that may differ between a run and its resumption (they do not change what is learnt)
 RESUMABLE_CHANGES = ("train.steps", "train.log_every", "train.logger", "train.sample_every", "train.sample_count",
@@ -139,6 +145,63 @@ def check_guide_checkpoint(path: str) -> dict:
         raise ConfigError(f"guide.checkpoint {path} has role {role!r}; expected 'guide' "
                           "(from `semguard segmenter train --role guide`)")
     return checkpoint
+
+
+def check_run(config: RunConfig, rank_zero: bool = True) -> None:
+    """Refuse a training run, before anything is built, for anything that would stop it later:
+    inconsistent keys (check_config), a step that cannot fit in memory, a device or worker count
+    that does not exist, missing data folders, a broken source set (its first data.check_frames
+    frames), a target set without usable labels when a setting learns from them, a guide checkpoint
+    that is not a guide, and a run folder (train.out) that is a file, equals or lies inside a data
+    set, or holds a symlink out of it. The data sets' frames are read on rank zero only (`rank_zero`)."""
+    data = config.data
+    check_config(config)
+    require_training_memory(config)
+    device(config.train.device, "train.device (--device)")
+    workers(data.workers, "data.workers")
+    existing_path(data.source, "data.source", "dir")
+    existing_path(data.target, "data.target", "dir")
+    for path, key in [(config.guide.checkpoint, "guide.checkpoint")] + [(p, "guide.ensemble") for p in config.guide.ensemble]:
+        if path:
+            existing_path(path, key, "file")
+            check_guide_checkpoint(path)   # refuse the judge even when no loss uses it
+    output_folder(config.train.out, "train.out (--out)", {"data.source": data.source, "data.target": data.target})
+    if rank_zero:
+        limit = None if data.check_frames < 0 else data.check_frames
+        if data.check_frames != 0:
+            # the whole set's structure always; pixel-level checks on the first check_frames frames
+            require_usable(data.source, data.source_format, limit=limit, **data.source_options)
+        _check_target_labels(config, limit)
+
+
+def _check_target_labels(config: RunConfig, limit: int | None) -> None:
+    """A setting that learns from the target labels (target_label_users) needs every target frame
+    labelled: refused like the source's, never read silently (ids outside the format's table would
+    go to ignore without a word)."""
+    data = config.data
+    users = target_label_users(config)
+    if not users:
+        return
+    needed = " and ".join(users)
+    instead = ("model.discriminator.kind: patch, data.pairing: random and guide.mode: frozen (or cotrain) "
+               "work with unlabelled target images")
+    if not as_bool(data.target_options.get("labels_required", True), "data.target_options.labels_required"):
+        raise ConfigError(f"{needed} needs target labels, but data.target_options sets labels_required: false; "
+                          f"remove it, or use another setting: {instead}")
+    options = {**data.target_options, "labels_required": True}
+    try:
+        dataset = open_dataset(data.target, data.target_format, **options)
+        first = dataset[0].label if len(dataset) else None
+    except SemguardError as err:
+        raise ConfigError(f"{needed} needs a labelled target set, but {data.target} ({data.target_format}) cannot "
+                          f"be read with labels: {str(err).splitlines()[0]}; give a labelled target set, or use "
+                          f"another setting: {instead}") from None
+    if first is not None and bool((first == 255).all()):
+        raise ConfigError(f"{needed} needs target labels, but the first target frame of {data.target} is labelled "
+                          f"ignore (255) everywhere; give a labelled target set, or use another setting: {instead}")
+    if data.check_frames != 0:
+        require_usable(data.target, data.target_format, limit=limit,
+                       what=f"data.target (its labels are used by {needed})", **options)
 
 
 def _flatten(data: Any, prefix: str = "") -> dict[str, Any]:

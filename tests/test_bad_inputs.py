@@ -16,6 +16,7 @@ import hashlib
 import json
 import os
 import shutil
+import stat
 import subprocess
 import sys
 from dataclasses import dataclass
@@ -354,7 +355,9 @@ CASES = [_fix_eval_judge(case) for case in CASES]
 
 
 def tree(root: Path, skip: Path | None = None) -> dict[str, str]:
-    """relative path -> content hash (files), 'dir' or 'link -> target'; symlinks are not followed."""
+    """relative path -> content hash (regular files), 'dir', 'link -> target' or 'special' (FIFOs and
+    other special files are recorded by kind, never opened: a read of a FIFO would block); symlinks
+    are not followed."""
     state = {}
     for folder, dirs, files in os.walk(root):
         for name in dirs + files:
@@ -362,26 +365,23 @@ def tree(root: Path, skip: Path | None = None) -> dict[str, str]:
             if skip is not None and (path == skip or skip in path.parents):
                 continue
             relative = str(path.relative_to(root))
-            if path.is_symlink():
+            mode = os.lstat(path).st_mode
+            if stat.S_ISLNK(mode):
                 state[relative] = f"link -> {os.readlink(path)}"
-            elif path.is_dir():
+            elif stat.S_ISDIR(mode):
                 state[relative] = "dir"
-            else:
+            elif stat.S_ISREG(mode):
                 state[relative] = hashlib.sha256(path.read_bytes()).hexdigest()
+            else:
+                state[relative] = f"special {stat.S_IFMT(mode)}"
     return state
 
 
-def _flat(text: str) -> str:
-    return "".join(text.split())
-
-
-def test_the_table_is_large_enough():
-    assert len(CASES) >= 60 and len({case.id for case in CASES}) == len(CASES)
-
-
-@pytest.mark.parametrize("case", CASES, ids=[case.id for case in CASES])
-def test_bad_input(case: Case, case_dir: Path, capsys):
-    d = case_dir
+def run_case(case: Case, d: Path, capsys) -> None:
+    """Run one bad-input case through the CLI (in process) and check what every case promises: its
+    exit code; one `error:` line holding its fragment (exit 2) or the fragment in the output; no
+    traceback; nothing changed outside its output folder; nothing written through a link; no lock
+    file left behind."""
     if case.setup:
         case.setup(d)
     argv = case.argv(d)
@@ -402,6 +402,22 @@ def test_bad_input(case: Case, case_dir: Path, capsys):
         assert _flat(fragment) in _flat(output), f"{fragment!r} not in {output!r}"
     assert tree(d, skip) == before, "an input changed, or something was written outside --out"
     assert (d / "elsewhere" / "keep.txt").read_text() == "not semguard's to touch"
+    assert not os.path.lexists(d / "elsewhere" / "new.png")
+    if skip is not None and skip.exists():
+        assert not list(skip.rglob(".semguard-*.lock")), "a finished run left its lock file"
+
+
+def _flat(text: str) -> str:
+    return "".join(text.split())
+
+
+def test_the_table_is_large_enough():
+    assert len(CASES) >= 60 and len({case.id for case in CASES}) == len(CASES)
+
+
+@pytest.mark.parametrize("case", CASES, ids=[case.id for case in CASES])
+def test_bad_input(case: Case, case_dir: Path, capsys):
+    run_case(case, case_dir, capsys)
 
 
 def test_translate_partial_failure_counts_and_manifest(case_dir: Path, capsys):

@@ -545,6 +545,39 @@ def test_a_target_without_labels_is_refused_with_the_option_to_use_instead(data_
                  "train.sample_every=0", "train.checkpoint_every=0"))   # the patch adversary needs images only
 
 
+def test_check_run_is_the_one_pass_before_anything_is_built(data_root, tmp_path, monkeypatch):
+    """config_checks.check_run refuses on its own (nothing written), and `semguard train` and train()
+    both go through it exactly once: the trainer does not check the files a second time."""
+    import shutil
+    from semguard import config_checks
+    from semguard.cli import main
+    from semguard.config import save_config
+    from semguard.train import trainer as trainer_module
+
+    unlabelled = tmp_path / "unlabelled"
+    shutil.copytree(data_root / "target", unlabelled)
+    shutil.rmtree(unlabelled / "labels")
+    with pytest.raises(ConfigError, match=r"needs a labelled target set"):
+        config_checks.check_run(_config(data_root, tmp_path / "refused", f"data.target={unlabelled}", *SEGMENTATION_D))
+    with pytest.raises(SemguardError, match=r"data\.source .*does not exist"):
+        config_checks.check_run(_config(data_root, tmp_path / "refused", f"data.source={tmp_path / 'nowhere'}"))
+    assert not (tmp_path / "refused").exists()
+
+    calls = []
+    counting = config_checks.check_run
+    monkeypatch.setattr(trainer_module, "check_run", lambda config, **kw: (calls.append(config), counting(config, **kw)))
+    monkeypatch.setattr(config_checks, "require_usable", lambda *a, **k: calls.append("frames read"))
+    _run(_config(data_root, tmp_path / "python", "train.steps=1", "train.sample_every=0", "train.checkpoint_every=0"))
+    assert len(calls) == 2 and calls[1] == "frames read"   # check_run once; the source's frames once (no target labels used)
+    calls.clear()
+    config = tmp_path / "run.yaml"
+    save_config(_config(data_root, tmp_path / "cli", "train.steps=1", "train.sample_every=0",
+                        "train.checkpoint_every=0", *SEGMENTATION_D), config)
+    assert main(["train", "--config", str(config), "--no-progress"]) == 0
+    assert len(calls) == 3 and calls.count("frames read") == 2   # check_run once; the source's and the target's frames
+    assert (tmp_path / "cli" / "final.pt").exists()
+
+
 def test_inconsistent_new_options_are_refused(data_root, guide_path, tmp_path):
     from semguard.models.segmenter import build_segmenter
     from semguard.checkpoints import save_segmenter

@@ -34,6 +34,7 @@ on CPU a run is bitwise reproducible from its seed, and `resume` continues exact
 from __future__ import annotations
 
 import math
+import os
 import time
 from contextlib import nullcontext
 from dataclasses import dataclass, field
@@ -48,14 +49,14 @@ from semguard.checkpoints import (
     load_checkpoint,
     load_crop_classifier,
     load_segmenter,
+    remove_stale_temporaries,
     rotate_checkpoints,
     save_checkpoint,
     step_checkpoint_name,
     translator_checkpoint,
 )
 from semguard.config import RunConfig, config_to_dict, save_config
-from semguard.config_checks import check_config, check_guide_checkpoint, config_differences, needs_guide, target_label_users
-from semguard.data.check import require_usable
+from semguard.config_checks import check_config, check_run, config_differences, needs_guide, target_label_users
 from semguard.data.formats import open_dataset
 from semguard.data.unpaired import build_unpaired_loader
 from semguard.errors import ConfigError, SemguardError
@@ -70,6 +71,7 @@ from semguard.losses.total import weighted_sum
 from semguard.models import build_generator, build_texture_discriminator
 from semguard.models.conditioning import build_conditioning
 from semguard.models.segmenter import segmenter_features
+from semguard.output_lock import hold_output
 from semguard.train.data_stream import BatchStream
 from semguard.train.distributed import (
     DistributedContext,
@@ -125,7 +127,7 @@ class Trainer:
 
     def __init__(self, config: RunConfig, show_progress: bool = True,
                  context: DistributedContext | None = None) -> None:
-        check_config(config)
+        check_config(config)   # train() checks the files too (config_checks.check_run)
         if config.train.logger == "tensorboard":
             require_tensorboard()   # refuse before anything is built, not at the first logged step
         self.config = config
@@ -149,10 +151,6 @@ class Trainer:
             # and buys nothing here: semguard reads no uninitialised memory
             torch.utils.deterministic.fill_uninitialized_memory = False
         try:
-            if config.guide.checkpoint:
-                check_guide_checkpoint(config.guide.checkpoint)   # refuse the judge even when no loss uses it
-            for path in config.guide.ensemble:
-                check_guide_checkpoint(path)
             seed_everything(config.train.seed)   # identical initial weights on every rank
             self._build_data()
             self._build_models()
@@ -168,11 +166,6 @@ class Trainer:
 
     def _build_data(self) -> None:
         data = self.config.data
-        if data.check_frames != 0 and self.context.is_main:
-            # refuse a broken source set up front, naming the first problems (whole-set structure
-            # always; pixel-level checks on the first check_frames frames)
-            limit = None if data.check_frames < 0 else data.check_frames
-            require_usable(data.source, data.source_format, limit=limit, **data.source_options)
         self.source_dataset = open_dataset(data.source, data.source_format, **data.source_options)
         self.target_dataset = self._open_target()
         loader = build_unpaired_loader(
@@ -188,29 +181,13 @@ class Trainer:
                                          tuple(data.resize) if data.resize else None)
 
     def _open_target(self):
-        """The target data set: images only, unless a setting needs its labels (then every frame must have one)."""
+        """The target data set: images only, unless a setting needs its labels (config_checks.check_run
+        has checked that they are there)."""
         data = self.config.data
-        users = target_label_users(self.config)
-        if not users:
-            # the target domain needs images only: unlabelled frames are fine unless the config says otherwise
-            return open_dataset(data.target, data.target_format, **{"labels_required": False, **data.target_options})
-        needed = " and ".join(users)
-        instead = ("model.discriminator.kind: patch, data.pairing: random and guide.mode: frozen (or cotrain) "
-                   "work with unlabelled target images")
-        if str(data.target_options.get("labels_required", True)).strip().lower() in ("false", "0", "no", "off"):
-            raise ConfigError(f"{needed} needs target labels, but data.target_options sets labels_required: false; "
-                              f"remove it, or use another setting: {instead}")
-        try:
-            dataset = open_dataset(data.target, data.target_format, **{**data.target_options, "labels_required": True})
-            first = dataset[0].label if len(dataset) else None
-        except SemguardError as err:
-            raise ConfigError(f"{needed} needs a labelled target set, but {data.target} ({data.target_format}) cannot "
-                              f"be read with labels: {str(err).splitlines()[0]}; give a labelled target set, or use "
-                              f"another setting: {instead}") from None
-        if first is not None and bool((first == 255).all()):
-            raise ConfigError(f"{needed} needs target labels, but the first target frame of {data.target} is labelled "
-                              f"ignore (255) everywhere; give a labelled target set, or use another setting: {instead}")
-        return dataset
+        options = {"labels_required": False, **data.target_options}
+        if target_label_users(self.config):
+            options["labels_required"] = True
+        return open_dataset(data.target, data.target_format, **options)
 
     def _build_models(self) -> None:
         config, device = self.config, self.device
@@ -639,9 +616,19 @@ class Trainer:
 
 
 def train(config: RunConfig, resume: bool = False, show_progress: bool = True) -> TrainResult:
-    """Train a translator as `config` says; `resume` continues the run in config.train.out."""
-    trainer = Trainer(config, show_progress=show_progress)
-    try:
-        return trainer.run(resume=resume)
-    finally:
-        trainer.close()
+    """Train a translator as `config` says; `resume` continues the run in config.train.out.
+
+    The whole run is checked first (config_checks.check_run: keys, memory, files, run folder); then
+    rank zero holds train.out (semguard.output_lock: a second run into it stops at once, naming the
+    first) and removes the temporary files a killed run left there."""
+    rank_zero = int(os.environ.get("RANK", "0")) == 0
+    check_run(config, rank_zero=rank_zero)
+    out = Path(config.train.out)
+    with hold_output(out, "train", "train.out (--out)") if rank_zero else nullcontext():
+        if rank_zero:
+            remove_stale_temporaries(out, out / CHECKPOINT_DIR, out / SAMPLE_DIR)
+        trainer = Trainer(config, show_progress=show_progress)
+        try:
+            return trainer.run(resume=resume)
+        finally:
+            trainer.close()

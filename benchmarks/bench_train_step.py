@@ -228,7 +228,7 @@ def _breakdown(trainer, batch, repeats: int) -> dict[str, dict[str, float]]:
     def discriminator_update(network, adversary):
         network.requires_grad_(True)
         real, fake_logits = adversary.split(network(torch.cat([target.image, fake])), target.image.shape[0])
-        adversary.discriminator_term(real, target.label, fake_logits, agreement).backward()
+        adversary.discriminator_term(real, target.label, fake_logits, source.label, agreement).backward()
         network.requires_grad_(False)
 
     def seg_term():

@@ -57,6 +57,10 @@ CURVE_VARIANTS: dict[str, tuple[str, tuple[str, ...], tuple[str, ...]]] = {
                            "loss.seg_weight_max=10", "guide.ensemble_reduce=max")),
     # toy.yaml as it is now
     "semguard": ("configs/toy.yaml", ("guide_real", "guide_linknet"), ()),
+    # toy.yaml with the projection discriminator (EPE-style: each patch judged against real patches of its class,
+    # field of view 34 px at n_layers 2) instead of the segmentation discriminator and the texture patch one
+    "semguard_projection": ("configs/toy.yaml", ("guide_real", "guide_linknet"),
+                            ("model.discriminator.kind=projection", "model.discriminator.texture_patch=false")),
 }
 # guide name -> (architecture, seed); every guide learns the target labels on real/train (never the judge split)
 GUIDES = {"guide_real": ("fpn", 2), "guide_linknet": ("linknet", 5)}

@@ -81,7 +81,9 @@ class DiscriminatorConfig:
     """The adversary. kind: a name in semguard.losses.adversary.DISCRIMINATOR_KINDS.
 
     patch: multi-scale PatchGAN (real/fake per patch; n_scales, base_channels, n_layers,
-    spectral_norm). segmentation: OASIS-style segmenter with 19 + 1 ("fake") outputs per pixel,
+    spectral_norm). projection: the same PatchGANs conditioned on each patch's label by a
+    projection on learnt class embeddings (a sky patch is judged against real sky patches; the
+    patch settings; needs a labelled target set). segmentation: OASIS-style segmenter with 19 + 1 ("fake") outputs per pixel,
     trained on the target labels (seg_base_channels, seg_levels, seg_class_balance); needs a
     labelled target set. texture_patch: with kind segmentation, a patch discriminator of the
     patch settings beside it for texture (its generator term is loss.gan_patch).

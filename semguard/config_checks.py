@@ -67,7 +67,7 @@ def check_config(config: RunConfig) -> None:
     if discriminator.agreement_mask and data.pairing != "layout_matched":
         raise ConfigError("model.discriminator.agreement_mask needs data.pairing: layout_matched (the mask is where the "
                           f"paired source and target labels agree), but data.pairing is '{data.pairing}'")
-    if discriminator.agreement_mask and discriminator.kind != "patch" and not discriminator.texture_patch:
+    if discriminator.agreement_mask and discriminator.kind == "segmentation" and not discriminator.texture_patch:
         raise ConfigError("model.discriminator.agreement_mask restricts a patch discriminator, but kind "
                           f"'{discriminator.kind}' has none beside it: set texture_patch: true or agreement_mask: false")
     if config.guide.ensemble and loss.seg <= 0:

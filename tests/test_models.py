@@ -258,7 +258,7 @@ def test_discriminator_forward_backward(spectral_norm):
 def test_build_discriminator_from_config():
     discriminator = build_discriminator(tiny_cfg())
     assert isinstance(discriminator, MultiScalePatchDiscriminator) and len(discriminator.scales) == 2
-    assert set(DISCRIMINATOR_KINDS) == {"patch", "segmentation"}
+    assert set(DISCRIMINATOR_KINDS) == {"patch", "projection", "segmentation"}
 
 
 def test_unknown_names_list_valid_ones():

@@ -99,7 +99,7 @@ def test_segmentation_discriminator_shapes_and_gradients():
 
 
 def test_one_registry_names_each_kinds_network_and_adversary_and_unknown_kinds_list_the_valid_ones():
-    assert set(DISCRIMINATOR_KINDS) == {"patch", "segmentation"}
+    assert set(DISCRIMINATOR_KINDS) == {"patch", "projection", "segmentation"}
     assert DISCRIMINATOR_KINDS["segmentation"].network is SegmentationDiscriminator
     assert isinstance(build_adversary(None, DiscriminatorConfig(kind="segmentation")), SegmentationAdversary)
     from semguard.config import LossConfig
@@ -108,9 +108,9 @@ def test_one_registry_names_each_kinds_network_and_adversary_and_unknown_kinds_l
     assert isinstance(patch, PatchAdversary) and patch.mode == "lsgan"
     assert DISCRIMINATOR_KINDS["segmentation"].adversary.needs_target_labels
     assert not DISCRIMINATOR_KINDS["patch"].adversary.needs_target_labels
-    with pytest.raises(ConfigError, match="patch, segmentation"):
+    with pytest.raises(ConfigError, match="patch, projection, segmentation"):
         build_discriminator(_cfg(kind="oasis"))
-    with pytest.raises(ConfigError, match="patch, segmentation"):
+    with pytest.raises(ConfigError, match="patch, projection, segmentation"):
         build_adversary(None, DiscriminatorConfig(kind="oasis"))
 
 

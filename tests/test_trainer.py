@@ -545,6 +545,23 @@ def test_a_target_without_labels_is_refused_with_the_option_to_use_instead(data_
                  "train.sample_every=0", "train.checkpoint_every=0"))   # the patch adversary needs images only
 
 
+def test_a_projection_discriminator_trains_and_needs_target_labels(data_root, tmp_path):
+    import shutil
+
+    projection = ("model.discriminator.kind=projection", "model.discriminator.n_scales=1")
+    result = _run(_config(data_root, tmp_path / "run", *projection, "train.steps=2", "train.sample_every=0",
+                          "train.checkpoint_every=0"))
+    records = _records(tmp_path / "run")
+    assert result.step == 2 and all(math.isfinite(r["terms"]["d"]) and math.isfinite(r["terms"]["gan"]) for r in records)
+    state = load_checkpoint(tmp_path / "run" / "final.pt")["discriminator"]
+    assert any(key.startswith("embedding.0.") for key in state)   # the class embeddings are saved
+    unlabelled = tmp_path / "unlabelled"
+    shutil.copytree(data_root / "target", unlabelled)
+    shutil.rmtree(unlabelled / "labels")
+    with pytest.raises(ConfigError, match=r"model\.discriminator\.kind: projection needs a labelled target set"):
+        _run(_config(data_root, tmp_path / "refused", f"data.target={unlabelled}", *projection))
+
+
 def test_check_run_is_the_one_pass_before_anything_is_built(data_root, tmp_path, monkeypatch):
     """config_checks.check_run refuses on its own (nothing written), and `semguard train` and train()
     both go through it exactly once: the trainer does not check the files a second time."""
@@ -586,7 +603,7 @@ def test_inconsistent_new_options_are_refused(data_root, guide_path, tmp_path):
         _run(_config(data_root, tmp_path / "r", "model.discriminator.agreement_mask=true"))
     with pytest.raises(ConfigError, match="texture_patch"):
         _run(_config(data_root, tmp_path / "r", "model.discriminator.texture_patch=true"))
-    with pytest.raises(ConfigError, match="patch, segmentation"):
+    with pytest.raises(ConfigError, match="patch, projection, segmentation"):
         _run(_config(data_root, tmp_path / "r", "model.discriminator.kind=oasis"))
     judge = tmp_path / "judge.pt"
     save_segmenter(judge, build_segmenter("unet", "resnet18", encoder_depth=3, decoder_channels=(16, 8, 8)), role="judge")

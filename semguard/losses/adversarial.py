@@ -76,17 +76,18 @@ def generator_loss(fake_logits: Logits, mode: str = "hinge", weight: torch.Tenso
 
 
 def discriminator_loss(real_logits: Logits, fake_logits: Logits, mode: str = "hinge",
-                       weight: torch.Tensor | None = None) -> torch.Tensor:
+                       weight: torch.Tensor | None = None, fake_weight: torch.Tensor | None = None) -> torch.Tensor:
     """Discriminator's loss (scalar): real target images vs (detached) translated images.
 
-    weight: optional pixel weights float [B,H,W] of each (real, fake) pair, applied to both."""
+    weight: optional pixel weights float [B,H,W] of each (real, fake) pair, applied to both;
+    fake_weight: other weights for the fake images (then `weight` holds the real ones')."""
     _check_mode(mode)
     reals, fakes = _as_list(real_logits, "real_logits"), _as_list(fake_logits, "fake_logits")
     if len(reals) != len(fakes):
         raise ValueError(f"real_logits has {len(reals)} scales but fake_logits has {len(fakes)}")
     losses = []
     for real, fake in zip(reals, fakes):
-        w_real, w_fake = _weight_like(weight, real), _weight_like(weight, fake)
+        w_real, w_fake = _weight_like(weight, real), _weight_like(weight if fake_weight is None else fake_weight, fake)
         if mode == "hinge":
             losses.append(_mean(F.relu(1 - real), w_real) + _mean(F.relu(1 + fake), w_fake))
         elif mode == "lsgan":

@@ -4,13 +4,18 @@ DISCRIMINATOR_KINDS is the one registry of model.discriminator.kind: each entry 
 network (semguard.models) and its adversarial objective, so a new kind is one entry here
 (`build_discriminator` and `build_adversary` read it). An adversary splits the discriminator's output on cat([real, fake]) and gives:
 
-    generator_term(logits, source_label, weight)                 the generator's "gan" term
-    discriminator_term(real, real_label, fake, weight)          the discriminator's loss
+    generator_term(logits, source_label, weight)                         the generator's "gan" term
+    discriminator_term(real, real_label, fake, fake_label, weight)      the discriminator's loss
+
+(real_label: the target images' labels; fake_label: the source labels the translations keep.)
 
 - patch: hinge / lsgan / non-saturating on PatchGAN logit maps (semguard.losses.adversarial);
   `weight` (float [B,H,W] or None) restricts it to pixels where paired labels agree.
 - segmentation: the OASIS N+1 loss (semguard.losses.segmentation_adversarial); it reads
   labels itself, so `weight` is not used; it needs target labels (`needs_target_labels`).
+- projection: the patch losses on a projection discriminator's value at each patch's label
+  (`condition_on_label`): real patches of a class against translated patches labelled that
+  class; patches without a label do not count. Needs target labels.
 """
 
 from __future__ import annotations
@@ -18,12 +23,13 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import torch
+import torch.nn.functional as F
 from torch import nn
 
 from semguard.errors import ConfigError
 from semguard.losses.adversarial import discriminator_loss, generator_loss
 from semguard.losses.segmentation_adversarial import segmentation_discriminator_loss, segmentation_generator_loss
-from semguard.models.discriminators import MultiScalePatchDiscriminator
+from semguard.models.discriminators import MultiScalePatchDiscriminator, ProjectionPatchDiscriminator
 from semguard.models.segmentation_discriminator import SegmentationDiscriminator
 
 
@@ -45,7 +51,7 @@ class PatchAdversary:
         return generator_loss(logits, self.mode, weight=weight)
 
     def discriminator_term(self, real_logits, real_label: torch.Tensor | None, fake_logits,
-                           weight: torch.Tensor | None = None):
+                           fake_label: torch.Tensor | None = None, weight: torch.Tensor | None = None):
         return discriminator_loss(real_logits, fake_logits, self.mode, weight=weight)
 
 
@@ -68,10 +74,75 @@ class SegmentationAdversary:
         return segmentation_generator_loss(logits, source_label, self.class_balance)
 
     def discriminator_term(self, real_logits: torch.Tensor, real_label: torch.Tensor, fake_logits: torch.Tensor,
-                           weight: torch.Tensor | None = None) -> torch.Tensor:
+                           fake_label: torch.Tensor | None = None, weight: torch.Tensor | None = None) -> torch.Tensor:
         if real_label is None:
             raise ValueError("the segmentation discriminator needs the real images' target labels")
         return segmentation_discriminator_loss(real_logits, real_label, fake_logits, self.class_balance)
+
+
+def condition_on_label(logits: torch.Tensor, label: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """A projection discriminator's value at each patch's label, and the patch's labelled share.
+
+    logits: float [B,K,h,w] (D(patch, k) for every class k); label: int64 [B,H,W] train ids, ignore
+    (255, any id >= K) not counted. Each class's share of a patch's pixels is the one-hot label
+    area-resized to h x w (p_k, summing to the labelled share s <= 1), and the patch's value is
+    sum_k p_k D(patch, k) / s: the projection on the patch's label histogram (a one-class patch
+    reads D(patch, k) exactly). Returns (float [B,1,h,w], share float [B,h,w]); a patch with s = 0
+    reads 0 and is weighted 0 by the losses.
+    """
+    if logits.ndim != 4 or label.ndim != 3 or logits.shape[0] != label.shape[0]:
+        raise ValueError(f"condition_on_label: logits must be float [B,K,h,w] and label int64 [B,H,W] with the same "
+                         f"B, got {tuple(logits.shape)} and {tuple(label.shape)}")
+    classes = logits.shape[1]
+    valid = (label >= 0) & (label < classes)
+    onehot = F.one_hot(torch.where(valid, label, torch.zeros_like(label)).long(), classes)
+    onehot = (onehot * valid[..., None]).permute(0, 3, 1, 2).to(torch.float32)
+    shares = F.interpolate(onehot, size=logits.shape[-2:], mode="area")
+    share = shares.sum(1)
+    value = (shares * logits.float()).sum(1, keepdim=True) / share[:, None].clamp_min(1e-6)
+    return value, share
+
+
+class ProjectionAdversary:
+    """The patch losses (gan_mode) on ProjectionPatchDiscriminator's value at each patch's label,
+    each patch weighted by its labelled share (times the agreement weight where one is given)."""
+
+    needs_target_labels = True
+
+    def __init__(self, mode: str = "hinge") -> None:
+        self.mode = mode
+
+    @classmethod
+    def from_config(cls, loss_cfg, discriminator_cfg) -> "ProjectionAdversary":
+        return cls(mode=loss_cfg.gan_mode)
+
+    split = staticmethod(PatchAdversary.split)
+
+    @staticmethod
+    def _conditioned(logits: list[torch.Tensor], label: torch.Tensor, weight: torch.Tensor | None):
+        values, weights = [], []
+        for scale in logits:
+            value, share = condition_on_label(scale, label)
+            if weight is not None:
+                share = share * F.interpolate(weight[:, None].float(), size=share.shape[-2:], mode="area")[:, 0]
+            values.append(value)
+            weights.append(share)
+        return values, weights
+
+    def generator_term(self, logits: list[torch.Tensor], source_label: torch.Tensor,
+                       weight: torch.Tensor | None = None) -> torch.Tensor:
+        values, weights = self._conditioned(logits, source_label, weight)
+        return torch.stack([generator_loss(v, self.mode, weight=w) for v, w in zip(values, weights)]).mean()
+
+    def discriminator_term(self, real_logits: list[torch.Tensor], real_label: torch.Tensor,
+                           fake_logits: list[torch.Tensor], fake_label: torch.Tensor,
+                           weight: torch.Tensor | None = None) -> torch.Tensor:
+        if real_label is None or fake_label is None:
+            raise ValueError("the projection discriminator needs the target images' labels and the source labels")
+        reals, real_weights = self._conditioned(real_logits, real_label, weight)
+        fakes, fake_weights = self._conditioned(fake_logits, fake_label, weight)
+        return torch.stack([discriminator_loss(r, f, self.mode, weight=wr, fake_weight=wf)
+                            for r, f, wr, wf in zip(reals, fakes, real_weights, fake_weights)]).mean()
 
 
 @dataclass(frozen=True)
@@ -86,6 +157,7 @@ class DiscriminatorKind:
 DISCRIMINATOR_KINDS: dict[str, DiscriminatorKind] = {
     "patch": DiscriminatorKind(MultiScalePatchDiscriminator, PatchAdversary),
     "segmentation": DiscriminatorKind(SegmentationDiscriminator, SegmentationAdversary),
+    "projection": DiscriminatorKind(ProjectionPatchDiscriminator, ProjectionAdversary),
 }
 
 
@@ -101,7 +173,8 @@ def build_discriminator(model_cfg, kind: str | None = None) -> nn.Module:
     """ModelConfig -> the discriminator network of `kind` (default model_cfg.discriminator.kind).
 
     patch: forward(image) -> list of logit maps [B,1,h,w]; segmentation: forward(image) ->
-    logits [B,20,H,W] (19 train ids + fake).
+    logits [B,20,H,W] (19 train ids + fake); projection: forward(image) -> list of maps
+    [B,19,h,w] (one value per train id).
     """
     kind = model_cfg.discriminator.kind if kind is None else kind
     return discriminator_kind(kind).network.from_config(model_cfg)

@@ -473,9 +473,11 @@ class Trainer:
         optimizer.step()
         return logged
 
-    def _discriminator_terms(self, target, fake: torch.Tensor, agreement) -> dict[str, torch.Tensor]:
+    def _discriminator_terms(self, target, fake: torch.Tensor, fake_label: torch.Tensor,
+                             agreement) -> dict[str, torch.Tensor]:
         """The adversaries' named terms ("d", and "d_patch" for a texture discriminator) on the target images
-        (real) and the detached translations (fake); one forward over both per discriminator."""
+        (real) and the detached translations (fake, keeping the source labels `fake_label`); one forward
+        over both per discriminator."""
         both = torch.cat([target.image, fake.to(target.image.dtype)])
         adversaries = [("d", self.adversary, self.discriminator_model)]
         if self.texture_discriminator is not None:
@@ -483,7 +485,7 @@ class Trainer:
         terms = {}
         for name, adversary, model in adversaries:
             real_logits, fake_logits = adversary.split(model(both), target.image.shape[0])
-            terms[name] = adversary.discriminator_term(real_logits, target.label, fake_logits, agreement)
+            terms[name] = adversary.discriminator_term(real_logits, target.label, fake_logits, fake_label, agreement)
         return terms
 
     def _guide_step(self, name: str, image: torch.Tensor, label: torch.Tensor) -> dict[str, float]:
@@ -517,7 +519,7 @@ class Trainer:
         for module in filter(None, discriminators):
             module.requires_grad_(True)
         with self._autocast():
-            d_terms = self._discriminator_terms(target, translated.detach(), agreement)
+            d_terms = self._discriminator_terms(target, translated.detach(), source.label, agreement)
         logged.update(self._update(d_terms, DISCRIMINATOR_WEIGHTS, self.optimizer_d, self._discriminator_parameters()))
         for module in filter(None, discriminators):
             module.requires_grad_(False)

@@ -200,6 +200,35 @@ def train_and_evaluate(work: Path, name: str, seed: int, steps: int, every: int,
     return records
 
 
+def downstream(work: Path, name: str, seed: int, steps: int, downstream_steps: int, threads: int) -> dict:
+    """The downstream test at the largest budget: a segmenter (unet, seeded with `seed`) trained for
+    `downstream_steps` on the training set `name` with the source labels (sim: the untranslated sim/train;
+    real_oracle: real/train with its own labels; V_translated: sim/train translated by variant V's final
+    checkpoint), scored on real/val. Returns {"seed", "miou", "per_class_iou"}; every file is kept and reused."""
+    from semguard.benchmark.score import score_segmenter
+
+    toy, logs = work / "toy", work / "logs"
+    if name == "sim":
+        data = toy / "sim/train"
+    elif name == "real_oracle":
+        data = toy / "real/train"
+    else:
+        variant = name.removesuffix("_translated")
+        data = work / "translated" / f"{variant}_seed{seed}"
+        if not (data / "manifest.json").exists():
+            semguard(["translate", "--checkpoint", str(work / "runs" / f"{variant}_seed{seed}" / "final.pt"),
+                      "--input", str(toy / "sim/train"), "--format", "folder", "--out", str(data), "--device", "cpu",
+                      "--no-progress"], logs / f"translate_{variant}_seed{seed}.log", threads)
+    checkpoint = work / "downstream" / f"{name}_steps{downstream_steps}_seed{seed}.pt"
+    if not checkpoint.exists():
+        semguard(["segmenter", "train", "--role", "downstream", "--data", str(data), "--val", str(toy / "real/val"),
+                  "--out", str(checkpoint), "--arch", "unet", "--encoder", "resnet18", "--seed", str(seed),
+                  "--steps", str(downstream_steps), "--crop", "64x128", "--device", "cpu", "--quiet"],
+                 logs / f"downstream_{name}_seed{seed}.log", threads)
+    score = cached(checkpoint.with_suffix(".json"), lambda: score_segmenter(checkpoint, toy / "real/val", {}))
+    return {"seed": seed, "steps": steps, "miou": score["miou"], "per_class_iou": score["per_class_iou"]}
+
+
 def two_sample_steps(steps: int, every: int) -> set[int]:
     """The budgets that get the two-sample test: the first, the middle one and the last."""
     budgets = checkpoint_steps(steps, every)
@@ -300,6 +329,12 @@ def to_markdown(result: dict, command: str) -> str:
                      f"{(reference.get('flip_rate') or {}).get('vegetation') or 0:.3f} | "
                      f"{reference.get('reliable_mean_flip_rate') or 0:.3f} | | | | "
                      f"{(reference.get('two_sample') or {}).get('accuracy', '-')} |")
+    if result.get("downstream"):
+        lines += ["", f"## Downstream at {result['steps']} steps: a segmenter trained {result['downstream_steps']} steps on "
+                  "each set with the sim labels (the oracle: real/train with its own), mIoU on real/val", "",
+                  "| training set | seeds | mIoU |", "|---|---|---|"]
+        for name, records in result["downstream"].items():
+            lines.append(f"| {name} | {len(records)} | {_mean(records, 'miou')} |")
     if "equal_wallclock" in result:
         match = result["equal_wallclock"]
         lines += ["", f"## At equal wall clock: each {match['method']} checkpoint beside CUT's checkpoint nearest its "
@@ -368,6 +403,10 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--threads", type=int, default=1, help="torch threads per run")
     parser.add_argument("--results", type=Path, default=RESULTS)
     parser.add_argument("--name", default="budget", help="results file stem")
+    parser.add_argument("--downstream", type=int, default=0, metavar="STEPS",
+                        help="the downstream test at the largest budget: a segmenter trained STEPS steps on each "
+                             "variant's translated sim frames (and on the untranslated ones, and the real oracle), "
+                             "scored on real/val, per seed (0: off)")
     parser.add_argument("--collect", action="store_true",
                         help="train nothing: evaluate and collect the checkpoints that the runs of --variants x --seeds "
                              "have (an unfinished run gives a partial curve)")
@@ -388,6 +427,17 @@ def main(argv: list[str] | None = None) -> int:
             log(f"{name} seed {seed}: done")
     curves = {name: sorted(curves[name], key=lambda r: (r["seed"], r["steps"])) for name in args.variants if name in curves}
     result = summarise(curves, args.steps)
+    if args.downstream > 0:
+        finished = [name for name in args.variants if name in curves]
+        sets = ["sim"] + [f"{name}_translated" for name in finished] + ["real_oracle"]
+        tasks = [(name, seed) for seed in args.seeds for name in sets
+                 if not name.endswith("_translated") or (args.work / "runs" / f"{name.removesuffix('_translated')}"
+                                                                                 f"_seed{seed}" / "final.pt").exists()]
+        with concurrent.futures.ThreadPoolExecutor(max_workers=args.parallel) as pool:
+            records = list(pool.map(lambda task: (task[0], downstream(args.work, task[0], task[1], args.steps,
+                                                                      args.downstream, args.threads)), tasks))
+        result["downstream"] = {name: [record for task, record in records if task == name] for name in sets}
+        result["downstream_steps"] = args.downstream
     result.update(date=dt.date.today().isoformat(), machine=machine(), seeds=args.seeds, parallel=args.parallel,
                   threads=args.threads, steps=args.steps, every=args.every,
                   total_seconds=round(time.perf_counter() - start, 1))

@@ -350,6 +350,22 @@ def parse_options(pairs: Iterable[str] | None, flag: str = "--option") -> dict[s
     return options
 
 
+def add_threads_argument(parser) -> None:
+    """The `--threads N` of every command that computes on the CPU (0: torch's own choice)."""
+    parser.add_argument("--threads", type=int, default=0,
+                        help="torch CPU threads (default 0: torch's own choice); independent runs side by side "
+                             "at one thread each use a small CPU best (docs/BENCHMARKS.md)")
+
+
+def use_threads(count: int, flag: str = "--threads") -> None:
+    """Check a thread count (0: torch's own choice) and give torch that many CPU threads."""
+    workers(count, flag)
+    if count:
+        import torch  # only this setting needs torch; the path and number checks stay quick to import
+
+        torch.set_num_threads(count)
+
+
 def add_option_argument(parser, flag: str = "--option", what: str = "the data set") -> None:
     """The repeatable `--option KEY=VALUE` of every command that opens a data set."""
     parser.add_argument(flag, action="append", metavar="KEY=VALUE", default=None,

@@ -74,3 +74,24 @@ def test_bad_config_gives_one_line_not_a_traceback(tmp_path):
     assert result.returncode == 2
     assert "Traceback" not in result.stderr
     assert "train.stpes" in result.stderr
+
+
+@pytest.mark.parametrize("argv", [
+    ["train", "--config", "configs/toy.yaml"],
+    ["segmenter", "train", "--role", "guide", "--data", "nowhere", "--out", "x.pt"],
+    ["translate", "--checkpoint", "x.pt", "--input", "nowhere", "--out", "out"],
+    ["detector", "train", "--data", "nowhere", "--out", "x.pt"],
+])
+def test_every_computing_command_takes_a_thread_count_and_refuses_a_bad_one(argv, capsys):
+    """--threads N (0: torch's own choice) is checked first and named; a good one reaches torch."""
+    import torch
+
+    assert main([*argv, "--threads", "-1"]) == 2
+    error = capsys.readouterr().err.strip().splitlines()
+    assert len(error) == 1 and "--threads" in error[0]
+    before = torch.get_num_threads()
+    try:
+        assert main([*argv, "--threads", "1"]) == 2   # gets past the thread count, then stops at the missing files
+        assert torch.get_num_threads() == 1 and "--threads" not in capsys.readouterr().err
+    finally:
+        torch.set_num_threads(before)

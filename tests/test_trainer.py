@@ -447,6 +447,10 @@ NEW_OPTIONS = {
     "seg_target+ensemble_max": (*SEGMENTATION_D, "loss.seg=1.0",
                                 "loss.seg_target=0.05", "loss.seg_target_rate=0.5", "guide.ensemble_reduce=max",
                                 "GUIDE", "ENSEMBLE"),
+    # issue 28: the projection discriminator (class embeddings) with the agreement weight of matched pairs
+    "projection+matched-mask": ("model.discriminator.kind=projection", "model.discriminator.n_scales=1",
+                                "data.pairing=layout_matched", "data.pairing_candidates=3", "data.pairing_grid=8",
+                                "model.discriminator.agreement_mask=true"),
 }
 
 

@@ -23,7 +23,7 @@ train the guides and the judge (another architecture and seed than the target gu
 evaluate every variant per seed (`semguard eval --flip-report`); per seed, the downstream test;
 then WORK/report.md and report.json with the picture (source | baseline | method, same frames).
 
-A spec (YAML; relative paths are relative to the spec file; configs/benchmarks/ has three):
+A spec (YAML; relative paths are relative to the spec file; configs/benchmarks/ has four):
 
   name: gta5_to_cityscapes
   data:

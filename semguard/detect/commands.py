@@ -29,7 +29,8 @@ from semguard.detect.train import DEFAULT_BATCH_SIZE, DEFAULT_LR, DEFAULT_STEPS,
 from semguard.errors import ConfigError, DataError
 from semguard.files import write_atomically
 from semguard.validate import (
-    MAX_COUNT, MAX_STEPS, add_option_argument, device, existing_path, number, output_file, parse_options, workers,
+    MAX_COUNT, MAX_STEPS, add_option_argument, add_threads_argument, device, existing_path, number, output_file,
+    parse_options, use_threads,
 )
 
 HELP = "train the downstream detector on a data set's boxes (FCOS, from scratch) and score its mAP"
@@ -48,8 +49,7 @@ def _size(text: str) -> tuple[int, int] | None:
 def _add_common(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--format", default="folder", help="data set format (default folder)")
     add_option_argument(parser)
-    parser.add_argument("--threads", type=int, default=0,
-                        help="torch CPU threads (default 0: torch's own choice; 1 for reproducible timings)")
+    add_threads_argument(parser)
     parser.add_argument("--device", default="cpu", help="cpu, cuda, cuda:1 or auto (default cpu)")
     parser.add_argument("--batch-size", type=int, default=DEFAULT_BATCH_SIZE,
                         help=f"frames per step or per evaluation batch (default {DEFAULT_BATCH_SIZE})")
@@ -114,19 +114,17 @@ def _open_with_boxes(root: str, fmt: str, options: dict, flag: str):
 
 
 def _common_checks(args, limits: dict) -> dict:
-    workers(args.threads, "--threads")
     device(args.device)
     number(args.batch_size, "--batch-size", low=1, high=MAX_COUNT, integer=True)
     for flag, (value, limit) in limits.items():
         number(value, flag, **limit)
     map_backend()  # refuse before training when mAP cannot be computed
-    if args.threads:
-        torch.set_num_threads(args.threads)
     return parse_options(args.option)
 
 
 def _train_handler(args) -> int:
     console = output_console()
+    use_threads(args.threads)
     existing_path(args.data, "--data", "dir")
     if args.val:
         existing_path(args.val, "--val", "dir")
@@ -175,6 +173,7 @@ def _train_handler(args) -> int:
 
 def _eval_handler(args) -> int:
     console = output_console()
+    use_threads(args.threads)
     existing_path(args.checkpoint, "--checkpoint", "file")
     existing_path(args.data, "--data", "dir")
     out = output_file(args.out, "--out", {"--data": args.data, "--checkpoint": args.checkpoint},

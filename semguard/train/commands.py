@@ -14,6 +14,7 @@ import os
 from semguard.config import load_config
 from semguard.console import output_console
 from semguard.train.trainer import train
+from semguard.validate import add_threads_argument, use_threads
 
 
 def register(subparsers) -> None:
@@ -31,10 +32,12 @@ def register(subparsers) -> None:
     parser.add_argument("--resume", action="store_true",
                         help="continue the run in the output folder from its newest checkpoint")
     parser.add_argument("--no-progress", action="store_true", help="no progress bar (log.jsonl is still written)")
+    add_threads_argument(parser)
     parser.set_defaults(handler=run_train)
 
 
 def run_train(args) -> int:
+    use_threads(args.threads)
     config = load_config(args.config, list(args.overrides))
     if args.out is not None:
         config = dataclasses.replace(config, train=dataclasses.replace(config.train, out=args.out))

@@ -20,7 +20,8 @@ from semguard.errors import ConfigError
 from semguard.train.crop_classifier import train_crop_classifier
 from semguard.train.segmenter import train_segmenter
 from semguard.validate import (
-    MAX_COUNT, MAX_STEPS, device, existing_path, number, output_file, parse_options, require_memory, workers,
+    MAX_COUNT, MAX_STEPS, add_threads_argument, device, existing_path, number, output_file, parse_options, require_memory,
+    use_threads, workers,
 )
 
 
@@ -57,6 +58,7 @@ def _add_common(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--device", default="cpu", help="cpu, cuda, cuda:1 or auto (default cpu)")
     parser.add_argument("--workers", type=int, default=0, help="data loading processes (default 0)")
+    add_threads_argument(parser)
     parser.add_argument("--quiet", action="store_true", help="no progress bar")
 
 
@@ -223,6 +225,7 @@ def _preflight(args, limits: dict) -> dict:
     --val and --floor-data (all frames), so that no model is lost to a bad argument found at the end. Removes a
     temporary file a killed earlier run left beside --out. Returns the --option dict."""
     floor = getattr(args, "floor_data", None)
+    use_threads(args.threads)
     existing_path(args.data, "--data", "dir")
     for flag, root in (("--val", args.val), ("--floor-data", floor)):
         if root:

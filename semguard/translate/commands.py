@@ -37,7 +37,10 @@ from semguard.translate.memory import describe_stage_tiles, format_bytes, parse_
 from semguard.translate.pipeline import translate_dataset
 from semguard.translate.temporal import ClipTranslator, shard_clips
 from semguard.translate.translator import Translator
-from semguard.validate import add_option_argument, device, existing_path, number, output_folder, parse_options, workers
+from semguard.validate import (
+    add_option_argument, add_threads_argument, device, existing_path, number, output_folder, parse_options, use_threads,
+    workers,
+)
 
 
 def register(subparsers) -> None:
@@ -77,6 +80,7 @@ def register(subparsers) -> None:
                         help="clip: a sequence set (NAME = CLIP/FRAME) normalised with each clip's instance-norm "
                              "statistics, so static regions do not flicker; shards by clip (default none)")
     parser.add_argument("--device", default="auto", help="auto | cpu | cuda | cuda:N")
+    add_threads_argument(parser)
     parser.add_argument("--amp", action="store_true", help="bf16 autocast on CUDA")
     parser.add_argument("--no-ema", action="store_true", help="use the raw generator weights, not the EMA ones")
     parser.add_argument("--judge", help="judge segmenter checkpoint: record each frame's flip rate")
@@ -95,6 +99,7 @@ def register(subparsers) -> None:
 
 def run_translate(args) -> int:
     console = output_console(stderr=True, soft_wrap=True)  # one line per message
+    use_threads(args.threads)
     options = _check_arguments(args)
     if args.max_flip_rate is not None and not args.judge:
         raise SemguardError("--max-flip-rate needs --judge (the segmenter that reads the translated images)")

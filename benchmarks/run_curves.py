@@ -348,16 +348,18 @@ def to_markdown(result: dict, command: str) -> str:
     return "\n".join(lines) + "\n"
 
 
-def draw_curves(result: dict, path: Path, keys=(("pixel_flip_rate", None), ("flip_rate", "sky"))) -> None:
-    """A PNG: one panel per figure, flip against steps per variant (seed mean), references dashed."""
+def draw_curves(result: dict, path: Path, keys=(("pixel_flip_rate", None, "steps"), ("flip_rate", "sky", "steps"),
+                                                ("pixel_flip_rate", None, "seconds"))) -> None:
+    """A PNG: one panel per (figure, x axis): the figure against steps or training seconds per variant (the
+    seed mean at each budget, placed at the seeds' mean seconds), references dashed."""
     from PIL import Image, ImageDraw
 
     colours = [(200, 60, 60), (60, 120, 200), (60, 160, 80), (160, 90, 200), (230, 150, 30), (90, 90, 90)]
     panel_w, panel_h, margin = 420, 300, 50
     image = Image.new("RGB", (panel_w * len(keys), panel_h + 70), "white")
     draw = ImageDraw.Draw(image)
-    max_steps = max(r["steps"] for records in result["curves"].values() for r in records)
-    for panel, (key, sub) in enumerate(keys):
+    for panel, (key, sub, axis) in enumerate(keys):
+        max_x = max((r.get(axis) or 0) for records in result["curves"].values() for r in records) or 1
         x0 = panel * panel_w + margin
         width, height = panel_w - margin - 15, panel_h - margin
 
@@ -368,11 +370,12 @@ def draw_curves(result: dict, path: Path, keys=(("pixel_flip_rate", None), ("fli
         top = max([value(r) or 0 for records in result["curves"].values() for r in records]
                   + [value(ref) or 0 for ref in result["references"].values()] + [0.05]) * 1.1
 
-        def point(steps, v):
-            return x0 + width * steps / max_steps, 20 + height * (1 - v / top)
+        def point(x, v):
+            return x0 + width * x / max_x, 20 + height * (1 - v / top)
         draw.rectangle([x0, 20, x0 + width, 20 + height], outline=(0, 0, 0))
-        draw.text((x0, 4), f"{key}{'/' + sub if sub else ''} (judge) vs steps; max {top:.2f}", fill=(0, 0, 0))
-        draw.text((x0, 24 + height), f"0 .. {max_steps} steps", fill=(0, 0, 0))
+        draw.text((x0, 4), f"{key}{'/' + sub if sub else ''} (judge) vs {axis}; max {top:.2f}", fill=(0, 0, 0))
+        draw.text((x0, 24 + height), f"0 .. {max_x:.0f} {axis}" + (" (training, 1 thread)" if axis == "seconds" else ""),
+                  fill=(0, 0, 0))
         for index, (name, ref) in enumerate(result["references"].items()):
             if value(ref) is None:
                 continue
@@ -382,8 +385,9 @@ def draw_curves(result: dict, path: Path, keys=(("pixel_flip_rate", None), ("fli
             draw.text((x0 + width - 90, y - 12), name, fill=(120, 120, 120))
         for index, (name, records) in enumerate(result["curves"].items()):
             colour = colours[index % len(colours)]
-            steps = sorted({r["steps"] for r in records})
-            points = [point(s, statistics.fmean(value(r) for r in records if r["steps"] == s)) for s in steps]
+            steps = sorted({r["steps"] for r in records if r.get(axis) is not None})
+            points = [point(statistics.fmean(r[axis] for r in records if r["steps"] == s),
+                            statistics.fmean(value(r) for r in records if r["steps"] == s)) for s in steps]
             if len(points) > 1:
                 draw.line(points, fill=colour, width=2)
             for x, y in points:

@@ -310,7 +310,9 @@ def to_markdown(result: dict, command: str) -> str:
              f"{result['references'].get('paired_truth', {}).get('pixel_flip_rate', float('nan')):.3f}, "
              f"untranslated {result['references'].get('source', {}).get('pixel_flip_rate', float('nan')):.3f}",
              f"- seeds {result['seeds']}; seconds are each run's training time with {result['parallel']} runs at "
-             f"{result['threads']} thread(s) side by side", "",
+             f"{result['threads']} thread(s) side by side" + (f"; note: {result['note']}" if result.get("note") else ""),
+             f"- picture: {result.get('name', 'budget')}.png: pixel and sky flip against steps, pixel flip against "
+             "training seconds (seed means; untranslated and paired truth dashed)", "",
              "| variant | steps | seconds | pixel flip | sky flip | vegetation flip | reliable mean | light state kept | "
              "pictogram kept | KID to paired truth | two-sample accuracy to paired truth |",
              "|---|---|---|---|---|---|---|---|---|---|---|"]
@@ -334,6 +336,8 @@ def to_markdown(result: dict, command: str) -> str:
                   "each set with the sim labels (the oracle: real/train with its own), mIoU on real/val", "",
                   "| training set | seeds | mIoU |", "|---|---|---|"]
         for name, records in result["downstream"].items():
+            if not records:   # a run without its final checkpoint (stopped early) has no downstream test
+                continue
             lines.append(f"| {name} | {len(records)} | {_mean(records, 'miou')} |")
     if "equal_wallclock" in result:
         match = result["equal_wallclock"]
@@ -411,6 +415,8 @@ def main(argv: list[str] | None = None) -> int:
                         help="the downstream test at the largest budget: a segmenter trained STEPS steps on each "
                              "variant's translated sim frames (and on the untranslated ones, and the real oracle), "
                              "scored on real/val, per seed (0: off)")
+    parser.add_argument("--note", default=None,
+                        help="a line for the results' header, e.g. what else ran beside these runs (it bears on seconds)")
     parser.add_argument("--collect", action="store_true",
                         help="train nothing: evaluate and collect the checkpoints that the runs of --variants x --seeds "
                              "have (an unfinished run gives a partial curve)")
@@ -443,7 +449,7 @@ def main(argv: list[str] | None = None) -> int:
         result["downstream"] = {name: [record for task, record in records if task == name] for name in sets}
         result["downstream_steps"] = args.downstream
     result.update(date=dt.date.today().isoformat(), machine=machine(), seeds=args.seeds, parallel=args.parallel,
-                  threads=args.threads, steps=args.steps, every=args.every,
+                  threads=args.threads, steps=args.steps, every=args.every, name=args.name, note=args.note,
                   total_seconds=round(time.perf_counter() - start, 1))
     command = "python benchmarks/run_curves.py " + shlex.join(sys.argv[1:] if argv is None else argv)
     result["command"] = command

@@ -75,6 +75,10 @@ def test_the_results_keep_the_benchmarks_shape_and_draw(curves, tmp_path):
     text = curves.to_markdown(result, "python benchmarks/run_curves.py ...")
     assert "Downstream at 600 steps: a segmenter trained 250 steps" in text
     assert "| sim | 2 | 0.300 ± 0.141 |" in text and "| semguard_translated | 1 | 0.500 |" in text
+    result["downstream"]["stopped_translated"] = []   # a run stopped before its final checkpoint: no row
+    result["note"] = "two benchmark runs shared the cores"
+    text = curves.to_markdown(result, "python benchmarks/run_curves.py ...")
+    assert "stopped_translated" not in text and "; note: two benchmark runs shared the cores" in text
     curves.draw_curves(result, tmp_path / "curves.png")
     assert Image.open(tmp_path / "curves.png").size[0] > 400
 

@@ -93,36 +93,35 @@ def condition_on_label(logits: torch.Tensor, label: torch.Tensor) -> tuple[torch
     if logits.ndim != 4 or label.ndim != 3 or logits.shape[0] != label.shape[0]:
         raise ValueError(f"condition_on_label: logits must be float [B,K,h,w] and label int64 [B,H,W] with the same "
                          f"B, got {tuple(logits.shape)} and {tuple(label.shape)}")
-    classes = logits.shape[1]
+    return _project(logits, _one_hot(label, logits.shape[1]))
+
+
+def _one_hot(label: torch.Tensor, classes: int) -> torch.Tensor:
+    """label int64 [B,H,W] -> float [B,classes,H,W]; ignore (and ids >= classes) all zero."""
     valid = (label >= 0) & (label < classes)
     onehot = F.one_hot(torch.where(valid, label, torch.zeros_like(label)).long(), classes)
-    onehot = (onehot * valid[..., None]).permute(0, 3, 1, 2).to(torch.float32)
+    return (onehot * valid[..., None]).permute(0, 3, 1, 2).to(torch.float32)
+
+
+def _project(logits: torch.Tensor, onehot: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
     shares = F.interpolate(onehot, size=logits.shape[-2:], mode="area")
     share = shares.sum(1)
     value = (shares * logits.float()).sum(1, keepdim=True) / share[:, None].clamp_min(1e-6)
     return value, share
 
 
-class ProjectionAdversary:
+class ProjectionAdversary(PatchAdversary):
     """The patch losses (gan_mode) on ProjectionPatchDiscriminator's value at each patch's label,
     each patch weighted by its labelled share (times the agreement weight where one is given)."""
 
     needs_target_labels = True
 
-    def __init__(self, mode: str = "hinge") -> None:
-        self.mode = mode
-
-    @classmethod
-    def from_config(cls, loss_cfg, discriminator_cfg) -> "ProjectionAdversary":
-        return cls(mode=loss_cfg.gan_mode)
-
-    split = staticmethod(PatchAdversary.split)
-
     @staticmethod
     def _conditioned(logits: list[torch.Tensor], label: torch.Tensor, weight: torch.Tensor | None):
         values, weights = [], []
+        onehot = _one_hot(label, logits[0].shape[1])   # once per label map, pooled to every scale
         for scale in logits:
-            value, share = condition_on_label(scale, label)
+            value, share = _project(scale, onehot)
             if weight is not None:
                 share = share * F.interpolate(weight[:, None].float(), size=share.shape[-2:], mode="area")[:, 0]
             values.append(value)

@@ -61,6 +61,10 @@ CURVE_VARIANTS: dict[str, tuple[str, tuple[str, ...], tuple[str, ...]]] = {
     # field of view 34 px at n_layers 2) instead of the segmentation discriminator and the texture patch one
     "semguard_projection": ("configs/toy.yaml", ("guide_real", "guide_linknet"),
                             ("model.discriminator.kind=projection", "model.discriminator.texture_patch=false")),
+    # the projection discriminator with toy.yaml's texture patch discriminator beside it (counted only where the
+    # paired labels agree), for the realism the projection one alone gives up
+    "semguard_projection_texture": ("configs/toy.yaml", ("guide_real", "guide_linknet"),
+                                    ("model.discriminator.kind=projection",)),
 }
 # guide name -> (architecture, seed); every guide learns the target labels on real/train (never the judge split)
 GUIDES = {"guide_real": ("fpn", 2), "guide_linknet": ("linknet", 5)}

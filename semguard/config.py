@@ -85,8 +85,8 @@ class DiscriminatorConfig:
     projection on learnt class embeddings (a sky patch is judged against real sky patches; the
     patch settings; needs a labelled target set). segmentation: OASIS-style segmenter with 19 + 1 ("fake") outputs per pixel,
     trained on the target labels (seg_base_channels, seg_levels, seg_class_balance); needs a
-    labelled target set. texture_patch: with kind segmentation, a patch discriminator of the
-    patch settings beside it for texture (its generator term is loss.gan_patch).
+    labelled target set. texture_patch: with kind segmentation or projection, a plain patch
+    discriminator of the patch settings beside it for texture (its generator term is loss.gan_patch).
     agreement_mask: the patch discriminator counts each patch by the share of its pixels where
     the paired source and target labels agree (needs data.pairing: layout_matched).
     """

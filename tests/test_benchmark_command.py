@@ -263,11 +263,12 @@ def test_spec_files_in_configs_load_and_plan(tmp_path):
 
 @pytest.mark.slow
 def test_toy_benchmark_end_to_end(tmp_path):
-    """The ci spec at minimal budgets through the command: every stage, report.json in the benchmark's shape."""
+    """The ci spec at minimal budgets through the command with two jobs: every stage, report.json in the
+    benchmark's shape."""
     overrides = ["toy.train=8", "toy.val=4", "toy.judge=8", "budgets.translator_steps=2", "budgets.guide_steps=2",
                  "budgets.judge_steps=2", "budgets.downstream_steps=2", "budgets.crop_classifier_epochs=1", "threads=1"]
     command = [sys.executable, "-m", "semguard.cli", "benchmark", str(CONFIGS / "benchmarks" / "toy_ci.yaml"),
-               "--work", str(tmp_path / "work"), "--results", str(tmp_path / "results")]
+               "--work", str(tmp_path / "work"), "--results", str(tmp_path / "results"), "--jobs", "2"]
     for override in overrides:
         command += ["--set", override]
     result = subprocess.run(command, capture_output=True, text=True, env={**os.environ, "OMP_NUM_THREADS": "1"})
@@ -278,6 +279,7 @@ def test_toy_benchmark_end_to_end(tmp_path):
     for records in report["downstream"].values():
         assert [r["seed"] for r in records] == [0] and 0.0 <= records[0]["miou"] <= 1.0 and records[0]["per_class_iou"]
     assert "paired_truth" in report["references"] and (tmp_path / "results" / "benchmark_ci_comparison.png").is_file()
+    assert report["jobs"] == 2 and report["threads_per_stage"] == 1 and report["wall_seconds"] > 0
 
 
 # ------------------------------------------------------------------ the downstream detection stage

@@ -3,9 +3,12 @@
 from __future__ import annotations
 
 import argparse
+from pathlib import Path
+
 from semguard.benchmark.runner import prepare, run_benchmark
 from semguard.benchmark.stages import StageRunner
 from semguard.console import output_console
+from semguard.validate import workers
 
 SUMMARY = "run the benchmark a spec describes (any labelled source and target): variants, judge, downstream test"
 
@@ -13,8 +16,8 @@ DESCRIPTION = """\
 Run the benchmark that SPEC.yaml describes: every variant (a translator config) trained on equal
 budgets and seeds, measured by one judge, and the downstream test. Each stage is the semguard
 command you would type (its log in WORK/logs/); a rerun with the same --work resumes at the stage
-a kill interrupted. Everything is checked before the first stage: an unknown spec key, a missing
-path, a target set without labels.
+a kill interrupted; --jobs N runs independent stages side by side. Everything is checked before
+the first stage: an unknown spec key, a missing path, a target set without labels.
 
 Stages: split the target's training frames into two disjoint parts by a seeded permutation (the
 translators' part: target guide, discriminators, layout pairing, oracle; the judge's part: the
@@ -78,15 +81,17 @@ def register(subparsers) -> None:
                         help="also write <name>.json, <name>.md and <name>_comparison.png here (<name>: the spec's name)")
     parser.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", dest="overrides",
                         help="override a spec key, repeatable (e.g. budgets.translator_steps=20, seeds=[0])")
+    parser.add_argument("--jobs", type=int, default=1, metavar="N",
+                        help="run up to N stages at once, each as soon as the stages whose outputs it reads are "
+                             "done (default 1: one at a time, in order); each gets the spec's threads, else the "
+                             "cores divided by N (docs/BENCHMARKS.md)")
     parser.add_argument("--plan", action="store_true",
                         help="check the spec and list the stages (done ones marked) without running anything")
     parser.set_defaults(handler=run_command)
 
 
 def run_command(args) -> int:
-    from pathlib import Path
-
-
+    workers(args.jobs, "--jobs", low=1)
     console = output_console(soft_wrap=True)
     if args.plan:
         _, _, stages = prepare(args.spec, args.work, tuple(args.overrides))
@@ -96,7 +101,7 @@ def run_command(args) -> int:
             console.print(f"{number:3d} {mark} {stage.name}", markup=False)
         return 0
     result = run_benchmark(args.spec, args.work, args.results, tuple(args.overrides),
-                           echo=lambda line: console.print(line, markup=False, highlight=False))
+                           echo=lambda line: console.print(line, markup=False, highlight=False), jobs=args.jobs)
     where = args.results or args.work
     console.print(f"benchmark {result['name']} complete ({result['total_seconds']} s of stages); "
                   f"report in {Path(args.work) / 'report.md'}" + (f" and {where}" if args.results else ""),

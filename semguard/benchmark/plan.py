@@ -15,13 +15,15 @@
     detector_D_seedS             with budgets.detector_steps and boxes on both sides: a detector trained on
     score_detector_D_seedS       each of the same sets with its boxes, scored on target val's boxes (mAP)
 
-Every command stage is what a user would type; its paths are under WORK.
+Every command stage is what a user would type; its paths are under WORK. Each stage names the
+stages it `needs` (whose outputs it reads), so that `semguard benchmark --jobs N` can run
+independent ones side by side; every stage after the data views needs them all.
 """
 
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 from semguard.benchmark.preflight import Preflight
@@ -133,7 +135,8 @@ def build_plan(loaded: LoadedSpec, preflight: Preflight, work: Path) -> list[Sta
             write_split(layout.split, translators, judge, record)
         return {}
 
-    stages.append(Stage("split", layout.split / "split.json", action=split_action, weight=1))
+    stages.append(Stage("split", layout.split / "split.json", action=split_action, weight=1,
+                        needs=tuple(stage.name for stage in stages)))
 
     def view(name: str, data_set: DataSetSpec, names_file: str | None = None, labels_required: bool = True) -> None:
         def action() -> dict:
@@ -143,7 +146,8 @@ def build_plan(loaded: LoadedSpec, preflight: Preflight, work: Path) -> list[Sta
                               names, origin={"options": options})
             return {"frames": count}
 
-        stages.append(Stage(f"view_{name}", layout.data(name) / "dataset.json", action=action, weight=5))
+        stages.append(Stage(f"view_{name}", layout.data(name) / "dataset.json", action=action, weight=5,
+                            needs=("split",)))
 
     view("source", data.source)
     if data.source_val.given:
@@ -168,7 +172,7 @@ def build_plan(loaded: LoadedSpec, preflight: Preflight, work: Path) -> list[Sta
                 "--arch", model.arch, "--encoder", model.encoder, "--seed", str(model.seed), seg_common[0], str(steps),
                 *seg_common[1:], *extra)
 
-    def score(name: str, checkpoint: Path) -> None:
+    def score(name: str, checkpoint: Path, needs: str) -> None:
         def action() -> dict:
             result = score_segmenter(checkpoint, target_val, merges)
             path = layout.score(name)
@@ -176,8 +180,9 @@ def build_plan(loaded: LoadedSpec, preflight: Preflight, work: Path) -> list[Sta
             path.write_text(json.dumps(result, indent=1))
             return {}
 
-        stages.append(Stage(f"score_{name}", layout.score(name), action=action, weight=3))
+        stages.append(Stage(f"score_{name}", layout.score(name), action=action, weight=3, needs=(needs,)))
 
+    data_stages = tuple(stage.name for stage in stages)   # the toy world, the split and the views
     guides = {variant.guide for variant in spec.variants.values()}
     if "source" in guides:
         stages.append(Stage("source_guide", layout.segmenter("source_guide"), weight=_seg(spec.budgets.guide_steps, seg_scale),
@@ -201,7 +206,7 @@ def build_plan(loaded: LoadedSpec, preflight: Preflight, work: Path) -> list[Sta
     stages.append(Stage("judge", layout.segmenter("judge"), weight=_seg(spec.budgets.judge_steps, seg_scale),
                         command=segmenter("judge", layout.data("judge"), target_val, layout.segmenter("judge"),
                                           segmenters.judge, spec.budgets.judge_steps, "--floor-data", str(floor_data))))
-    score("judge", layout.segmenter("judge"))
+    score("judge", layout.segmenter("judge"), "judge")
     if "target" in guides:
         stages.append(Stage("target_guide", layout.segmenter("target_guide"), weight=_seg(spec.budgets.guide_steps, seg_scale),
                             command=segmenter("guide", layout.data("translators"), target_val,
@@ -238,9 +243,11 @@ def build_plan(loaded: LoadedSpec, preflight: Preflight, work: Path) -> list[Sta
             for override in overrides:
                 args += ["--set", override]
             heavy = 2.5 if config.model.discriminator.kind == "segmentation" else 1.0
+            guide_stages = () if guide == "none" else (
+                f"{guide}_guide", *(f"{guide}_guide_ensemble{i}" for i in range(len(config.guide.ensemble))))
             stages.append(Stage(f"train_{variant}_seed{seed}", run_dir / "final.pt", command=tuple(args),
                                 weight=TRANSLATOR_SECONDS_PER_STEP * heavy * spec.budgets.translator_steps * scale
-                                * spec.budgets.batch_size / 2))
+                                * spec.budgets.batch_size / 2, needs=guide_stages))
             report = layout.report(variant, seed)
             eval_args = ["eval", "--checkpoint", str(run_dir / "final.pt"), "--source", str(source_val),
                          "--target-val", str(target_val), "--judge", str(layout.segmenter("judge")),
@@ -253,24 +260,30 @@ def build_plan(loaded: LoadedSpec, preflight: Preflight, work: Path) -> list[Sta
             if not spec.eval.lpips:
                 eval_args.append("--no-lpips")
             stages.append(Stage(f"eval_{variant}_seed{seed}", report / "report.json", command=tuple(eval_args),
-                                weight=8 + 0.2 * eval_frames * scale))
+                                weight=8 + 0.2 * eval_frames * scale,
+                                needs=(f"train_{variant}_seed{seed}", "judge") + (("crop_classifier",) if crops else ())))
         if spec.downstream.enabled:
             _downstream_stages(loaded, preflight, layout, seed, stages, segmenter, score, seg_scale, scale)
-    return stages
+    # every later stage reads the data views (and nothing runs beside the in-process split and views)
+    return [stage if stage.name in data_stages else replace(stage, needs=(*data_stages, *stage.needs))
+            for stage in stages]
 
 
 def _downstream_stages(loaded, preflight, layout: Layout, seed: int, stages: list[Stage], segmenter, score,
                        seg_scale: float, scale: float) -> None:
     spec = loaded.spec
     training = {"sim": layout.data("source")}
+    made_by: dict[str, tuple[str, ...]] = {"sim": (), "real_oracle": ()}
     frames = preflight.frame_counts.get("source", spec.toy.train)
     for variant in (spec.downstream.baseline, spec.downstream.method):
         out = layout.translated(variant, seed)
         stages.append(Stage(f"translate_{variant}_seed{seed}", out / "manifest.json", weight=3 + 0.06 * frames * scale,
                             command=(
             "translate", "--checkpoint", str(layout.run(variant, seed) / "final.pt"), "--input",
-            str(layout.data("source")), "--format", "folder", "--out", str(out), "--device", spec.device, "--no-progress")))
+            str(layout.data("source")), "--format", "folder", "--out", str(out), "--device", spec.device, "--no-progress"),
+            needs=(f"train_{variant}_seed{seed}",)))
         training[f"{variant}_translated"] = out
+        made_by[f"{variant}_translated"] = (f"translate_{variant}_seed{seed}",)
     if preflight.target_labelled:
         training["real_oracle"] = layout.data("translators")
     model = spec.segmenters.downstream
@@ -279,8 +292,8 @@ def _downstream_stages(loaded, preflight, layout: Layout, seed: int, stages: lis
         seeded = type(model)(model.arch, seed, model.encoder)
         stages.append(Stage(f"downstream_{name}_seed{seed}", path, weight=_seg(spec.budgets.downstream_steps, seg_scale),
                             command=segmenter("downstream", training[name], layout.data("target_val"), path, seeded,
-                                              spec.budgets.downstream_steps)))
-        score(f"downstream_{name}_seed{seed}", path)
+                                              spec.budgets.downstream_steps), needs=made_by[name]))
+        score(f"downstream_{name}_seed{seed}", path, f"downstream_{name}_seed{seed}")
         if preflight.detection_skipped is None:
             detector, scores = layout.detector(name, seed), layout.score(f"detector_{name}_seed{seed}")
             size = spec.frames.size or spec.toy.size
@@ -288,10 +301,10 @@ def _downstream_stages(loaded, preflight, layout: Layout, seed: int, stages: lis
                                 weight=DETECTOR_SECONDS_PER_STEP * spec.budgets.detector_steps * scale, command=(
                 "detector", "train", "--data", str(training[name]), "--out", str(detector), "--steps",
                 str(spec.budgets.detector_steps), "--seed", str(seed), "--size", f"{size[0]}x{size[1]}",
-                "--device", spec.device, "--quiet")))
+                "--device", spec.device, "--quiet"), needs=made_by[name]))
             stages.append(Stage(f"score_detector_{name}_seed{seed}", scores, weight=3, command=(
                 "detector", "eval", "--checkpoint", str(detector), "--data", str(layout.data("target_val")),
-                "--out", str(scores), "--device", spec.device, "--quiet")))
+                "--out", str(scores), "--device", spec.device, "--quiet"), needs=(f"detector_{name}_seed{seed}",)))
 
 
 def _pixels(size) -> int:

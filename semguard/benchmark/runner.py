@@ -9,7 +9,9 @@ run the stages (resuming), gather the result, write WORK/report.{json,md} (and, 
 from __future__ import annotations
 
 import json
+import os
 import shutil
+import time
 from pathlib import Path
 from typing import Callable
 
@@ -33,15 +35,29 @@ def prepare(spec_path: str | Path, work: str | Path, overrides: tuple[str, ...] 
     return loaded, preflight, build_plan(loaded, preflight, work)
 
 
+def stage_threads(spec_threads: int, jobs: int) -> int:
+    """Torch threads per stage: the spec's, else with several jobs the cores shared among them (0: torch's default)."""
+    if spec_threads or jobs <= 1:
+        return spec_threads
+    return max(1, len(os.sched_getaffinity(0)) // jobs)
+
+
 def run_benchmark(spec_path: str | Path, work: str | Path, results: str | Path | None = None,
-                  overrides: tuple[str, ...] = (), echo: Callable[[str], None] = print) -> dict:
+                  overrides: tuple[str, ...] = (), echo: Callable[[str], None] = print, jobs: int = 1) -> dict:
+    """jobs: how many stages may run at once (each started when the stages it reads are done)."""
     work = Path(work).resolve()
     loaded, preflight, stages = prepare(spec_path, work, overrides)
     _claim_work_folder(work, config_to_dict(loaded.spec), loaded.path)
-    runner = RUNNER(work, stages, loaded.spec.threads, echo)
+    threads = stage_threads(loaded.spec.threads, jobs)
+    runner = RUNNER(work, stages, threads, echo, jobs=jobs)
+    start = time.perf_counter()
     records = runner.run_all()
+    wall = time.perf_counter() - start
     result = collect(loaded, preflight, work, records)
+    # stage seconds summed (they overlap with jobs > 1), and this sitting's wall clock when it ran every stage
     result["total_seconds"] = round(sum(record["seconds"] for record in records.values()), 1)
+    result["jobs"], result["threads_per_stage"] = jobs, threads
+    result["wall_seconds"] = round(wall, 1) if len(runner.ran) == len(stages) else None
     result["problems"] = check_well_formed(result)
     _write(result, work, "report")
     if results is not None:

@@ -41,7 +41,7 @@ def _check_mode(mode: str) -> None:
         raise ValueError(f"unknown GAN loss mode '{mode}'; valid modes: {', '.join(GAN_MODES)}")
 
 
-def _weight_like(weight: torch.Tensor | None, logits: torch.Tensor) -> torch.Tensor | None:
+def weight_like(weight: torch.Tensor | None, logits: torch.Tensor) -> torch.Tensor | None:
     """Pixel weights float [B,H,W] -> weights of the logit map [B,C,h,w] (area resize), or None."""
     if weight is None:
         return None
@@ -65,7 +65,7 @@ def generator_loss(fake_logits: Logits, mode: str = "hinge", weight: torch.Tenso
     _check_mode(mode)
     losses = []
     for fake in _as_list(fake_logits, "fake_logits"):
-        w = _weight_like(weight, fake)
+        w = weight_like(weight, fake)
         if mode == "hinge":
             losses.append(_mean(-fake, w))
         elif mode == "lsgan":
@@ -87,7 +87,7 @@ def discriminator_loss(real_logits: Logits, fake_logits: Logits, mode: str = "hi
         raise ValueError(f"real_logits has {len(reals)} scales but fake_logits has {len(fakes)}")
     losses = []
     for real, fake in zip(reals, fakes):
-        w_real, w_fake = _weight_like(weight, real), _weight_like(weight if fake_weight is None else fake_weight, fake)
+        w_real, w_fake = weight_like(weight, real), weight_like(weight if fake_weight is None else fake_weight, fake)
         if mode == "hinge":
             losses.append(_mean(F.relu(1 - real), w_real) + _mean(F.relu(1 + fake), w_fake))
         elif mode == "lsgan":

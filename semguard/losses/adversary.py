@@ -27,7 +27,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from semguard.errors import ConfigError
-from semguard.losses.adversarial import discriminator_loss, generator_loss
+from semguard.losses.adversarial import discriminator_loss, generator_loss, weight_like
 from semguard.losses.segmentation_adversarial import segmentation_discriminator_loss, segmentation_generator_loss
 from semguard.models.discriminators import MultiScalePatchDiscriminator, ProjectionPatchDiscriminator
 from semguard.models.segmentation_discriminator import SegmentationDiscriminator
@@ -123,7 +123,7 @@ class ProjectionAdversary(PatchAdversary):
         for scale in logits:
             value, share = _project(scale, onehot)
             if weight is not None:
-                share = share * F.interpolate(weight[:, None].float(), size=share.shape[-2:], mode="area")[:, 0]
+                share = share * weight_like(weight, value)[:, 0]
             values.append(value)
             weights.append(share)
         return values, weights

@@ -40,6 +40,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from run_benchmark import machine, summarise_report  # noqa: E402
+from semguard.benchmark.results import equal_wallclock, training_seconds  # noqa: E402
 
 REPO = Path(__file__).resolve().parent.parent
 RESULTS = REPO / "benchmarks" / "results"
@@ -246,27 +247,6 @@ def cached(path: Path, compute) -> dict:
     value = compute()
     path.write_text(json.dumps(value))
     return value
-
-
-def training_seconds(log_path: Path) -> dict[int, float]:
-    """step -> training seconds so far, from log.jsonl (each resumed sitting's time added to the last)."""
-    seconds: dict[int, float] = {}
-    offset, previous = 0.0, 0.0
-    for line in log_path.read_text().splitlines():
-        record = json.loads(line)
-        if record["time"] < previous:   # a resumed sitting restarts its clock
-            offset += previous
-        previous = record["time"]
-        seconds[int(record["step"])] = round(offset + record["time"], 1)
-    return seconds
-
-
-def equal_wallclock(cut: list[dict], seconds: float) -> dict | None:
-    """The CUT record whose training seconds are nearest `seconds` (None when CUT has no timed record)."""
-    timed = [record for record in cut if record.get("seconds") is not None]
-    if not timed:
-        return None
-    return min(timed, key=lambda record: (abs(record["seconds"] - seconds), record["steps"]))
 
 
 def summarise(curves: dict[str, list[dict]], steps: int) -> dict:

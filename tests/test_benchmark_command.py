@@ -266,7 +266,8 @@ def test_toy_benchmark_end_to_end(tmp_path):
     """The ci spec at minimal budgets through the command with two jobs: every stage, report.json in the
     benchmark's shape."""
     overrides = ["toy.train=8", "toy.val=4", "toy.judge=8", "budgets.translator_steps=2", "budgets.guide_steps=2",
-                 "budgets.judge_steps=2", "budgets.downstream_steps=2", "budgets.crop_classifier_epochs=1", "threads=1"]
+                 "budgets.judge_steps=2", "budgets.downstream_steps=2", "budgets.crop_classifier_epochs=1", "threads=1",
+                 "budgets.eval_every=1", "overrides=[train.sample_every=0,train.checkpoint_every=0,train.log_every=1]"]
     command = [sys.executable, "-m", "semguard.cli", "benchmark", str(CONFIGS / "benchmarks" / "toy_ci.yaml"),
                "--work", str(tmp_path / "work"), "--results", str(tmp_path / "results"), "--jobs", "2"]
     for override in overrides:
@@ -280,6 +281,15 @@ def test_toy_benchmark_end_to_end(tmp_path):
         assert [r["seed"] for r in records] == [0] and 0.0 <= records[0]["miou"] <= 1.0 and records[0]["per_class_iou"]
     assert "paired_truth" in report["references"] and (tmp_path / "results" / "benchmark_ci_comparison.png").is_file()
     assert report["jobs"] == 2 and report["threads_per_stage"] == 1 and report["wall_seconds"] > 0
+    # eval_every: the checkpoint after step 1 and the final one (step 2), per variant and seed, with seconds
+    for name in ("cut", "semguard", "segdisc"):
+        records = report["curves"][name]
+        assert [(r["steps"], r["seed"]) for r in records] == [(1, 0), (2, 0)]
+        assert all(0.0 <= r["pixel_flip_rate"] <= 1.0 and r["seconds"] > 0 for r in records)
+        assert records[-1]["pixel_flip_rate"] == report["variants"][name][0]["pixel_flip_rate"]
+    pair = report["equal_wallclock"][0]
+    assert pair["method"] == "semguard" and pair["baseline"] == "cut" and pair["baseline_steps"] in (1, 2)
+    assert "## Over training" in (tmp_path / "results" / "benchmark_ci.md").read_text()
 
 
 # ------------------------------------------------------------------ the downstream detection stage

@@ -21,6 +21,7 @@ import pytest
 from semguard.benchmark.runner import prepare, stage_threads
 from semguard.benchmark.stages import Stage, StageFailed, StageRunner
 from semguard.cli import main
+from semguard.errors import ConfigError
 from test_benchmark_command import data_of, write_boxed_set, write_spec
 from test_benchmark_command import sets  # noqa: F401 - a fixture
 
@@ -72,7 +73,7 @@ def check_needs(stages: list[Stage], work: Path) -> int:
     return checked
 
 
-@pytest.mark.parametrize("spec", ["toy_ci", "toy_full", "toy_seeds"])
+@pytest.mark.parametrize("spec", ["toy_ci", "toy_full", "toy_seeds", "toy_budget"])
 def test_every_read_of_a_committed_spec_comes_from_a_needed_stage(tmp_path, spec):
     work = (tmp_path / spec).resolve()
     _, _, stages = prepare(REPO / "configs" / "benchmarks" / f"{spec}.yaml", work)
@@ -207,3 +208,32 @@ def test_jobs_flag_is_checked(capsys, tmp_path):
     assert "--jobs" in capsys.readouterr().err
     assert not (tmp_path / "w").exists()
 
+
+
+# ------------------------------------------------------------------ budgets.eval_every: curves through the command
+
+
+def test_eval_every_evaluates_each_kept_checkpoint(tmp_path, sets):  # noqa: F811
+    budgets = {"translator_steps": 5, "guide_steps": 2, "judge_steps": 2, "downstream_steps": 2, "eval_every": 2}
+    work = (tmp_path / "work").resolve()
+    _, _, stages = prepare(write_spec(tmp_path, data_of(sets), budgets=budgets), work)
+    by_name = {stage.name: stage for stage in stages}
+    train = by_name["train_semguard_seed0"]
+    assert "train.checkpoint_every=2" in train.command and "train.keep_last=0" in train.command
+    for step in (2, 4):
+        stage = by_name[f"eval_semguard_seed0_step{step}"]
+        checkpoint = stage.command[stage.command.index("--checkpoint") + 1]
+        assert checkpoint == str(work / "runs" / "semguard_seed0" / "checkpoints" / f"step_{step:08d}.pt")
+        assert stage.needs[-2:] == ("train_semguard_seed0", "judge")
+    assert "eval_semguard_seed0_step6" not in by_name and "eval_semguard_seed0" in by_name
+    assert check_needs(stages, work) > 0
+    # without it, only the final checkpoint, and the run keeps its config's checkpoint settings
+    _, _, plain = prepare(write_spec(tmp_path, data_of(sets)), tmp_path / "work2")
+    assert not any("_step" in stage.name for stage in plain)
+    assert not any("train.keep_last=0" in stage.command for stage in plain if stage.name.startswith("train_"))
+
+
+def test_eval_every_must_not_be_negative(tmp_path, sets):  # noqa: F811
+    budgets = {"translator_steps": 5, "guide_steps": 2, "judge_steps": 2, "downstream_steps": 2, "eval_every": -1}
+    with pytest.raises(ConfigError, match=r"budgets.eval_every is -1"):
+        prepare(write_spec(tmp_path, data_of(sets), budgets=budgets), tmp_path / "work")

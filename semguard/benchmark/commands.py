@@ -51,7 +51,8 @@ A spec (YAML; relative paths are relative to the spec file; configs/benchmarks/ 
 Other keys: data.judge_train (a labelled target set for the judge alone: no split), data.paired
 (a paired truth of source_val, as the toy world has), data.merges (predicted class -> the class the
 target labels it as; CamVid's are built in), toy (render the toy world; a set may then be
-{toy: sim/train}), split {judge_share, seed}, eval {features, lpips}, threads, device. A target_train
+{toy: sim/train}), split {judge_share, seed}, eval {features, lpips}, threads, device, budgets.eval_every
+(> 0: every that many steps a checkpoint kept and evaluated: the figures over training, curves.NAME). A target_train
 without labels ({labelled: false}) runs only the variants that need no target labels (not the
 segmentation discriminator, layout pairing or a target guide): the command lists which.
 

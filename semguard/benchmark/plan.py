@@ -9,6 +9,7 @@
                                  its floor (paired truth, else its own error on target val) and its score
     crop_classifier              box attributes (toy world)
     train_V_seedS, eval_V_seedS  every variant and seed on equal budgets; `semguard eval --flip-report`
+    eval_V_seedS_stepK           with budgets.eval_every: the checkpoint after K steps, evaluated the same way
     translate_V_seedS            the downstream test per seed: source translated by baseline and method,
     downstream_D_seedS           a segmenter trained on each (and on the untranslated source, and on the
     score_downstream_D_seedS     translators' part of the target), scored on target val
@@ -31,6 +32,7 @@ from semguard.benchmark.score import FORMAT_MERGES, score_segmenter
 from semguard.benchmark.spec import DataSetSpec, LoadedSpec
 from semguard.benchmark.stages import Stage
 from semguard.benchmark.views import JUDGE_LIST, SPLIT_DIR, TRANSLATORS_LIST, make_view, read_names, split_names, write_split
+from semguard.checkpoints import step_checkpoint_name
 from semguard.data.formats import open_dataset
 
 # expected seconds per unit on the reference 2-core CPU at 64x128 (the ETA's weights)
@@ -55,8 +57,9 @@ class Layout:
     def run(self, variant: str, seed: int) -> Path:
         return self.work / "runs" / f"{variant}_seed{seed}"
 
-    def report(self, variant: str, seed: int) -> Path:
-        return self.work / "reports" / f"{variant}_seed{seed}"
+    def report(self, variant: str, seed: int, step: int | None = None) -> Path:
+        """The final checkpoint's evaluation, or the one of the checkpoint after `step` steps."""
+        return self.work / "reports" / (f"{variant}_seed{seed}" + (f"_step{step}" if step is not None else ""))
 
     def translated(self, variant: str, seed: int) -> Path:
         return self.work / "translated" / f"{variant}_seed{seed}"
@@ -238,6 +241,9 @@ def build_plan(loaded: LoadedSpec, preflight: Preflight, work: Path) -> list[Sta
                 "guide.ensemble=[" + ",".join(str(layout.segmenter(f"{guide}_guide_ensemble{i}"))
                                               for i in range(len(config.guide.ensemble) if guide != "none" else 0)) + "]",
                 *loaded.variant_overrides(variant),
+                # last: the checkpoints the eval_V_seedS_stepK stages read (whatever the overrides say)
+                *((f"train.checkpoint_every={spec.budgets.eval_every}", "train.keep_last=0")
+                  if spec.budgets.eval_every else ()),
             ]
             args = ["train", "--config", str(loaded.variant_config_path(variant)), "--no-progress"]
             for override in overrides:
@@ -248,20 +254,22 @@ def build_plan(loaded: LoadedSpec, preflight: Preflight, work: Path) -> list[Sta
             stages.append(Stage(f"train_{variant}_seed{seed}", run_dir / "final.pt", command=tuple(args),
                                 weight=TRANSLATOR_SECONDS_PER_STEP * heavy * spec.budgets.translator_steps * scale
                                 * spec.budgets.batch_size / 2, needs=guide_stages))
-            report = layout.report(variant, seed)
-            eval_args = ["eval", "--checkpoint", str(run_dir / "final.pt"), "--source", str(source_val),
-                         "--target-val", str(target_val), "--judge", str(layout.segmenter("judge")),
-                         "--features", spec.eval.features, "--flip-report", "--out", str(report), "--seed", str(seed),
-                         "--device", spec.device]
-            if data.paired.given:
-                eval_args += ["--paired", str(layout.data("paired"))]
-            if crops is not None:
-                eval_args += ["--crop-classifier", str(crops)]
-            if not spec.eval.lpips:
-                eval_args.append("--no-lpips")
-            stages.append(Stage(f"eval_{variant}_seed{seed}", report / "report.json", command=tuple(eval_args),
-                                weight=8 + 0.2 * eval_frames * scale,
-                                needs=(f"train_{variant}_seed{seed}", "judge") + (("crop_classifier",) if crops else ())))
+            for step in (*spec.budgets.eval_steps, None):   # None: the final checkpoint
+                checkpoint = run_dir / ("final.pt" if step is None else f"checkpoints/{step_checkpoint_name(step)}")
+                report = layout.report(variant, seed, step)
+                eval_args = ["eval", "--checkpoint", str(checkpoint), "--source", str(source_val),
+                             "--target-val", str(target_val), "--judge", str(layout.segmenter("judge")),
+                             "--features", spec.eval.features, "--flip-report", "--out", str(report), "--seed", str(seed),
+                             "--device", spec.device]
+                if data.paired.given:
+                    eval_args += ["--paired", str(layout.data("paired"))]
+                if crops is not None:
+                    eval_args += ["--crop-classifier", str(crops)]
+                if not spec.eval.lpips:
+                    eval_args.append("--no-lpips")
+                stages.append(Stage(f"eval_{variant}_seed{seed}" + (f"_step{step}" if step is not None else ""),
+                                    report / "report.json", command=tuple(eval_args), weight=8 + 0.2 * eval_frames * scale,
+                                    needs=(f"train_{variant}_seed{seed}", "judge") + (("crop_classifier",) if crops else ())))
         if spec.downstream.enabled:
             _downstream_stages(loaded, preflight, layout, seed, stages, segmenter, score, seg_scale, scale)
     # every later stage reads the data views (and nothing runs beside the in-process split and views)

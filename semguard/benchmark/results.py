@@ -6,6 +6,10 @@ paired truth, as the first evaluation measured them), `downstream.NAME` for sim,
 BASELINE_translated, METHOD_translated and real_oracle, each a list of per-seed records with
 `miou` and `per_class_iou`; with the judge, its floor and where that floor comes from, the
 reliable classes, the split, the source classes the target never labels, and every stage's time.
+With budgets.eval_every, `curves.NAME` (records with `steps`, `seconds` of training so far, `seed`
+and the figure keys of `variants`, one per evaluated checkpoint, the last one included) and
+`equal_wallclock` (per seed, the method at its last step beside the baseline's checkpoint whose
+training seconds are nearest).
 """
 
 from __future__ import annotations
@@ -92,6 +96,64 @@ def summarise_report(report: dict, variant: str = "translated") -> dict:
     return out
 
 
+def training_seconds(log_path: Path) -> dict[int, float]:
+    """step -> training seconds so far, from a run's log.jsonl (a resumed sitting's clock restarts: its
+    time is added to the sittings' before it)."""
+    seconds: dict[int, float] = {}
+    offset, previous = 0.0, 0.0
+    if not log_path.is_file():
+        return seconds
+    for line in log_path.read_text().splitlines():
+        record = json.loads(line)
+        if record["time"] < previous:
+            offset += previous
+        previous = record["time"]
+        seconds[int(record["step"])] = round(offset + record["time"], 1)
+    return seconds
+
+
+def equal_wallclock(records: list[dict], seconds: float) -> dict | None:
+    """The record whose training seconds are nearest `seconds` (None when none is timed)."""
+    timed = [record for record in records if record.get("seconds") is not None]
+    if not timed:
+        return None
+    return min(timed, key=lambda record: (abs(record["seconds"] - seconds), record["steps"]))
+
+
+def _curves(loaded: LoadedSpec, layout: Layout, judge: dict) -> dict[str, list[dict]]:
+    """variant -> a record per seed and evaluated checkpoint (budgets.eval_every), the last step included."""
+    spec = loaded.spec
+    curves: dict[str, list[dict]] = {}
+    for variant in spec.variants:
+        for seed in loaded.variant_seeds(variant):
+            seconds = training_seconds(layout.run(variant, seed) / "log.jsonl")
+            for step in (*spec.budgets.eval_steps, spec.budgets.translator_steps):
+                final = step == spec.budgets.translator_steps
+                report = json.loads((layout.report(variant, seed, None if final else step) / "report.json").read_text())
+                record = {"steps": step, "seconds": seconds.get(step), "seed": seed, **summarise_report(report)}
+                record["target_reliable_mean_flip_rate"] = _mean_over(record["flip_rate"], _target_reliable(judge))
+                curves.setdefault(variant, []).append(record)
+    return curves
+
+
+def _equal_wallclock(loaded: LoadedSpec, curves: dict[str, list[dict]]) -> list[dict]:
+    """Per seed: the method's last step beside the baseline's checkpoint nearest its training seconds."""
+    baseline, method = loaded.spec.downstream.baseline, loaded.spec.downstream.method
+    if baseline not in curves or method not in curves:
+        return []
+    pairs = []
+    for record in curves[method]:
+        if record["steps"] != loaded.spec.budgets.translator_steps or record["seconds"] is None:
+            continue
+        match = equal_wallclock([r for r in curves[baseline] if r["seed"] == record["seed"]], record["seconds"])
+        if match is not None:
+            pairs.append({"seed": record["seed"], "method": method, "steps": record["steps"],
+                          "seconds": record["seconds"], "pixel_flip_rate": record["pixel_flip_rate"],
+                          "baseline": baseline, "baseline_steps": match["steps"], "baseline_seconds": match["seconds"],
+                          "baseline_pixel_flip_rate": match["pixel_flip_rate"]})
+    return pairs
+
+
 def read_train_speed(run_dir: Path) -> float | None:
     """Mean img/s over the logged steps of a training run (log.jsonl), skipping the first fifth (warm-up)."""
     log = run_dir / "log.jsonl"
@@ -169,6 +231,7 @@ def collect(loaded: LoadedSpec, preflight: Preflight, work: Path, stages: dict[s
                                                        "boxes_per_class": score["boxes_per_class"]})
     source_val = layout.data("source_val" if spec.data.source_val.given else "source")
     source_classes, target_classes = class_pixel_counts(source_val), class_pixel_counts(layout.data("target_val"))
+    curves = _curves(loaded, layout, judge) if spec.budgets.eval_every else {}
     figure = comparison_figure(loaded, layout, seed=spec.seeds[0])
     split = json.loads((layout.split / "split.json").read_text())
     return {
@@ -194,6 +257,8 @@ def collect(loaded: LoadedSpec, preflight: Preflight, work: Path, stages: dict[s
         "reliability": reliability,
         "downstream": downstream,
         "downstream_detection": detection,
+        "curves": curves,
+        "equal_wallclock": _equal_wallclock(loaded, curves),
         "detection_skipped": preflight.detection_skipped,
         "paired_truth": paired,
         "figure": figure,
@@ -277,6 +342,45 @@ def _downstream_table(records_by_set: dict[str, list[dict]], headline: tuple[str
     return lines
 
 
+def _curves_table(curves: dict[str, list[dict]], references: dict[str, dict], paired: bool) -> list[str]:
+    lines = ["## Over training (budgets.eval_every; mean ± std over seeds)", "",
+             "Every kept checkpoint evaluated like the final one; seconds: training time so far (stage seconds, "
+             "not a quiet timing when stages ran side by side).", ""]
+    columns = [("pixel flip", "pixel_flip_rate", None), ("reliable-class mean flip", "target_reliable_mean_flip_rate", None),
+               ("sky flip", "flip_rate", "sky")]
+    rows = sum(curves.values(), [])
+    if paired:
+        columns.insert(1, ("excess pixel flip", "excess_pixel_flip_rate", None))
+    if any(_values(rows, "state_preserved")):
+        columns += [("light state kept", "state_preserved", None), ("sign pictogram kept", "pictogram_preserved", None)]
+    lines += ["| variant | steps | seconds | " + " | ".join(c[0] for c in columns) + " |",
+              "|---" * (len(columns) + 3) + "|"]
+    for name, records in curves.items():
+        for steps in sorted({r["steps"] for r in records}):
+            at = [r for r in records if r["steps"] == steps]
+            lines.append(f"| {name} | {steps} | {cell(at, 'seconds', digits=0)} | "
+                         + " | ".join(cell(at, key, sub) for _, key, sub in columns) + " |")
+    for name, ref in references.items():
+        lines.append(f"| *{name} (reference)* | | | " + " | ".join(
+            _fmt((ref.get(key) or {}).get(sub) if sub else ref.get(key)) for _, key, sub in columns) + " |")
+    return lines
+
+
+def _wallclock_lines(result: dict) -> list[str]:
+    pairs = result.get("equal_wallclock") or []
+    if not pairs:
+        return []
+    lines = ["", "At equal wall clock: the method at its last step beside the baseline's checkpoint whose training "
+             "seconds are nearest (the baseline's longest run bounds the match).", "",
+             "| seed | method steps | seconds | pixel flip | baseline steps | seconds | pixel flip |",
+             "|---|---|---|---|---|---|---|"]
+    for pair in pairs:
+        lines.append(f"| {pair['seed']} | {pair['method']} {pair['steps']} | {pair['seconds']} | "
+                     f"{pair['pixel_flip_rate']:.3f} | {pair['baseline']} {pair['baseline_steps']} | "
+                     f"{pair['baseline_seconds']} | {pair['baseline_pixel_flip_rate']:.3f} |")
+    return lines
+
+
 def to_markdown(result: dict) -> str:
     rows = result["variants"]
     all_rows = sum(rows.values(), [])
@@ -346,6 +450,8 @@ def to_markdown(result: dict) -> str:
     for name, ref in result["references"].items():
         lines.append(f"| *{name} (reference)* | {_fmt(ref.get('mean_flip_rate'))} | "
                      + " | ".join(_fmt(ref["flip_rate"].get(c)) for c in classes) + " |")
+    if result.get("curves"):
+        lines += ["", *_curves_table(result["curves"], result["references"], paired), *_wallclock_lines(result)]
     if result["downstream"]:
         lines += ["", "## Downstream: a segmenter trained on ..., scored on target val (mean ± std over seeds)", "",
                   "sim: the untranslated source; NAME_translated: the source translated by NAME, with the source "

@@ -134,6 +134,14 @@ class BudgetSpec:
     # the downstream detector (semguard detector train) on each downstream set, scored on target val's boxes;
     # 0: no detection stage (it also needs boxes on both sides; the report says why it was skipped)
     detector_steps: int = 0
+    # > 0: every translator keeps a checkpoint each eval_every steps and each is evaluated like the final one:
+    # the figures over training (`curves.NAME` in the result); 0: the final checkpoint only
+    eval_every: int = 0
+
+    @property
+    def eval_steps(self) -> tuple[int, ...]:
+        """The steps before the last whose checkpoints are evaluated (empty without eval_every)."""
+        return tuple(range(self.eval_every, self.translator_steps, self.eval_every)) if self.eval_every else ()
 
 
 @dataclass(frozen=True)
@@ -267,7 +275,7 @@ def _check_values(spec: BenchmarkSpec, source: str) -> None:
     for key in ("translator_steps", "batch_size", "guide_steps", "judge_steps", "downstream_steps"):
         if getattr(spec.budgets, key) < 1:
             raise fail(f"budgets.{key} is {getattr(spec.budgets, key)}; valid range: >= 1")
-    for key in ("crop_classifier_epochs", "detector_steps"):
+    for key in ("crop_classifier_epochs", "detector_steps", "eval_every"):
         if getattr(spec.budgets, key) < 0:
             raise fail(f"budgets.{key} is {getattr(spec.budgets, key)}; valid range: >= 0 (0: none)")
     for key, value in (("frames.size", spec.frames.size), ("frames.crop", spec.frames.crop),

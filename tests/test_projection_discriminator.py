@@ -17,7 +17,12 @@ from semguard.losses.adversary import (
     build_discriminator,
     condition_on_label,
 )
-from semguard.models.discriminators import MultiScalePatchDiscriminator, ProjectionPatchDiscriminator
+from semguard.models.discriminators import (
+    MultiScalePatchDiscriminator,
+    PatchDiscriminator,
+    ProjectionPatchDiscriminator,
+    patch_receptive_field,
+)
 
 
 def test_a_one_class_patch_reads_its_class_and_a_mixed_patch_its_label_histogram():
@@ -123,3 +128,19 @@ def test_the_kind_is_registered_needs_target_labels_and_counts_only_labelled_pat
     loss = adversary.generator_term(fake, label)
     loss.backward()
     assert torch.isfinite(loss) and all(p.grad is not None for p in network.embedding.parameters())
+
+
+@pytest.mark.parametrize("n_layers", [1, 2, 3, 4])
+def test_patch_receptive_field_matches_the_gradient_support(n_layers):
+    """The closed form 9 * 2^n - 2 against the support of one logit's input gradient (float64; with spectral
+    norm there is no instance norm, which would mix every position)."""
+    torch.manual_seed(0)
+    network = PatchDiscriminator(3, base_channels=4, n_layers=n_layers, spectral_norm=True).double()
+    probe = 4 * patch_receptive_field(n_layers)
+    image = torch.randn(1, 3, probe, probe, dtype=torch.float64, requires_grad=True)
+    logits = network(image)
+    centre = logits.shape[-1] // 2
+    logits[0, 0, centre, centre].backward()
+    support = image.grad.abs().sum(dim=(0, 1)) > 0
+    rows = torch.nonzero(support.any(dim=1)).flatten()
+    assert int(rows[-1] - rows[0] + 1) == patch_receptive_field(n_layers)

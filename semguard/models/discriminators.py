@@ -16,7 +16,7 @@ patch's features, psi a linear read-out and e_k a learnt embedding of class k,
 is given for every class at once (logits [B,K,h,w]); the adversary reads each patch's value at
 its label (semguard.losses.adversary.ProjectionAdversary). A sky patch is thus compared with
 real sky patches, not with whatever real frames hold at that place: it judges how a class
-looks, not where it is, and its field of view is the PatchGAN's (n_layers).
+looks, not where it is, and its field of view is the PatchGAN's (n_layers; patch_receptive_field).
 """
 
 from __future__ import annotations
@@ -61,6 +61,14 @@ class PatchDiscriminator(nn.Module):
 
     def forward(self, image: torch.Tensor) -> torch.Tensor:
         return self.model(image)
+
+
+def patch_receptive_field(n_layers: int) -> int:
+    """Input pixels across that one logit of a PatchDiscriminator (its finest scale) sees: n_layers 4x4
+    stride-2 convolutions and two 4x4 stride-1 ones give 1 + 3 (2^n - 1) + 6 * 2^n = 9 * 2^n - 2
+    (34, 70, 142, 286 px at 2-5 layers). It does not grow with the frame: on frames k times larger,
+    log2(k) more layers keep the same share of the layout."""
+    return 9 * 2**n_layers - 2
 
 
 class MultiScalePatchDiscriminator(nn.Module):

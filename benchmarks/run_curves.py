@@ -66,6 +66,9 @@ CURVE_VARIANTS: dict[str, tuple[str, tuple[str, ...], tuple[str, ...]]] = {
     # paired labels agree), for the realism the projection one alone gives up
     "semguard_projection_texture": ("configs/toy.yaml", ("guide_real", "guide_linknet"),
                                     ("model.discriminator.kind=projection",)),
+    # toy.yaml with the discriminators' learning rate halved: the discriminator loss keeps falling while the
+    # judge's flips creep up after 1,200 steps (a probe of whether the adversary's growing strength drives it)
+    "semguard_lr_d_half": ("configs/toy.yaml", ("guide_real", "guide_linknet"), ("train.lr_d=0.0001",)),
 }
 # guide name -> (architecture, seed); every guide learns the target labels on real/train (never the judge split)
 GUIDES = {"guide_real": ("fpn", 2), "guide_linknet": ("linknet", 5)}

@@ -318,6 +318,18 @@ def to_markdown(result: dict, command: str) -> str:
                      f"{(reference.get('flip_rate') or {}).get('vegetation') or 0:.3f} | "
                      f"{reference.get('reliable_mean_flip_rate') or 0:.3f} | | | | "
                      f"{(reference.get('two_sample') or {}).get('accuracy', '-')} |")
+    classes = ("sky", "road", "sidewalk", "building", "vegetation", "terrain", "car", "person", "pole",
+               "traffic sign", "traffic light")
+    lines += ["", "## Per-class flip at each variant's last budget (mean ± std over seeds)", "",
+              "| variant | steps | " + " | ".join(classes) + " |", "|---" * (len(classes) + 2) + "|"]
+    for name, records in result["curves"].items():
+        last = max(r["steps"] for r in records)
+        rows = [r for r in records if r["steps"] == last]
+        lines.append(f"| {name} | {last} | " + " | ".join(_mean(rows, "flip_rate", c) for c in classes) + " |")
+    for name, reference in result["references"].items():
+        flips = reference.get("flip_rate") or {}
+        lines.append(f"| {name} (reference) | | " + " | ".join(
+            f"{flips[c]:.3f}" if isinstance(flips.get(c), (int, float)) else "-" for c in classes) + " |")
     if result.get("downstream"):
         lines += ["", f"## Downstream at {result['steps']} steps: a segmenter trained {result['downstream_steps']} steps on "
                   "each set with the sim labels (the oracle: real/train with its own), mIoU on real/val", "",

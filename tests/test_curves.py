@@ -70,6 +70,8 @@ def test_the_results_keep_the_benchmarks_shape_and_draw(curves, tmp_path):
     result.update(date="2026-12-05", machine={}, seeds=[0, 1], parallel=2, threads=1)
     text = curves.to_markdown(result, "python benchmarks/run_curves.py ...")
     assert "| semguard | 600 | 720.000 ± 0.000 | 0.100 ± 0.000 |" in text
+    # per class at the last budget: sky is each record's flip, a class no record has is "-"
+    assert "| semguard | 600 | 0.100 ± 0.000 | - |" in text and "| source (reference) | | 0.100 | - |" in text
     result.update(downstream={"sim": [{"seed": 0, "miou": 0.2}, {"seed": 1, "miou": 0.4}],
                               "semguard_translated": [{"seed": 0, "miou": 0.5}]}, downstream_steps=250, steps=600)
     text = curves.to_markdown(result, "python benchmarks/run_curves.py ...")

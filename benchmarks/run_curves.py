@@ -395,7 +395,7 @@ def draw_curves(result: dict, path: Path, keys=(("pixel_flip_rate", None, "steps
                 draw.line(points, fill=colour, width=2)
             for x, y in points:
                 draw.ellipse([x - 3, y - 3, x + 3, y + 3], fill=colour)
-            draw.text((x0 + 5 + 130 * (index % 3), panel_h + 22 + 14 * (index // 3)), name, fill=colour)
+            draw.text((x0 + 5 + 200 * (index % 2), panel_h + 22 + 14 * (index // 2)), name, fill=colour)
     image.save(path)
 
 

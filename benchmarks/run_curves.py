@@ -69,9 +69,12 @@ CURVE_VARIANTS: dict[str, tuple[str, tuple[str, ...], tuple[str, ...]]] = {
     # toy.yaml with the discriminators' learning rate halved: the discriminator loss keeps falling while the
     # judge's flips creep up after 1,200 steps (a probe of whether the adversary's growing strength drives it)
     "semguard_lr_d_half": ("configs/toy.yaml", ("guide_real", "guide_linknet"), ("train.lr_d=0.0001",)),
+    # toy.yaml with a third guide of a third architecture (DeepLabV3+) whose reading also counts (the worst of
+    # three): a probe of whether the creep after 1,200 steps is one or two frozen guides being gamed
+    "semguard_three_guides": ("configs/toy.yaml", ("guide_real", "guide_linknet", "guide_deeplab"), ()),
 }
 # guide name -> (architecture, seed); every guide learns the target labels on real/train (never the judge split)
-GUIDES = {"guide_real": ("fpn", 2), "guide_linknet": ("linknet", 5)}
+GUIDES = {"guide_real": ("fpn", 2), "guide_linknet": ("linknet", 5), "guide_deeplab": ("deeplabv3plus", 11)}
 FIGURES = ("pixel_flip_rate", "excess_pixel_flip_rate", "reliable_mean_flip_rate", "flip_rate",
            "state_preserved", "pictogram_preserved", "kid_judge_to_paired_mean", "kid_judge_mean")
 

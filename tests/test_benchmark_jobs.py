@@ -14,10 +14,12 @@ import os
 import re
 import sys
 from dataclasses import replace
+from types import SimpleNamespace
 from pathlib import Path
 
 import pytest
 
+from semguard.benchmark.results import _curves_table, _equal_wallclock
 from semguard.benchmark.runner import prepare, stage_threads
 from semguard.benchmark.stages import Stage, StageFailed, StageRunner
 from semguard.cli import main
@@ -237,3 +239,25 @@ def test_eval_every_must_not_be_negative(tmp_path, sets):  # noqa: F811
     budgets = {"translator_steps": 5, "guide_steps": 2, "judge_steps": 2, "downstream_steps": 2, "eval_every": -1}
     with pytest.raises(ConfigError, match=r"budgets.eval_every is -1"):
         prepare(write_spec(tmp_path, data_of(sets), budgets=budgets), tmp_path / "work")
+
+
+def test_curve_tables_and_equal_wallclock_from_records():
+    def record(variant_flip, steps, seconds, seed):
+        return {"steps": steps, "seconds": seconds, "seed": seed, "pixel_flip_rate": variant_flip,
+                "excess_pixel_flip_rate": variant_flip - 0.02, "target_reliable_mean_flip_rate": variant_flip,
+                "flip_rate": {"sky": variant_flip / 2}}
+
+    curves = {"cut": [record(0.3 + 0.1 * (s // 300), s, s * 0.5, seed) for seed in (0, 1) for s in (300, 600)],
+              "semguard": [record(0.1, s, s * 1.5 + seed, seed) for seed in (0, 1) for s in (300, 600)]}
+    loaded = SimpleNamespace(spec=SimpleNamespace(downstream=SimpleNamespace(baseline="cut", method="semguard"),
+                                                  budgets=SimpleNamespace(translator_steps=600)))
+    pairs = _equal_wallclock(loaded, curves)
+    # semguard's 600 steps took 900 (seed 0) and 901 s (seed 1); CUT's longest, 600 steps, took 300 s: the nearest
+    assert [(p["seed"], p["steps"], p["baseline_steps"], p["baseline_pixel_flip_rate"]) for p in pairs] == \
+        [(0, 600, 600, 0.5), (1, 600, 600, 0.5)]
+    lines = _curves_table(curves, {"source": {"pixel_flip_rate": 0.27, "flip_rate": {"sky": 0.25}}}, paired=True)
+    assert "| cut | 600 | 300 ± 0 | 0.500 ± 0.000 | 0.480 ± 0.000 | 0.500 ± 0.000 | 0.250 ± 0.000 |" in lines
+    assert "| semguard | 300 | 450 ± 1 | 0.100 ± 0.000 | 0.080 ± 0.000 | 0.100 ± 0.000 | 0.050 ± 0.000 |" in lines
+    assert any(line.startswith("| *source (reference)* | | | 0.270 | n/a | n/a | 0.250 |") for line in lines)
+    # no curve for the method: no pairs
+    assert _equal_wallclock(loaded, {"cut": curves["cut"]}) == []

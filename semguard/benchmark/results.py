@@ -120,19 +120,22 @@ def equal_wallclock(records: list[dict], seconds: float) -> dict | None:
     return min(timed, key=lambda record: (abs(record["seconds"] - seconds), record["steps"]))
 
 
-def _curves(loaded: LoadedSpec, layout: Layout, judge: dict) -> dict[str, list[dict]]:
-    """variant -> a record per seed and evaluated checkpoint (budgets.eval_every), the last step included."""
+def _curves(loaded: LoadedSpec, layout: Layout, judge: dict, variants: dict[str, list[dict]]) -> dict[str, list[dict]]:
+    """variant -> a record per seed and evaluated checkpoint (budgets.eval_every), the last step included
+    (its figures are the variant's per-seed record in `variants`)."""
     spec = loaded.spec
     curves: dict[str, list[dict]] = {}
-    for variant in spec.variants:
-        for seed in loaded.variant_seeds(variant):
+    for variant, finals in variants.items():
+        for final in finals:
+            seed = final["seed"]
             seconds = training_seconds(layout.run(variant, seed) / "log.jsonl")
-            for step in (*spec.budgets.eval_steps, spec.budgets.translator_steps):
-                final = step == spec.budgets.translator_steps
-                report = json.loads((layout.report(variant, seed, None if final else step) / "report.json").read_text())
+            for step in spec.budgets.eval_steps:
+                report = json.loads((layout.report(variant, seed, step) / "report.json").read_text())
                 record = {"steps": step, "seconds": seconds.get(step), "seed": seed, **summarise_report(report)}
                 record["target_reliable_mean_flip_rate"] = _mean_over(record["flip_rate"], _target_reliable(judge))
                 curves.setdefault(variant, []).append(record)
+            step = spec.budgets.translator_steps
+            curves.setdefault(variant, []).append({**final, "steps": step, "seconds": seconds.get(step)})
     return curves
 
 
@@ -231,7 +234,7 @@ def collect(loaded: LoadedSpec, preflight: Preflight, work: Path, stages: dict[s
                                                        "boxes_per_class": score["boxes_per_class"]})
     source_val = layout.data("source_val" if spec.data.source_val.given else "source")
     source_classes, target_classes = class_pixel_counts(source_val), class_pixel_counts(layout.data("target_val"))
-    curves = _curves(loaded, layout, judge) if spec.budgets.eval_every else {}
+    curves = _curves(loaded, layout, judge, variants) if spec.budgets.eval_every else {}
     figure = comparison_figure(loaded, layout, seed=spec.seeds[0])
     split = json.loads((layout.split / "split.json").read_text())
     return {

@@ -334,14 +334,28 @@ def test_detection_runs_with_boxes_on_both_sides_and_is_skipped_with_a_reason_ot
 
 
 def test_a_config_with_a_guide_ensemble_gets_its_further_guides_trained_and_passed(tmp_path, sets):
-    _, preflight, stages = prepare(write_spec(tmp_path, data_of(sets)), tmp_path / "work")
-    assert len(preflight.configs["semguard"].guide.ensemble) == 1        # configs/toy.yaml: a second guide
+    # the i-th further guide a config lists gets the i-th of segmenters.ensemble_guides (architecture and seed)
+    guides = [{"arch": "linknet", "seed": 5}, {"arch": "deeplabv3plus", "seed": 11}]
+    spec = write_spec(tmp_path, data_of(sets), segmenters={"ensemble_guides": guides},
+                      overrides=["guide.ensemble=[a.pt,b.pt]"])
+    _, preflight, stages = prepare(spec, tmp_path / "work")
+    assert len(preflight.configs["semguard"].guide.ensemble) == 2
     names = [stage.name for stage in stages]
-    assert "target_guide_ensemble0" in names and not any("source_guide_ensemble" in name for name in names)
-    ensemble = next(stage for stage in stages if stage.name == "target_guide_ensemble0")
-    assert ensemble.command[ensemble.command.index("--arch") + 1] == "linknet"
-    assert ensemble.command[ensemble.command.index("--seed") + 1] == "5"
+    assert not any("source_guide_ensemble" in name for name in names)
+    further = [next(stage for stage in stages if stage.name == f"target_guide_ensemble{i}") for i in range(2)]
+    for stage, guide in zip(further, guides):
+        assert stage.command[stage.command.index("--arch") + 1] == guide["arch"]
+        assert stage.command[stage.command.index("--seed") + 1] == str(guide["seed"])
     train = next(stage for stage in stages if stage.name == "train_semguard_seed0")
-    assert f"guide.ensemble=[{ensemble.output}]" in train.command
+    assert f"guide.ensemble=[{further[0].output},{further[1].output}]" in train.command
+    assert {"target_guide_ensemble0", "target_guide_ensemble1"} <= set(
+        next(stage for stage in stages if stage.name == "train_semguard_seed0").needs)
     cut = next(stage for stage in stages if stage.name == "train_cut_seed0")
     assert "guide.ensemble=[]" in cut.command
+
+
+def test_a_config_listing_more_further_guides_than_the_spec_gives_is_refused_naming_both_keys(tmp_path, sets):
+    spec = write_spec(tmp_path, data_of(sets), segmenters={"ensemble_guides": [{"arch": "linknet", "seed": 5}]},
+                      overrides=["guide.ensemble=[a.pt,b.pt]"])
+    with pytest.raises(ConfigError, match=r"variants\.semguard.*2 further guides.*segmenters\.ensemble_guides gives 1"):
+        prepare(spec, tmp_path / "work")

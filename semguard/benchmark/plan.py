@@ -191,7 +191,7 @@ def build_plan(loaded: LoadedSpec, preflight: Preflight, work: Path) -> list[Sta
         stages.append(Stage("source_guide", layout.segmenter("source_guide"), weight=_seg(spec.budgets.guide_steps, seg_scale),
                             command=segmenter("guide", layout.data("source"), source_val, layout.segmenter("source_guide"),
                                               segmenters.source_guide, spec.budgets.guide_steps)))
-    # configs listing guide.ensemble get that many further guides (segmenters.ensemble_guide, seed + i) on
+    # configs listing guide.ensemble get that many further guides (the first of segmenters.ensemble_guides) on
     # their main guide's data
     ensembles: dict[str, int] = {}
     for name, variant in spec.variants.items():
@@ -200,8 +200,7 @@ def build_plan(loaded: LoadedSpec, preflight: Preflight, work: Path) -> list[Sta
     guide_data = {"source": (layout.data("source"), source_val), "target": (layout.data("translators"), target_val)}
     for guide, count in sorted(ensembles.items()):
         for index in range(count):
-            model = type(segmenters.ensemble_guide)(segmenters.ensemble_guide.arch, segmenters.ensemble_guide.seed + index,
-                                                    segmenters.ensemble_guide.encoder)
+            model = segmenters.ensemble_guides[index]
             path = layout.segmenter(f"{guide}_guide_ensemble{index}")
             stages.append(Stage(f"{guide}_guide_ensemble{index}", path, weight=_seg(spec.budgets.guide_steps, seg_scale),
                                 command=segmenter("guide", *guide_data[guide], path, model, spec.budgets.guide_steps)))

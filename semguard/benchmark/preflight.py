@@ -132,3 +132,8 @@ def _check_segmenters(loaded: LoadedSpec, configs: dict[str, RunConfig]) -> None
                                                     config.loss.box_backbone == "guide"):
             raise ConfigError(f"{loaded.path}: variants.{name} has guide: none but its config uses the guide "
                               "(loss.seg or loss.box with box_backbone guide); give guide: source or target")
+        listed, given = len(config.guide.ensemble), len(spec.segmenters.ensemble_guides)
+        if spec.variants[name].guide != "none" and listed > given:
+            raise ConfigError(f"{loaded.path}: variants.{name}'s config lists {listed} further guides (guide.ensemble) "
+                              f"but segmenters.ensemble_guides gives {given}; add an entry per further guide "
+                              "(e.g. {arch: unet, seed: 13})")

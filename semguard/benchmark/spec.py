@@ -108,15 +108,15 @@ class SegmenterSpec:
 class SegmentersSpec:
     """source_guide: learns the source labels; target_guide: the target labels of the translators' part;
     judge: the judge's part, another architecture and seed than target_guide; downstream: the
-    segmenters of the downstream test (seeded with each benchmark seed); ensemble_guide: the further
-    guides of a variant whose config lists guide.ensemble (the i-th with seed + i, on its main guide's
-    data)."""
+    segmenters of the downstream test (seeded with each benchmark seed); ensemble_guides: the further
+    guides of a variant whose config lists guide.ensemble (the i-th config entry gets the i-th, trained on
+    its main guide's data)."""
 
     source_guide: SegmenterSpec = field(default_factory=lambda: SegmenterSpec("unet", 0))
     target_guide: SegmenterSpec = field(default_factory=lambda: SegmenterSpec("fpn", 2))
     judge: SegmenterSpec = field(default_factory=lambda: SegmenterSpec("unet", 7))
     downstream: SegmenterSpec = field(default_factory=lambda: SegmenterSpec("unet", 0))
-    ensemble_guide: SegmenterSpec = field(default_factory=lambda: SegmenterSpec("linknet", 5))
+    ensemble_guides: tuple[SegmenterSpec, ...] = (SegmenterSpec("linknet", 5), SegmenterSpec("deeplabv3plus", 11))
     batch_size: int = 8
 
 

@@ -55,6 +55,8 @@ from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
 ROWS = (("semguard", "toy.yaml", ()),
+        ("semguard-2guides", "toy.yaml", ("guide.ensemble=[linknet]",)),
+        ("semguard-3guides", "toy.yaml", ("guide.ensemble=[linknet,deeplabv3plus]",)),
         ("semguard-nhwc", "toy.yaml", ("train.channels_last=true",)),
         ("semguard-nchw", "toy.yaml", ("train.channels_last=false",)),
         ("semguard-seg16", "toy.yaml", ("model.discriminator.seg_base_channels=16",)),
@@ -70,6 +72,8 @@ ROWS = (("semguard", "toy.yaml", ()),
         ("resnet-cut-nchw", "toy_cut.yaml", ("train.channels_last=false",)),
         ("resnet-cut-fp32", "toy_cut.yaml", ("train.amp=false", "train.channels_last=false")))
 BASELINE = "resnet-cut"
+# the quick start's guides (scripts/quickstart.sh): the main guide's architecture, then the further guides'
+GUIDE_ARCHITECTURES = ("fpn", "linknet", "deeplabv3plus")
 
 
 def _write_data(root: Path, size: tuple[int, int], count: int) -> None:
@@ -96,19 +100,26 @@ def _measure(args) -> dict:
 
     height, width = args.size
     work = Path(args.work)
-    guide = work / "guide.pt"
-    if not guide.exists():
-        torch.manual_seed(0)
-        save_segmenter(guide, build_segmenter("fpn", "resnet18"), role="guide")
+    # untrained stand-ins of the quick start's guides, in its order: the main guide, then the further ones
+    guides = []
+    for arch in GUIDE_ARCHITECTURES:
+        guides.append(work / f"guide_{arch}.pt")
+        if not guides[-1].exists():
+            torch.manual_seed(0)
+            save_segmenter(guides[-1], build_segmenter(arch, "resnet18"), role="guide")
     overrides = [f"data.source={work / 'sim'}", f"data.target={work / 'real'}", f"data.crop=[{height},{width}]",
                  f"data.batch_size={args.batch_size}", "data.workers=0", f"train.device={args.device}",
                  f"train.out={work / ('run_' + args.row)}", f"train.steps={args.steps + 2}", "train.sample_count=0",
                  "train.log_every=0", "train.sample_every=0", "train.checkpoint_every=0",
                  *dict((row, extra) for row, _, extra in ROWS)[args.row]]
     config = load_config(REPO / "configs" / args.config, overrides)
-    if config.guide.checkpoint is not None:   # the untrained guide stands for each guide the config reads
-        guides = [f"guide.checkpoint={guide}", "guide.ensemble=[" + ",".join([str(guide)] * len(config.guide.ensemble)) + "]"]
-        config = load_config(REPO / "configs" / args.config, overrides + guides)
+    if config.guide.checkpoint is not None:   # a stand-in of the same architecture for each guide the config reads
+        further = len(config.guide.ensemble)
+        if further >= len(guides):
+            raise SystemExit(f"{args.config} lists {further} further guides; GUIDE_ARCHITECTURES has stand-ins "
+                             f"for {len(guides) - 1}")
+        paths = [f"guide.checkpoint={guides[0]}", "guide.ensemble=[" + ",".join(map(str, guides[1:1 + further])) + "]"]
+        config = load_config(REPO / "configs" / args.config, overrides + paths)
     trainer = Trainer(config, show_progress=False)
     batch = trainer.stream.next()
 
@@ -388,6 +399,8 @@ def _write_report(args, results: list[dict]) -> None:
                  "semguard-nhwc": "toy.yaml with every network channels-last (train.channels_last=true)",
                  "semguard-nchw": "toy.yaml in the contiguous (NCHW) layout",
                  "semguard-seg16": "toy.yaml with the segmentation D at 16 channels",
+                 "semguard-2guides": "toy.yaml with two guides (FPN, LinkNet)",
+                 "semguard-3guides": "toy.yaml with three guides (FPN, LinkNet, DeepLabV3+)",
                  "semguard-v2": "toy.yaml with spade v2",
                  "semguard-patchd": "toy_v1.yaml with spade v3: patch D, seg + box", "semguard-v1": "toy.yaml with spade v1",
                  "semguard-fp32": "toy.yaml without bf16 autocast, NCHW (CUDA: the fp32 row; on CPU the same as semguard-nchw)",

@@ -359,3 +359,19 @@ def test_a_config_listing_more_further_guides_than_the_spec_gives_is_refused_nam
                       overrides=["guide.ensemble=[a.pt,b.pt]"])
     with pytest.raises(ConfigError, match=r"variants\.semguard.*2 further guides.*segmenters\.ensemble_guides gives 1"):
         prepare(spec, tmp_path / "work")
+
+
+@pytest.mark.parametrize("judge, key", [({"arch": "fpn", "seed": 7}, r"segmenters\.target_guide \(fpn, seed 2\)"),
+                                        ({"arch": "deeplabv3plus", "seed": 7}, r"segmenters\.ensemble_guides\[1\]"),
+                                        ({"arch": "unet", "seed": 5}, r"segmenters\.ensemble_guides\[0\]")])
+def test_the_judge_must_differ_from_every_target_guide_in_architecture_and_seed(tmp_path, sets, judge, key):
+    guides = [{"arch": "linknet", "seed": 5}, {"arch": "deeplabv3plus", "seed": 11}]
+    spec = write_spec(tmp_path, data_of(sets), segmenters={"ensemble_guides": guides, "judge": judge},
+                      overrides=["guide.ensemble=[a.pt,b.pt]"])
+    with pytest.raises(ConfigError, match=r"segmenters\.judge .* must differ from " + key):
+        prepare(spec, tmp_path / "work")
+    # a further guide the configs do not read is not checked: one listed, the second spec entry unused
+    if "ensemble_guides\\[1\\]" in key:
+        spec = write_spec(tmp_path, data_of(sets), segmenters={"ensemble_guides": guides, "judge": judge},
+                          overrides=["guide.ensemble=[a.pt]"])
+        prepare(spec, tmp_path / "work2")

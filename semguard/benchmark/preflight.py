@@ -121,12 +121,19 @@ def _check_labels(loaded: LoadedSpec, configs: dict[str, RunConfig], target_labe
 
 def _check_segmenters(loaded: LoadedSpec, configs: dict[str, RunConfig]) -> None:
     spec = loaded.spec
-    judge, target_guide = spec.segmenters.judge, spec.segmenters.target_guide
-    uses_target_guide = any(v.guide == "target" for v in spec.variants.values())
-    if uses_target_guide and (judge.arch == target_guide.arch or judge.seed == target_guide.seed):
-        raise ConfigError(f"{loaded.path}: segmenters.judge ({judge.arch}, seed {judge.seed}) must differ from "
-                          f"segmenters.target_guide ({target_guide.arch}, seed {target_guide.seed}) in architecture "
-                          "and seed: a translator tuned against the guide would otherwise fool the judge alike")
+    judge = spec.segmenters.judge
+    # the guides trained on the target labels, as the judge is: the main one and the further ones the configs read
+    further = max((len(configs[name].guide.ensemble) for name, v in spec.variants.items() if v.guide == "target"),
+                  default=0)
+    target_guides = [("segmenters.target_guide", spec.segmenters.target_guide)] * any(
+        v.guide == "target" for v in spec.variants.values())
+    target_guides += [(f"segmenters.ensemble_guides[{i}]", guide)
+                      for i, guide in enumerate(spec.segmenters.ensemble_guides[:further])]
+    for key, guide in target_guides:
+        if judge.arch == guide.arch or judge.seed == guide.seed:
+            raise ConfigError(f"{loaded.path}: segmenters.judge ({judge.arch}, seed {judge.seed}) must differ from "
+                              f"{key} ({guide.arch}, seed {guide.seed}) in architecture and seed: a translator tuned "
+                              "against the guide would otherwise fool the judge alike")
     for name, config in configs.items():
         if spec.variants[name].guide == "none" and (config.loss.seg > 0 or config.loss.box > 0 and
                                                     config.loss.box_backbone == "guide"):

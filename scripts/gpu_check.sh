@@ -2,7 +2,7 @@
 # semguard's CUDA path end to end, in one run that fits about 8 minutes on one GPU, so that
 # whoever has a GPU at hand only has to run it and commit what it wrote:
 #   1. a small toy world (and one large frame: 2048x1024 on CUDA);
-#   2. a guide segmenter, then configs/toy.yaml (semguard) and configs/toy_cut.yaml (CUT) a few
+#   2. the guide segmenters, then configs/toy.yaml (semguard) and configs/toy_cut.yaml (CUT) a few
 #      hundred steps each, with bf16 autocast and every network channels-last on CUDA;
 #   3. the large frame translated whole (--tile 0) and tiled (--tile N), and the two compared;
 #   4. the translator exported to ONNX and run in onnxruntime (the CUDA provider on CUDA, when this
@@ -149,13 +149,18 @@ run_stage make_large_frame "$SG" data make-toy --out "$WORK/large" --train 1 --v
 # 2. guide, semguard, CUT
 run_stage guide "$SG" segmenter train --role guide --data "$WORK/toy/real/train" --val "$WORK/toy/real/val" \
     --out "$WORK/guide.pt" --arch fpn --seed 2 --steps "$GUIDE_STEPS" --crop "$TOY_SIZE" --device "$DEVICE" --quiet
+# the further guides configs/toy.yaml reads (as in scripts/quickstart.sh)
+run_stage guide_linknet "$SG" segmenter train --role guide --data "$WORK/toy/real/train" --val "$WORK/toy/real/val" \
+    --out "$WORK/guide_linknet.pt" --arch linknet --seed 5 --steps "$GUIDE_STEPS" --crop "$TOY_SIZE" --device "$DEVICE" --quiet
+run_stage guide_deeplab "$SG" segmenter train --role guide --data "$WORK/toy/real/train" --val "$WORK/toy/real/val" \
+    --out "$WORK/guide_deeplab.pt" --arch deeplabv3plus --seed 11 --steps "$GUIDE_STEPS" --crop "$TOY_SIZE" --device "$DEVICE" --quiet
 if [ "$DEVICE" = "cuda" ]; then LAYOUT=true; else LAYOUT=auto; fi
 TRAIN_SETS=(--set data.source="$WORK/toy/sim/train" --set data.target="$WORK/toy/real/train"
             --set "data.crop=[$TOY_H,$TOY_W]" --set train.steps="$STEPS" --set train.amp=true
             --set train.channels_last="$LAYOUT" --set train.sample_every="$STEPS"
             --set train.checkpoint_every="$STEPS" --set train.log_every=10)
 run_stage train_semguard "$SG" train --config configs/toy.yaml "${TRAIN_SETS[@]}" \
-    --set guide.checkpoint="$WORK/guide.pt" --set "guide.ensemble=[$WORK/guide.pt]" \
+    --set guide.checkpoint="$WORK/guide.pt" --set "guide.ensemble=[$WORK/guide_linknet.pt,$WORK/guide_deeplab.pt]" \
     --set train.out="$WORK/train/semguard" --device "$DEVICE" --no-progress
 run_stage train_cut "$SG" train --config configs/toy_cut.yaml "${TRAIN_SETS[@]}" \
     --set train.out="$WORK/train/cut" --device "$DEVICE" --no-progress

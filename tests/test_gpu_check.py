@@ -46,7 +46,7 @@ def test_cpu_quick_runs_every_stage(tmp_path):
     assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
     assert "gpu_check: passed (cpu)" in result.stdout
     summary = (out / "summary.md").read_text()
-    for stage in ("make_toy", "guide", "train_semguard", "train_cut", "translate_whole", "translate_tiled",
+    for stage in ("make_toy", "guide", "guide_linknet", "guide_deeplab", "train_semguard", "train_cut", "translate_whole", "translate_tiled",
                   "compare_whole_tiled", "export", "onnx_run", "bench_train_step", "bench_translate"):
         assert f"| {stage} |" in summary and "FAILED" not in summary, stage
     for path in ("train_speed.md", "samples_semguard.png", "whole_vs_tiled.txt", "onnx_run.txt", "train_step.md",

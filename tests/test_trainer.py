@@ -659,9 +659,9 @@ def test_the_shipped_semguard_config_trains_with_every_label_aware_option(data_r
         "train.checkpoint_every=0", "train.device=cpu"])
     assert config.model.discriminator.kind == "segmentation" and config.data.pairing == "layout_matched"
     assert config.model.spade_version == 3
-    shipped = load_config(CONFIG.parent / "toy.yaml")   # issue 28: a bounded adversary, a constraint, two guides
+    shipped = load_config(CONFIG.parent / "toy.yaml")   # issue 28: a bounded adversary, a constraint, three guides
     assert shipped.model.discriminator.seg_levels == 2 and shipped.loss.seg_target is not None
-    assert len(shipped.guide.ensemble) == 1 and shipped.guide.ensemble_reduce == "max"
+    assert len(shipped.guide.ensemble) == 2 and shipped.guide.ensemble_reduce == "max"
     assert config.model.conditioning.light_states and config.model.conditioning.box_image
     result = _run(config)
     generator, spec, _, _ = load_translator(tmp_path / "run" / "final.pt")

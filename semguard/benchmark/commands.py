@@ -37,7 +37,7 @@ A spec (YAML; relative paths are relative to the spec file; configs/benchmarks/ 
   frames: {size: [512, 1024], crop: [256, 512]}            # every set resized to size first
   budgets: {translator_steps: 20000, batch_size: 4, guide_steps: 4000, judge_steps: 8000,
             downstream_steps: 4000}
-  segmenters: {judge: {arch: deeplabv3plus, seed: 7}, target_guide: {arch: fpn, seed: 2}}
+  segmenters: {judge: {arch: unet, seed: 7}, target_guide: {arch: fpn, seed: 2}}
   variants:
     cut:      {config: ../toy_cut.yaml, guide: none}
     semguard: {config: ../gta5_to_cityscapes.yaml, guide: target}

@@ -53,11 +53,12 @@ CURVE_VARIANTS: dict[str, tuple[str, tuple[str, ...], tuple[str, ...]]] = {
     # the lead of issue 28: the segmentation discriminator's field of view bounded to 28 px (2 levels)
     "semguard_seg2": ("configs/toy.yaml", ("guide_real",), ("model.discriminator.seg_levels=2",)),
     # + the guide's reading as a constraint and a second guide of another architecture whose worst reading counts
+    # (toy.yaml until the third guide)
     "semguard_fidelity": ("configs/toy.yaml", ("guide_real", "guide_linknet"),
                           ("model.discriminator.seg_levels=2", "loss.seg_target=0.4", "loss.seg_target_rate=0.01",
                            "loss.seg_weight_max=10", "guide.ensemble_reduce=max")),
-    # toy.yaml as it is now
-    "semguard": ("configs/toy.yaml", ("guide_real", "guide_linknet"), ()),
+    # toy.yaml as it is now (three guides: the same runs as semguard_three_guides)
+    "semguard": ("configs/toy.yaml", ("guide_real", "guide_linknet", "guide_deeplab"), ()),
     # toy.yaml with the projection discriminator (EPE-style: each patch judged against real patches of its class,
     # field of view 34 px at n_layers 2) instead of the segmentation discriminator and the texture patch one
     "semguard_projection": ("configs/toy.yaml", ("guide_real", "guide_linknet"),
@@ -69,8 +70,8 @@ CURVE_VARIANTS: dict[str, tuple[str, tuple[str, ...], tuple[str, ...]]] = {
     # toy.yaml with the discriminators' learning rate halved: the discriminator loss keeps falling while the
     # judge's flips creep up after 1,200 steps (a probe of whether the adversary's growing strength drives it)
     "semguard_lr_d_half": ("configs/toy.yaml", ("guide_real", "guide_linknet"), ("train.lr_d=0.0001",)),
-    # toy.yaml with a third guide of a third architecture (DeepLabV3+) whose reading also counts (the worst of
-    # three): a probe of whether the creep after 1,200 steps is one or two frozen guides being gamed
+    # a third guide of a third architecture (DeepLabV3+) whose reading also counts (the worst of three): the probe
+    # of whether the creep after 1,200 steps is two frozen guides being gamed, and toy.yaml since it held on 3 seeds
     "semguard_three_guides": ("configs/toy.yaml", ("guide_real", "guide_linknet", "guide_deeplab"), ()),
 }
 # guide name -> (architecture, seed); every guide learns the target labels on real/train (never the judge split)
@@ -265,7 +266,8 @@ def summarise(curves: dict[str, list[dict]], steps: int) -> dict:
     for records in variants.values():
         for record in records:
             record.pop("references", None)
-    method = next((name for name in ("semguard", "semguard_fidelity") if name in curves), None)
+    method = next((name for name in ("semguard", "semguard_three_guides", "semguard_fidelity") if name in curves),
+                  None)
     if "cut" in curves and method is not None:
         pairs = []
         for record in curves[method]:
@@ -354,17 +356,22 @@ def to_markdown(result: dict, command: str) -> str:
     return "\n".join(lines) + "\n"
 
 
-def draw_curves(result: dict, path: Path, keys=(("pixel_flip_rate", None, "steps"), ("flip_rate", "sky", "steps"),
-                                                ("pixel_flip_rate", None, "seconds"))) -> None:
-    """A PNG: one panel per (figure, x axis): the figure against steps or training seconds per variant (the
-    seed mean at each budget, placed at the seeds' mean seconds), references dashed."""
+def draw_curves(result: dict, path: Path, keys=(("pixel_flip_rate", None, "steps", None),
+                                                ("pixel_flip_rate", None, "steps", 0.12),
+                                                ("flip_rate", "sky", "steps", None),
+                                                ("pixel_flip_rate", None, "seconds", None))) -> None:
+    """A PNG: one panel per (figure, sub-key, x axis, y top): the figure against steps or training seconds per
+    variant (the seed mean at each budget, placed at the seeds' mean seconds), references dashed. A panel with a
+    y top is a zoom: the curves and references that rise above it are left out."""
     from PIL import Image, ImageDraw
 
-    colours = [(200, 60, 60), (60, 120, 200), (60, 160, 80), (160, 90, 200), (230, 150, 30), (90, 90, 90)]
+    colours = [(200, 60, 60), (60, 120, 200), (60, 160, 80), (160, 90, 200), (230, 150, 30), (90, 90, 90),
+               (0, 150, 150), (220, 80, 160), (140, 90, 30)]
     panel_w, panel_h, margin = 420, 300, 50
-    image = Image.new("RGB", (panel_w * len(keys), panel_h + 70), "white")
+    legend_rows = (len(result["curves"]) + 1) // 2
+    image = Image.new("RGB", (panel_w * len(keys), panel_h + 30 + 14 * legend_rows), "white")
     draw = ImageDraw.Draw(image)
-    for panel, (key, sub, axis) in enumerate(keys):
+    for panel, (key, sub, axis, zoom) in enumerate(keys):
         max_x = max((r.get(axis) or 0) for records in result["curves"].values() for r in records) or 1
         x0 = panel * panel_w + margin
         width, height = panel_w - margin - 15, panel_h - margin
@@ -373,17 +380,18 @@ def draw_curves(result: dict, path: Path, keys=(("pixel_flip_rate", None, "steps
             v = record.get(key)
             return v.get(sub) if sub and isinstance(v, dict) else v
 
-        top = max([value(r) or 0 for records in result["curves"].values() for r in records]
-                  + [value(ref) or 0 for ref in result["references"].values()] + [0.05]) * 1.1
+        top = zoom or max([value(r) or 0 for records in result["curves"].values() for r in records]
+                          + [value(ref) or 0 for ref in result["references"].values()] + [0.05]) * 1.1
 
         def point(x, v):
             return x0 + width * x / max_x, 20 + height * (1 - v / top)
         draw.rectangle([x0, 20, x0 + width, 20 + height], outline=(0, 0, 0))
-        draw.text((x0, 4), f"{key}{'/' + sub if sub else ''} (judge) vs {axis}; max {top:.2f}", fill=(0, 0, 0))
+        draw.text((x0, 4), f"{key}{'/' + sub if sub else ''} (judge) vs {axis}; "
+                  + (f"zoomed to 0..{top:.2f}" if zoom else f"max {top:.2f}"), fill=(0, 0, 0))
         draw.text((x0, 24 + height), f"0 .. {max_x:.0f} {axis}" + (" (training, 1 thread)" if axis == "seconds" else ""),
                   fill=(0, 0, 0))
         for index, (name, ref) in enumerate(result["references"].items()):
-            if value(ref) is None:
+            if value(ref) is None or value(ref) > top:
                 continue
             y = point(0, value(ref))[1]
             for x in range(int(x0), int(x0 + width), 8):
@@ -391,14 +399,17 @@ def draw_curves(result: dict, path: Path, keys=(("pixel_flip_rate", None, "steps
             draw.text((x0 + width - 90, y - 12), name, fill=(120, 120, 120))
         for index, (name, records) in enumerate(result["curves"].items()):
             colour = colours[index % len(colours)]
+            draw.text((x0 + 5 + 200 * (index % 2), panel_h + 22 + 14 * (index // 2)), name, fill=colour)
             steps = sorted({r["steps"] for r in records if r.get(axis) is not None})
-            points = [point(statistics.fmean(r[axis] for r in records if r["steps"] == s),
-                            statistics.fmean(value(r) for r in records if r["steps"] == s)) for s in steps]
+            means = [(statistics.fmean(r[axis] for r in records if r["steps"] == s),
+                      statistics.fmean(value(r) for r in records if r["steps"] == s)) for s in steps]
+            if any(v > top for _, v in means):
+                continue                        # a zoomed panel leaves out what rises above it
+            points = [point(x, v) for x, v in means]
             if len(points) > 1:
                 draw.line(points, fill=colour, width=2)
             for x, y in points:
                 draw.ellipse([x - 3, y - 3, x + 3, y + 3], fill=colour)
-            draw.text((x0 + 5 + 200 * (index % 2), panel_h + 22 + 14 * (index // 2)), name, fill=colour)
     image.save(path)
 
 

@@ -73,9 +73,16 @@ CURVE_VARIANTS: dict[str, tuple[str, tuple[str, ...], tuple[str, ...]]] = {
     # a third guide of a third architecture (DeepLabV3+) whose reading also counts (the worst of three): the probe
     # of whether the creep after 1,200 steps is two frozen guides being gamed, and toy.yaml since it held on 3 seeds
     "semguard_three_guides": ("configs/toy.yaml", ("guide_real", "guide_linknet", "guide_deeplab"), ()),
+    # probes of the creep that remains with three guides (0.054 -> 0.061 from 1,200 to 2,400 steps): a fourth
+    # guide of a fourth architecture (PSPNet), and the guides reading copies perturbed twice as strongly
+    "semguard_four_guides": ("configs/toy.yaml", ("guide_real", "guide_linknet", "guide_deeplab", "guide_pspnet"),
+                             ()),
+    "semguard_perturb_04": ("configs/toy.yaml", ("guide_real", "guide_linknet", "guide_deeplab"),
+                            ("guide.perturb=0.4",)),
 }
 # guide name -> (architecture, seed); every guide learns the target labels on real/train (never the judge split)
-GUIDES = {"guide_real": ("fpn", 2), "guide_linknet": ("linknet", 5), "guide_deeplab": ("deeplabv3plus", 11)}
+GUIDES = {"guide_real": ("fpn", 2), "guide_linknet": ("linknet", 5), "guide_deeplab": ("deeplabv3plus", 11),
+          "guide_pspnet": ("pspnet", 13)}
 FIGURES = ("pixel_flip_rate", "excess_pixel_flip_rate", "reliable_mean_flip_rate", "flip_rate",
            "state_preserved", "pictogram_preserved", "kid_judge_to_paired_mean", "kid_judge_mean")
 

@@ -191,8 +191,8 @@ def build_plan(loaded: LoadedSpec, preflight: Preflight, work: Path) -> list[Sta
         stages.append(Stage("source_guide", layout.segmenter("source_guide"), weight=_seg(spec.budgets.guide_steps, seg_scale),
                             command=segmenter("guide", layout.data("source"), source_val, layout.segmenter("source_guide"),
                                               segmenters.source_guide, spec.budgets.guide_steps)))
-    # configs listing guide.ensemble get that many further guides (the first of segmenters.ensemble_guides) on
-    # their main guide's data
+    # configs listing guide.ensemble get that many further guides on their main guide's data, the i-th with the
+    # i-th entry of segmenters.ensemble_guides (preflight refused a config listing more than the spec gives)
     ensembles: dict[str, int] = {}
     for name, variant in spec.variants.items():
         if variant.guide != "none" and preflight.configs[name].guide.ensemble:

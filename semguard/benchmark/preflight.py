@@ -125,8 +125,9 @@ def _check_segmenters(loaded: LoadedSpec, configs: dict[str, RunConfig]) -> None
     # the guides trained on the target labels, as the judge is: the main one and the further ones the configs read
     further = max((len(configs[name].guide.ensemble) for name, v in spec.variants.items() if v.guide == "target"),
                   default=0)
-    target_guides = [("segmenters.target_guide", spec.segmenters.target_guide)] * any(
-        v.guide == "target" for v in spec.variants.values())
+    target_guides = []
+    if any(v.guide == "target" for v in spec.variants.values()):
+        target_guides.append(("segmenters.target_guide", spec.segmenters.target_guide))
     target_guides += [(f"segmenters.ensemble_guides[{i}]", guide)
                       for i, guide in enumerate(spec.segmenters.ensemble_guides[:further])]
     for key, guide in target_guides:

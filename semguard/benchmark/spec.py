@@ -107,7 +107,7 @@ class SegmenterSpec:
 @dataclass(frozen=True)
 class SegmentersSpec:
     """source_guide: learns the source labels; target_guide: the target labels of the translators' part;
-    judge: the judge's part, another architecture and seed than target_guide; downstream: the
+    judge: the judge's part, another architecture and seed than every target guide; downstream: the
     segmenters of the downstream test (seeded with each benchmark seed); ensemble_guides: the further
     guides of a variant whose config lists guide.ensemble (the i-th config entry gets the i-th, trained on
     its main guide's data)."""
